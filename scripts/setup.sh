@@ -1,0 +1,17 @@
+#!/usr/bin/env bash
+# Create .venv in the repo root and install medtune with its test and optional extras.
+# CPU machines get torch==2.13.0 (the CPU build); machines with an NVIDIA GPU keep pip's default CUDA build.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+PY=${PYTHON:-python3}
+[ -x .venv/bin/python ] || "$PY" -m venv .venv
+PIP=".venv/bin/python -m pip"
+if ! .venv/bin/python -c "import torch" >/dev/null 2>&1; then
+  if command -v nvidia-smi >/dev/null 2>&1 && nvidia-smi -L >/dev/null 2>&1; then
+    $PIP install -q "torch>=2.3"
+  else
+    $PIP install -q "torch==2.13.0"
+  fi
+fi
+$PIP install -q -e ".[dev]"
+.venv/bin/medtune --version

@@ -1,0 +1,54 @@
+"""The `medtune` command: a table of verbs, each imported only when it runs (so --help stays fast)."""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import sys
+
+from medtune import __version__
+from medtune.errors import MedtuneError
+
+# verb -> (module with add_arguments(parser) and main(args), one-line help). Only built verbs are listed.
+VERBS: dict[str, tuple[str, str]] = {
+    "prepare": ("medtune.prepare", "load, detect, normalise, template, split and audit a dataset"),
+    "new-model": ("medtune.models.tiny", "build a small random model + locally trained tokenizer"),
+}
+
+
+def build_parser(verb: str | None = None) -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="medtune",
+        description="Fine-tune open LLMs into medical reasoning assistants: one YAML config, one command line.",
+        epilog="Run 'medtune VERB --help' for the options of a verb.",
+    )
+    parser.add_argument("--version", action="version", version=f"medtune {__version__}")
+    sub = parser.add_subparsers(dest="verb", metavar="VERB")
+    for name, (module, help_text) in VERBS.items():
+        p = sub.add_parser(name, help=help_text, description=help_text,
+                           formatter_class=argparse.RawDescriptionHelpFormatter)
+        if name == verb:  # only the chosen verb's module is imported
+            importlib.import_module(module).add_arguments(p)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    argv = list(sys.argv[1:] if argv is None else argv)
+    verb = next((a for a in argv if not a.startswith("-")), None)
+    parser = build_parser(verb if verb in VERBS else None)
+    args = parser.parse_args(argv)
+    if args.verb is None:
+        parser.print_help()
+        return 0
+    try:
+        return importlib.import_module(VERBS[args.verb][0]).main(args) or 0
+    except MedtuneError as e:
+        print(f"medtune {args.verb}: error: {e}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print(f"\nmedtune {args.verb}: interrupted", file=sys.stderr)
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())

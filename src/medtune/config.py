@@ -1,0 +1,326 @@
+"""Typed config sections, the one source of defaults, and strict loading from YAML + dotted overrides.
+
+Every field carries help text (TRL style). Validation is strict: an unknown key names the closest valid key,
+a wrong type names the field and the value.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import difflib
+import types
+import typing
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Literal, Optional, Union
+
+import yaml
+
+from medtune.errors import ConfigError
+
+
+def _f(default: Any, help: str, **kw) -> Any:
+    """A dataclass field with help text; mutable defaults go through default_factory."""
+    if isinstance(default, (list, dict)):
+        return field(default_factory=lambda: type(default)(default), metadata={"help": help}, **kw)
+    return field(default=default, metadata={"help": help}, **kw)
+
+
+DEFAULT_SYSTEM_PROMPT = (
+    "You are a careful medical assistant. Think through the problem step by step inside <think></think>, "
+    "then give a clear, accurate answer. You provide educational information, not a diagnosis; "
+    "advise consulting a qualified clinician for personal medical decisions."
+)
+
+
+@dataclass
+class ModelConfig:
+    name: str = _f("", "Base model: a hub id (microsoft/Phi-4-mini-instruct) or a local folder.")
+    max_length: int = _f(2048, "Longest training sequence in tokens (prompt + reasoning + answer).")
+    tokenizer: Optional[str] = _f(None, "Tokenizer id or folder when it differs from the model's.")
+    revision: Optional[str] = _f(None, "Hub revision (branch, tag or commit) to load.")
+    dtype: Literal["auto", "float32", "bfloat16", "float16"] = _f(
+        "auto", "Weights dtype; auto = bf16 on GPUs that support it, fp32 on CPU."
+    )
+    attn_implementation: Literal["auto", "eager", "sdpa", "flash_attention_2"] = _f(
+        "auto", "Attention kernel; auto picks flash-attention 2 when installed on a GPU, else sdpa."
+    )
+    trust_remote_code: bool = _f(False, "Run model code from the hub repo. Off unless you trust the repo.")
+    rope_scaling: Optional[dict] = _f(None, "RoPE scaling for longer context, e.g. {type: linear, factor: 2.0}.")
+
+
+@dataclass
+class LoraConfig:
+    method: Literal["lora", "qlora", "full"] = _f(
+        "lora", "lora: adapters on a frozen base; qlora: adapters on a 4-bit NF4 base; full: train all weights."
+    )
+    r: int = _f(16, "LoRA rank.")
+    alpha: float = _f(32, "LoRA scaling numerator (scale = alpha / r, or alpha / sqrt(r) with use_rslora).")
+    dropout: float = _f(0.05, "Dropout on the LoRA input.")
+    target_modules: Union[str, list] = _f(
+        "attention",
+        "Module names to adapt, or a preset: attention, mlp, all-linear. Fused Phi-3 names are mapped for you.",
+    )
+    num_layers: Optional[int] = _f(None, "Adapt only the top N transformer blocks (None = all).")
+    use_rslora: bool = _f(False, "Rank-stabilised LoRA scaling.")
+    use_dora: bool = _f(False, "Weight-decomposed LoRA (DoRA).")
+
+
+@dataclass
+class TrainingConfig:
+    method: Optional[Literal["lora", "qlora", "full"]] = _f(None, "Alias of lora.method; wins when set.")
+    batch_size: int = _f(1, "Sequences per device per step.")
+    gradient_accumulation_steps: int = _f(1, "Micro-batches summed before each optimizer step.")
+    max_steps: int = _f(-1, "Optimizer steps; -1 = run `epochs` epochs instead.")
+    epochs: float = _f(1.0, "Passes over the training split when max_steps is -1.")
+    learning_rate: float = _f(2e-4, "Peak learning rate.")
+    lr_scheduler: str = _f("cosine", "Scheduler name as in transformers (linear, cosine, constant, ...).")
+    warmup_ratio: float = _f(0.0, "Share of steps spent warming up the learning rate.")
+    warmup_steps: int = _f(0, "Warm-up steps (overrides warmup_ratio when > 0).")
+    optimizer: Literal["adamw", "adam", "sgd", "adamw_8bit"] = _f("adamw", "Optimizer.")
+    weight_decay: float = _f(0.0, "Weight decay.")
+    max_grad_norm: float = _f(1.0, "Gradient clipping norm (0 = off).")
+    logging_steps: int = _f(1, "Log a progress line every N optimizer steps.")
+    eval_steps: Optional[int] = _f(None, "Evaluate on the validation split every N steps (None = at the end).")
+    save_steps: Optional[int] = _f(None, "Write a checkpoint every N steps (None = eval_steps, or at the end).")
+    save_total_limit: Optional[int] = _f(3, "Keep at most N checkpoints (the best one is always kept).")
+    early_stopping_patience: Optional[int] = _f(
+        None, "Stop after N evaluations without validation-loss improvement; the best adapter is kept."
+    )
+    gradient_checkpointing: bool = _f(False, "Trade compute for memory by recomputing activations.")
+    packing: Literal["auto", "padding_free", "grouped", "none"] = _f(
+        "auto", "How sequences share a batch: padding-free packing, length-grouped padding, or plain padding."
+    )
+    train_on_prompt: bool = _f(False, "Also train on system and user tokens (off: loss on the assistant turn only).")
+
+
+@dataclass
+class DataConfig:
+    train_file: Optional[str] = _f(None, "Training data: .jsonl/.json/.csv/.parquet, a save_to_disk folder, or a hub id.")
+    valid_file: Optional[str] = _f(None, "Validation data (when given, train_file is not split for validation).")
+    test_file: Optional[str] = _f(None, "Test data (when given, train_file is not split for testing).")
+    hub_config: Optional[str] = _f(None, "Hub dataset config name, e.g. en for medical-o1-reasoning-SFT.")
+    hub_split: str = _f("train", "Hub dataset split, with slicing, e.g. train[:500].")
+    format: Literal[
+        "auto", "medical_o1", "alpaca", "instruction_response", "chat", "sharegpt", "prompt_completion", "text"
+    ] = _f("auto", "Record layout; auto detects it from the keys.")
+    columns: dict = _f({}, "Map your column names onto question / reasoning / answer, e.g. {question: prompt}.")
+    template: str = _f(
+        "auto", "auto = the tokenizer's own chat template; or a named one: phi-think, r1-cot, alpaca."
+    )
+    system_prompt: Optional[str] = _f(None, "System prompt put in front of every example (every template).")
+    reasoning: Literal["keep", "drop"] = _f("keep", "drop = answer-only training (for ablations).")
+    split: str = _f("0.9,0.1", "Train,valid[,test] ratios that sum to 1, e.g. 0.8,0.2 or 0.7,0.2,0.1.")
+    limit: Optional[int] = _f(None, "Use only the first N records.")
+    dedup: bool = _f(True, "Drop exact duplicates (after folding white space and case).")
+    leakage_files: list = _f([], "Evaluation files whose questions must not appear in training (reported).")
+    overlong: Literal["drop", "truncate", "error"] = _f(
+        "drop", "Examples longer than model.max_length: drop them, truncate them, or stop with an error."
+    )
+    output_format: Literal["chat", "text", "completions"] = _f(
+        "chat", "Prepared file rows: {messages}, {text} or {prompt, completion}; mlx-lm reads all three."
+    )
+    prepared_dir: Optional[str] = _f(None, "Where prepare writes its files (default <output_dir>/data).")
+    skip_bad: bool = _f(False, "Skip malformed lines (counted with their line numbers) instead of stopping.")
+
+
+@dataclass
+class EvalConfig:
+    tasks: list = _f([], "Benchmarks: medqa, medmcqa, pubmedqa, mmlu_medical, or paths to MCQ .jsonl files.")
+    data_dir: Optional[str] = _f(None, "Folder holding <task>.jsonl for the built-in task names.")
+    mode: Literal["loglik", "generate"] = _f("loglik", "Score options by log-likelihood, or generate and parse.")
+    limit: Optional[int] = _f(None, "Evaluate the first N items of each task.")
+    batch_size: int = _f(8, "Prompts per forward pass.")
+    max_tokens: int = _f(1024, "Generation budget per item in generate mode.")
+    similarity_model: Optional[str] = _f(None, "sentence-transformers model (default: bundled all-MiniLM-L6-v2).")
+    judge_url: Optional[str] = _f(None, "OpenAI-compatible endpoint of the judge model.")
+    judge_model: Optional[str] = _f(None, "Model name to ask at judge_url.")
+
+
+@dataclass
+class SafetyConfig:
+    enabled: bool = _f(True, "Screen requests, refuse dangerous ones, add disclaimers.")
+    system_prompt: str = _f(DEFAULT_SYSTEM_PROMPT, "System prompt used at inference when the run has none.")
+    disclaimer: str = _f(
+        "This is educational information, not medical advice. Consult a qualified clinician.",
+        "Appended to answers that give medical guidance.",
+    )
+
+
+@dataclass
+class TrackingConfig:
+    report_to: Literal["none", "tensorboard", "wandb", "mlflow"] = _f("none", "Experiment tracker.")
+    project: str = _f("medtune", "Project name for wandb / mlflow.")
+    run_name: Optional[str] = _f(None, "Run name (default: the output_dir's folder name).")
+
+
+@dataclass
+class Config:
+    seed: int = _f(42, "Seed for splits, initialisation, data order and sampling.")
+    output_dir: str = _f("runs/medtune", "The run directory: config, metrics, checkpoints, adapter.")
+    model: ModelConfig = field(default_factory=ModelConfig)
+    lora: LoraConfig = field(default_factory=LoraConfig)
+    training: TrainingConfig = field(default_factory=TrainingConfig)
+    data: DataConfig = field(default_factory=DataConfig)
+    eval: EvalConfig = field(default_factory=EvalConfig)
+    safety: SafetyConfig = field(default_factory=SafetyConfig)
+    tracking: TrackingConfig = field(default_factory=TrackingConfig)
+
+    @property
+    def method(self) -> str:
+        """The fine-tuning method; training.method is an alias that wins over lora.method."""
+        return self.training.method or self.lora.method
+
+    def to_dict(self) -> dict:
+        return dataclasses.asdict(self)
+
+    def save(self, path: str | Path) -> None:
+        Path(path).write_text(yaml.safe_dump(self.to_dict(), sort_keys=False, allow_unicode=True))
+
+
+# ---------------------------------------------------------------- loading and validation
+
+
+def load(path: str | Path | None = None, overrides: list[str] | None = None) -> Config:
+    """Read a YAML config (or start from defaults), apply dotted key=value overrides, validate strictly."""
+    raw: dict = {}
+    source = "command line"
+    if path is not None:
+        source = str(path)
+        raw = _read_yaml(Path(path))
+    for item in overrides or []:
+        _apply_override(raw, item)
+    return from_dict(raw, source=source)
+
+
+def from_dict(raw: dict, source: str = "config") -> Config:
+    return _build(Config, raw, prefix="", source=source)
+
+
+def _read_yaml(path: Path) -> dict:
+    if not path.exists():
+        raise ConfigError(f"{path}: config file not found")
+    try:
+        raw = yaml.safe_load(path.read_text(encoding="utf-8"))
+    except yaml.YAMLError as e:
+        raise ConfigError(f"{path}: not valid YAML: {e}") from None
+    if raw is None:
+        return {}
+    if not isinstance(raw, dict):
+        raise ConfigError(f"{path}: the top level must be a mapping of sections, got {type(raw).__name__}")
+    return raw
+
+
+def _apply_override(raw: dict, item: str) -> None:
+    if "=" not in item:
+        raise ConfigError(f"override {item!r} is not of the form key=value (e.g. training.learning_rate=1e-4)")
+    key, value = item.split("=", 1)
+    parts = key.strip().split(".")
+    node = raw
+    for part in parts[:-1]:
+        node = node.setdefault(part, {})
+        if not isinstance(node, dict):
+            raise ConfigError(f"override {item!r}: {part!r} is not a section")
+    node[parts[-1]] = yaml.safe_load(value) if value.strip() else None
+
+
+def _build(cls, raw: Any, prefix: str, source: str):
+    if not isinstance(raw, dict):
+        raise ConfigError(f"{source}: {prefix.rstrip('.') or 'config'} must be a mapping, got {raw!r}")
+    fields = {f.name: f for f in dataclasses.fields(cls)}
+    hints = typing.get_type_hints(cls)
+    kwargs = {}
+    for key, value in raw.items():
+        if key not in fields:
+            raise ConfigError(_unknown_key_message(source, prefix, str(key), list(fields)))
+        hint = hints[key]
+        if dataclasses.is_dataclass(hint):
+            kwargs[key] = _build(hint, value if value is not None else {}, f"{prefix}{key}.", source)
+        else:
+            kwargs[key] = _coerce(value, hint, f"{prefix}{key}", source)
+    return cls(**kwargs)
+
+
+def _unknown_key_message(source: str, prefix: str, key: str, valid: list[str]) -> str:
+    close = difflib.get_close_matches(key, valid, n=1, cutoff=0.5)
+    hint = f"; did you mean '{prefix}{close[0]}'?" if close else f"; valid keys: {', '.join(valid)}"
+    return f"{source}: unknown key '{prefix}{key}'{hint}"
+
+
+def _coerce(value: Any, hint: Any, name: str, source: str) -> Any:
+    """Check (and gently convert) one value against its annotation; errors name the field and the value."""
+    origin = typing.get_origin(hint)
+    args = typing.get_args(hint)
+    if origin in (Union, types.UnionType):
+        if value is None and type(None) in args:
+            return None
+        errors = []
+        for arg in (a for a in args if a is not type(None)):
+            try:
+                return _coerce(value, arg, name, source)
+            except ConfigError as e:
+                errors.append(str(e))
+        raise ConfigError(errors[-1])
+    if origin is Literal:
+        if value in args:
+            return value
+        close = difflib.get_close_matches(str(value), [str(a) for a in args], n=1)
+        extra = f" (did you mean {close[0]!r}?)" if close else ""
+        raise ConfigError(f"{source}: {name} = {value!r} is not one of {', '.join(map(str, args))}{extra}")
+    return _coerce_plain(value, hint, name, source)
+
+
+def _coerce_plain(value: Any, hint: Any, name: str, source: str) -> Any:
+    bad = ConfigError(f"{source}: {name} = {value!r} should be {getattr(hint, '__name__', hint)}")
+    if hint is bool:
+        if isinstance(value, bool):
+            return value
+        raise bad
+    if hint is int:
+        if isinstance(value, bool):
+            raise bad
+        if isinstance(value, int):
+            return value
+        if isinstance(value, float) and value.is_integer():
+            return int(value)
+        raise bad
+    if hint is float:
+        # YAML 1.1 reads 2e-4 (no dot) as a string; accept it as the number it plainly is.
+        if isinstance(value, bool):
+            raise bad
+        if isinstance(value, (int, float)):
+            return float(value)
+        if isinstance(value, str):
+            try:
+                return float(value)
+            except ValueError:
+                raise bad from None
+        raise bad
+    if hint is str:
+        if isinstance(value, str):
+            return value
+        if isinstance(value, (int, float)) and not isinstance(value, bool):
+            return str(value)
+        raise bad
+    if hint is list:
+        if isinstance(value, list):
+            return value
+        raise bad
+    if hint is dict:
+        if isinstance(value, dict):
+            return value
+        raise bad
+    raise bad
+
+
+def describe(cls=Config, prefix: str = "") -> list[tuple[str, Any, str]]:
+    """(dotted key, default, help) for every field: used by --help and the docs."""
+    rows = []
+    default = cls()
+    for f in dataclasses.fields(cls):
+        value = getattr(default, f.name)
+        if dataclasses.is_dataclass(value):
+            rows += describe(type(value), f"{prefix}{f.name}.")
+        else:
+            rows.append((f"{prefix}{f.name}", value, f.metadata.get("help", "")))
+    return rows
