@@ -16,8 +16,9 @@ def add_config_arguments(parser: argparse.ArgumentParser) -> None:
     )
 
 
-def load_config(args: argparse.Namespace) -> config_mod.Config:
-    """Config from --config or a leading positional path, with the key=value overrides applied."""
+def load_config(args: argparse.Namespace, flags: dict | None = None) -> config_mod.Config:
+    """Config from --config or a leading positional path, with the key=value overrides applied, then the
+    verb's own flags (dotted key -> value; None means the flag was not given)."""
     path = args.config
     overrides = []
     for item in args.items:
@@ -27,4 +28,5 @@ def load_config(args: argparse.Namespace) -> config_mod.Config:
             path = item
         else:
             raise ConfigError(f"unexpected argument {item!r}: one config file, then key=value overrides")
-    return config_mod.load(path, overrides)
+    values = {k: v for k, v in (flags or {}).items() if v is not None}
+    return config_mod.load(path, overrides, values)

@@ -181,15 +181,21 @@ class Config:
 # ---------------------------------------------------------------- loading and validation
 
 
-def load(path: str | Path | None = None, overrides: list[str] | None = None) -> Config:
-    """Read a YAML config (or start from defaults), apply dotted key=value overrides, validate strictly."""
+def load(path: str | Path | None = None, overrides: list[str] | None = None, values: dict | None = None) -> Config:
+    """Read a YAML config (or start from defaults), apply dotted key=value overrides (YAML-parsed values) and
+    then `values` (dotted key -> Python value, from command-line flags), and validate strictly."""
     raw: dict = {}
     source = "command line"
     if path is not None:
         source = str(path)
         raw = _read_yaml(Path(path))
     for item in overrides or []:
-        _apply_override(raw, item)
+        if "=" not in item:
+            raise ConfigError(f"override {item!r} is not of the form key=value (e.g. training.learning_rate=1e-4)")
+        key, value = item.split("=", 1)
+        _set_dotted(raw, key.strip(), yaml.safe_load(value) if value.strip() else None)
+    for key, value in (values or {}).items():
+        _set_dotted(raw, key, value)
     return from_dict(raw, source=source)
 
 
@@ -211,17 +217,14 @@ def _read_yaml(path: Path) -> dict:
     return raw
 
 
-def _apply_override(raw: dict, item: str) -> None:
-    if "=" not in item:
-        raise ConfigError(f"override {item!r} is not of the form key=value (e.g. training.learning_rate=1e-4)")
-    key, value = item.split("=", 1)
-    parts = key.strip().split(".")
+def _set_dotted(raw: dict, key: str, value: Any) -> None:
+    parts = key.split(".")
     node = raw
     for part in parts[:-1]:
         node = node.setdefault(part, {})
         if not isinstance(node, dict):
-            raise ConfigError(f"override {item!r}: {part!r} is not a section")
-    node[parts[-1]] = yaml.safe_load(value) if value.strip() else None
+            raise ConfigError(f"override {key!r}: {part!r} is not a section")
+    node[parts[-1]] = value
 
 
 def _build(cls, raw: Any, prefix: str, source: str):

@@ -1,0 +1,103 @@
+"""Config: defaults, the common medical-LoRA layout, overrides and strict validation."""
+
+import pytest
+
+from medtune import config
+from medtune.errors import ConfigError
+
+COMMON_LAYOUT = """\
+seed: 816
+output_dir: ./checkpoints/model
+model:    {name: microsoft/Phi-4-mini-instruct, max_length: 512}
+lora:     {r: 16, alpha: 32, dropout: 0.1, target_modules: [q_proj, v_proj, k_proj, o_proj]}
+training: {batch_size: 4, max_steps: 36, learning_rate: 2e-4, gradient_accumulation_steps: 8, early_stopping_patience: 3}
+data:     {train_file: ./data/my_custom_data.jsonl, system_prompt: "You are a careful medical assistant ..."}
+"""
+
+
+def write(tmp_path, text):
+    path = tmp_path / "config.yaml"
+    path.write_text(text)
+    return path
+
+
+def test_common_layout_loads_unchanged(tmp_path):
+    cfg = config.load(write(tmp_path, COMMON_LAYOUT))
+    assert cfg.seed == 816
+    assert cfg.output_dir == "./checkpoints/model"
+    assert cfg.model.name == "microsoft/Phi-4-mini-instruct" and cfg.model.max_length == 512
+    assert cfg.lora.target_modules == ["q_proj", "v_proj", "k_proj", "o_proj"]
+    assert cfg.lora.dropout == 0.1
+    # YAML 1.1 reads 2e-4 as a string: it must still become the float
+    assert cfg.training.learning_rate == pytest.approx(2e-4)
+    assert cfg.training.early_stopping_patience == 3
+    assert cfg.data.system_prompt.startswith("You are a careful")
+
+
+def test_defaults_come_from_the_classes():
+    cfg = config.load()
+    assert cfg.method == "lora"
+    assert cfg.data.overlong == "drop"
+    assert cfg.model.trust_remote_code is False
+
+
+def test_dotted_overrides_parse_values(tmp_path):
+    cfg = config.load(write(tmp_path, COMMON_LAYOUT), ["training.learning_rate=1e-4", "lora.r=8",
+                                                       "data.leakage_files=[a.jsonl, b.jsonl]", "training.method=qlora"])
+    assert cfg.training.learning_rate == pytest.approx(1e-4)
+    assert cfg.lora.r == 8
+    assert cfg.data.leakage_files == ["a.jsonl", "b.jsonl"]
+    assert cfg.method == "qlora"  # training.method is an alias that wins
+
+
+def test_unknown_key_names_closest(tmp_path):
+    with pytest.raises(ConfigError, match=r"unknown key 'training.learnig_rate'.*did you mean 'training.learning_rate'"):
+        config.load(write(tmp_path, "training: {learnig_rate: 1e-4}\n"))
+
+
+def test_unknown_section_names_closest(tmp_path):
+    with pytest.raises(ConfigError, match=r"unknown key 'trainig'.*'training'"):
+        config.load(write(tmp_path, "trainig: {batch_size: 2}\n"))
+
+
+@pytest.mark.parametrize(
+    "override, pattern",
+    [
+        ("training.batch_size=abc", r"training.batch_size = 'abc' should be int"),
+        ("training.batch_size=1.5", r"training.batch_size = 1.5 should be int"),
+        ("model.trust_remote_code=maybe", r"model.trust_remote_code = 'maybe' should be bool"),
+        ("lora.method=qlra", r"lora.method = 'qlra' is not one of .*did you mean 'qlora'"),
+        ("data.leakage_files=x.jsonl", r"data.leakage_files = 'x.jsonl' should be list"),
+        ("training=3", r"training must be a mapping"),
+    ],
+)
+def test_wrong_type_names_field_and_value(override, pattern):
+    with pytest.raises(ConfigError, match=pattern):
+        config.load(None, [override])
+
+
+def test_bad_override_syntax_and_missing_file(tmp_path):
+    with pytest.raises(ConfigError, match="key=value"):
+        config.load(None, ["training.learning_rate"])
+    with pytest.raises(ConfigError, match="config file not found"):
+        config.load(tmp_path / "nope.yaml")
+    with pytest.raises(ConfigError, match="not valid YAML"):
+        config.load(write(tmp_path, "model: {name: [unclosed\n"))
+
+
+def test_flag_values_beat_file(tmp_path):
+    cfg = config.load(write(tmp_path, COMMON_LAYOUT), values={"data.train_file": "x: y.jsonl", "seed": 3})
+    assert cfg.data.train_file == "x: y.jsonl"  # flag values are not YAML-parsed
+    assert cfg.seed == 3
+
+
+def test_saved_config_reloads_identically(tmp_path):
+    cfg = config.load(write(tmp_path, COMMON_LAYOUT))
+    cfg.save(tmp_path / "resolved.yaml")
+    assert config.load(tmp_path / "resolved.yaml") == cfg
+
+
+def test_every_field_has_help():
+    rows = config.describe()
+    assert len(rows) > 50
+    assert all(help_text for _, _, help_text in rows)
