@@ -1,0 +1,170 @@
+"""Records -> text, with the character spans the model is trained on (the assistant turns).
+
+Default: the tokenizer's own chat template. Named templates exist only for tokenizers without one and for
+reproducing known recipes. Masking is done on character spans, so it is exact for any template.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+from medtune.data.records import THINK_CLOSE, THINK_OPEN, Message, Record, assistant_text
+from medtune.errors import DataError
+
+NAMED_TEMPLATES = ("phi-think", "r1-cot", "alpaca")
+
+ALPACA_PREAMBLE = "Below is an instruction that describes a task. Write a response that appropriately completes the request."
+R1_PREAMBLE = (
+    "Below is an instruction that describes a task, paired with an input that provides further context. "
+    "Write a response that appropriately completes the request. Before answering, think carefully about the "
+    "question and create a step-by-step chain of thoughts to ensure a logical and accurate response."
+)
+R1_INSTRUCTION = (
+    "You are a medical expert with advanced knowledge in clinical reasoning, diagnostics, and treatment planning. "
+    "Please answer the following medical question."
+)
+R1_ANSWER_HEADER = "\n\n### Answer:\n"
+
+
+@dataclass
+class Rendered:
+    text: str
+    spans: list[tuple[int, int]]  # character spans that are trained on (assistant turns)
+    answer_start: int  # where the final answer (after </think>) begins: truncation past it loses the answer
+    notes: list[str] = field(default_factory=list)  # e.g. "system prompt merged into the user turn"
+
+
+def with_system(record: Record, system_prompt: str | None) -> list[Message]:
+    """The record's messages, with the configured system prompt in front when the record has none."""
+    if system_prompt and record.system is None:
+        return [Message("system", system_prompt), *record.messages]
+    return list(record.messages)
+
+
+def render(
+    record: Record, tokenizer, template: str = "auto", system_prompt: str | None = None, keep_reasoning: bool = True
+) -> Rendered:
+    """One training example as text plus its trained spans."""
+    if "text" in record.meta and not record.messages:  # plain-text corpora train on every character
+        text = record.meta["text"]
+        return Rendered(text, [(0, len(text))], answer_start=0)
+    messages = with_system(record, system_prompt)
+    if not any(m.role == "assistant" for m in messages):
+        raise DataError(f"{record.source}: record has no assistant turn to train on")
+    if template == "auto":
+        return _render_chat_template(messages, tokenizer, keep_reasoning)
+    if template not in NAMED_TEMPLATES:
+        raise DataError(f"unknown template {template!r}; use auto or one of {', '.join(NAMED_TEMPLATES)}")
+    if messages[-1].role != "assistant":
+        raise DataError(f"{record.source}: the last turn must be the assistant's answer, got {messages[-1].role}")
+    prompt = render_prompt(messages[:-1], tokenizer, template, source=record.source)
+    completion = _named_completion(template, messages[-1], tokenizer, keep_reasoning)
+    text = prompt + completion
+    return Rendered(text, [(len(prompt), len(text))], _answer_start(text, len(prompt), messages[-1], keep_reasoning))
+
+
+def render_prompt(messages: list[Message], tokenizer, template: str = "auto", source: str = "prompt") -> str:
+    """The text a model continues from: every message so far, then the start of the assistant's turn."""
+    if template == "auto":
+        return _apply(tokenizer, messages, add_generation_prompt=True)[0]
+    system = next((m.content for m in messages if m.role == "system"), None)
+    turns = [m for m in messages if m.role != "system"]
+    if template == "phi-think":
+        return _phi_prompt(system, turns)
+    if template not in NAMED_TEMPLATES:
+        raise DataError(f"unknown template {template!r}; use auto or one of {', '.join(NAMED_TEMPLATES)}")
+    if len(turns) != 1 or turns[0].role != "user":
+        raise DataError(f"{source}: template {template} takes single-turn records (one question, one answer); "
+                        f"this one has {len(turns)} turns: use template auto or phi-think")
+    if template == "alpaca":
+        return f"{system or ALPACA_PREAMBLE}\n\n### Instruction:\n{turns[0].content}\n\n### Response:\n"
+    return (f"{R1_PREAMBLE}\n\n### Instruction:\n{system or R1_INSTRUCTION}\n\n### Query:\n{turns[0].content}"
+            f"\n\n### Chain of Thought:\n")
+
+
+def _phi_prompt(system: str | None, turns: list[Message]) -> str:
+    parts = [f"<|system|>{system}<|end|>"] if system else []
+    for m in turns:
+        if m.role == "user":
+            parts.append(f"<|user|>{m.content}<|end|>")
+        else:
+            parts.append(f"<|assistant|>{assistant_text(m)}<|end|>")
+    return "".join(parts) + "<|assistant|>"
+
+
+def _named_completion(template: str, final: Message, tokenizer, keep_reasoning: bool) -> str:
+    eos = tokenizer.eos_token or ""
+    if template == "phi-think":
+        return f"{assistant_text(final, keep_reasoning)}<|end|>{eos}"
+    if template == "alpaca":
+        return f"{assistant_text(final, keep_reasoning)}{eos}"
+    reasoning = final.reasoning if keep_reasoning and final.reasoning else ""
+    return f"{THINK_OPEN}{reasoning}{THINK_CLOSE}{R1_ANSWER_HEADER}{final.content}{eos}"
+
+
+def _answer_start(text: str, completion_start: int, final: Message, keep_reasoning: bool) -> int:
+    """Character offset of the final answer: after the last </think> of the completion, if reasoning is kept."""
+    if keep_reasoning and final.reasoning:
+        close = text.rfind(THINK_CLOSE, completion_start)
+        if close >= 0:
+            return close + len(THINK_CLOSE)
+    return completion_start
+
+
+# ---------------------------------------------------------------- the tokenizer's own chat template
+
+
+def _as_dicts(messages: list[Message], keep_reasoning: bool = True) -> list[dict]:
+    return [
+        {"role": m.role, "content": assistant_text(m, keep_reasoning) if m.role == "assistant" else m.content}
+        for m in messages
+    ]
+
+
+def _apply(tokenizer, messages: list[Message], add_generation_prompt: bool, keep_reasoning: bool = True):
+    """apply_chat_template as text; templates that reject a system role get it merged into the first user turn."""
+    if getattr(tokenizer, "chat_template", None) is None:
+        raise DataError(
+            f"tokenizer {getattr(tokenizer, 'name_or_path', '')!r} has no chat template: "
+            f"set data.template to one of {', '.join(NAMED_TEMPLATES)}"
+        )
+    dicts = _as_dicts(messages, keep_reasoning)
+    try:
+        return tokenizer.apply_chat_template(dicts, tokenize=False, add_generation_prompt=add_generation_prompt), []
+    except Exception as error:  # jinja raise_exception(...) surfaces as a TemplateError
+        if not dicts or dicts[0]["role"] != "system" or len(dicts) < 2:
+            raise DataError(f"the chat template rejected the conversation: {error}") from None
+        merged = [{"role": dicts[1]["role"], "content": f"{dicts[0]['content']}\n\n{dicts[1]['content']}"}, *dicts[2:]]
+        text = tokenizer.apply_chat_template(merged, tokenize=False, add_generation_prompt=add_generation_prompt)
+        return text, ["the chat template takes no system role: system prompt merged into the first user turn"]
+
+
+def _render_chat_template(messages: list[Message], tokenizer, keep_reasoning: bool) -> Rendered:
+    """Locate each assistant turn by rendering the conversation up to it with and without that turn."""
+    full, notes = _apply(tokenizer, messages, add_generation_prompt=False, keep_reasoning=keep_reasoning)
+    spans, answer_start = [], 0
+    for i, m in enumerate(messages):
+        if m.role != "assistant":
+            continue
+        prefix, _ = _apply(tokenizer, messages[:i], add_generation_prompt=True, keep_reasoning=keep_reasoning)
+        upto, _ = _apply(tokenizer, messages[: i + 1], add_generation_prompt=False, keep_reasoning=keep_reasoning)
+        body = assistant_text(m, keep_reasoning)
+        if not (full.startswith(upto) and upto.startswith(prefix) and body in upto[len(prefix):]):
+            return _render_fallback(messages, tokenizer, keep_reasoning, notes)
+        spans.append((len(prefix), len(upto)))
+        answer_start = upto.index(body, len(prefix)) + len(body) - len(m.content)
+    return Rendered(full, spans, answer_start, notes)
+
+
+def _render_fallback(messages: list[Message], tokenizer, keep_reasoning: bool, notes: list[str]) -> Rendered:
+    """For templates that rewrite the assistant turn (e.g. DeepSeek-R1's, which strips <think> blocks):
+    the template renders the prompt, and the turn is appended verbatim so the reasoning is not silently lost."""
+    final = messages[-1]
+    prompt, _ = _apply(tokenizer, messages[:-1], add_generation_prompt=True, keep_reasoning=keep_reasoning)
+    body = assistant_text(final, keep_reasoning)
+    if prompt.rstrip().endswith(THINK_OPEN) and body.startswith(THINK_OPEN):
+        body = body[len(THINK_OPEN):]  # the generation prompt already opened the think block
+    text = prompt + body + (tokenizer.eos_token or "")
+    note = "the chat template rewrites assistant turns: only the final turn is trained, appended verbatim"
+    return Rendered(text, [(len(prompt), len(text))], _answer_start(text, len(prompt), final, keep_reasoning),
+                    [*notes, note])

@@ -1,0 +1,237 @@
+"""`medtune prepare`: load, detect, normalise, split, template, audit; write mlx-lm-readable split files.
+
+The same pipeline runs inside `medtune train`, so what is trained is exactly what prepare reports.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from medtune.cliargs import add_config_arguments, load_config
+from medtune.config import Config
+from medtune.data import formats, hygiene, sources, split
+from medtune.data.records import Record, assistant_text
+from medtune.data.templates import render, with_system
+from medtune.data.tokenize import Encoded, apply_overlong, encode_batch, length_audit
+from medtune.errors import ConfigError, DataError
+
+SPLIT_FILES = {"train": "train_file", "valid": "valid_file", "test": "test_file"}
+
+
+@dataclass
+class Prepared:
+    splits: dict[str, list[Record]]  # every record of each split (test is never cut by the length policy)
+    encoded: dict[str, list[Encoded]] = field(default_factory=dict)  # train/valid after the overlong policy
+    report: dict = field(default_factory=dict)
+
+
+def prepare(cfg: Config, tokenizer=None) -> Prepared:
+    """Records from the configured sources, split, and (with a tokenizer) encoded and length-audited."""
+    started = time.perf_counter()
+    report: dict = {"notes": []}
+    records = _load_train(cfg, report)
+    splits = _split(cfg, records, report)
+    prepared = Prepared(splits, report=report)
+    if cfg.data.leakage_files:
+        report["leakage"] = hygiene.leakage(splits["train"], [str(p) for p in cfg.data.leakage_files])
+    if tokenizer is not None:
+        _encode(cfg, tokenizer, prepared)
+    else:
+        report["notes"].append("no model.name given: token-length audit skipped")
+    report["counts"]["splits"] = {name: len(recs) for name, recs in splits.items()}
+    report["seconds"] = round(time.perf_counter() - started, 2)
+    return prepared
+
+
+def _load_train(cfg: Config, report: dict) -> list[Record]:
+    if not cfg.data.train_file:
+        raise ConfigError("no training data: set data.train_file (or pass --data FILE)")
+    records, fmt = _read(cfg, cfg.data.train_file, report)
+    counts = {"read": len(records) + len(report["bad_lines"])}
+    if cfg.data.limit is not None:
+        records = records[: cfg.data.limit]
+        counts["after_limit"] = len(records)
+    if cfg.data.dedup:
+        records, n_dup, dup_sources = hygiene.dedup(records)
+        counts["duplicates_removed"] = n_dup
+        report["duplicates"] = dup_sources
+    report["detected_format"] = fmt
+    report["counts"] = counts
+    if not records:
+        raise DataError(f"{cfg.data.train_file}: no records left to train on")
+    return records
+
+
+def _read(cfg: Config, path: str, report: dict) -> tuple[list[Record], str]:
+    rows, bad = sources.load_rows(path, hub_config=cfg.data.hub_config, hub_split=cfg.data.hub_split,
+                                  skip_bad=cfg.data.skip_bad)
+    report.setdefault("bad_lines", []).extend(bad)
+    fmt = cfg.data.format
+    if fmt == "auto" and not cfg.data.columns:
+        fmt = formats.detect_dataset_format(rows)
+    records = formats.convert(rows, fmt=fmt, columns=cfg.data.columns or None)
+    return records, ("columns" if cfg.data.columns else fmt)
+
+
+def _split(cfg: Config, records: list[Record], report: dict) -> dict[str, list[Record]]:
+    """Ratios from data.split; a split whose file is given comes from that file instead."""
+    names = ["train", "valid", "test"]
+    ratios = dict(zip(names, split.parse_ratios(cfg.data.split)))
+    given = {n for n in ("valid", "test") if getattr(cfg.data, SPLIT_FILES[n])}
+    cut = {n: r for n, r in ratios.items() if n not in given}
+    total = sum(cut.values())
+    parts = split.split_records(records, tuple(r / total for r in cut.values()), cfg.seed)
+    splits = dict(zip(cut, parts.values()))
+    for name in sorted(given):
+        splits[name], _ = _read(cfg, getattr(cfg.data, SPLIT_FILES[name]), report)
+    return {n: splits[n] for n in names if n in splits}
+
+
+def _encode(cfg: Config, tokenizer, prepared: Prepared) -> None:
+    audit, dropped = {}, {}
+    for name in ("train", "valid"):
+        recs = prepared.splits.get(name, [])
+        enc = encode_records(cfg, tokenizer, recs, prepared.report["notes"])
+        audit[name] = length_audit(enc, cfg.model.max_length)
+        prepared.encoded[name], dropped[name] = apply_overlong(enc, cfg.model.max_length, cfg.data.overlong)
+    prepared.report["length"] = {"policy": cfg.data.overlong, "tokenizer": tokenizer.name_or_path, **audit}
+    prepared.report["dropped"] = dropped
+    prepared.report["counts"]["kept"] = {n: len(e) for n, e in prepared.encoded.items()}
+
+
+def encode_records(cfg: Config, tokenizer, records: list[Record], notes: list[str] | None = None) -> list[Encoded]:
+    """Render with the configured template and system prompt, then tokenize with the loss mask."""
+    keep = cfg.data.reasoning == "keep"
+    rendered = [render(r, tokenizer, cfg.data.template, cfg.data.system_prompt, keep) for r in records]
+    for note in {n for r in rendered for n in r.notes}:
+        if notes is not None and note not in notes:
+            notes.append(note)
+    return encode_batch(rendered, tokenizer, [r.source for r in records], cfg.training.train_on_prompt)
+
+
+# ---------------------------------------------------------------- output files
+
+
+def output_row(record: Record, cfg: Config, tokenizer=None) -> dict:
+    """One line of a split file in the chosen output format (all three are read by mlx-lm and by medtune)."""
+    keep = cfg.data.reasoning == "keep"
+    fmt = cfg.data.output_format
+    if fmt == "text":
+        return {"text": render(record, tokenizer, cfg.data.template, cfg.data.system_prompt, keep).text}
+    messages = with_system(record, cfg.data.system_prompt)
+    if fmt == "chat":
+        return {"messages": [{"role": m.role, "content": assistant_text(m, keep) if m.role == "assistant"
+                              else m.content} for m in messages]}
+    turns = [m for m in messages if m.role != "system"]
+    if len(turns) != 2:
+        raise DataError(f"{record.source}: output_format completions takes single-turn records; use chat")
+    row = {"prompt": turns[0].content, "completion": assistant_text(turns[1], keep)}
+    return {"system": record.system or cfg.data.system_prompt, **row} if messages[0].role == "system" else row
+
+
+def write_outputs(prepared: Prepared, cfg: Config, out_dir: Path, tokenizer=None) -> list[Path]:
+    """Render every file in memory first, then write each to a temporary name and rename it into place."""
+    if cfg.data.output_format == "text" and tokenizer is None:
+        raise ConfigError("output_format text renders the template: it needs model.name (a tokenizer)")
+    contents = {
+        f"{name}.jsonl": "".join(json.dumps(output_row(r, cfg, tokenizer), ensure_ascii=False) + "\n" for r in recs)
+        for name, recs in _written_records(prepared).items()
+    }
+    contents["prepare_report.json"] = json.dumps(prepared.report, indent=2, ensure_ascii=False) + "\n"
+    out_dir.mkdir(parents=True, exist_ok=True)
+    paths = []
+    for name, text in contents.items():
+        tmp = out_dir / f".{name}.tmp"
+        tmp.write_text(text, encoding="utf-8")
+        os.replace(tmp, out_dir / name)
+        paths.append(out_dir / name)
+    return paths
+
+
+def _written_records(prepared: Prepared) -> dict[str, list[Record]]:
+    """Train/valid as kept by the length policy (when audited); test as split."""
+    out = {}
+    for name, recs in prepared.splits.items():
+        if name in prepared.encoded:
+            keep = {e.source for e in prepared.encoded[name]}
+            recs = [r for r in recs if r.source in keep]
+        out[name] = recs
+    return out
+
+
+# ---------------------------------------------------------------- the verb
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.description = (
+        "Load a dataset (jsonl/json/csv/parquet, a save_to_disk folder or a hub id), detect its layout, turn every "
+        "record into system/user/assistant messages with <think>reasoning</think>answer, remove duplicates, split "
+        "it with a seed, audit token lengths against model.max_length, and write train/valid/test .jsonl files "
+        "(read by medtune train and by mlx_lm lora --data DIR) plus prepare_report.json."
+    )
+    add_config_arguments(parser)
+    parser.add_argument("--data", help="training data file, folder or hub id (data.train_file)")
+    parser.add_argument("--format", help="record layout, default auto (data.format)")
+    parser.add_argument("--template", help="auto (tokenizer's chat template), phi-think, r1-cot, alpaca")
+    parser.add_argument("--split", help="train,valid[,test] ratios, e.g. 0.8,0.2 or 0.7,0.2,0.1 (data.split)")
+    parser.add_argument("--seed", type=int, help="seed of the split (seed)")
+    parser.add_argument("--limit", type=int, help="use only the first N records (data.limit)")
+    parser.add_argument("--model", help="model or tokenizer for the length audit (model.name)")
+    parser.add_argument("--max-length", type=int, help="token limit of the audit (model.max_length)")
+    parser.add_argument("--leakage", action="append", metavar="FILE",
+                        help="evaluation file whose questions must not be in training (repeatable)")
+    parser.add_argument("--output-format", choices=["chat", "text", "completions"], help="rows of the split files")
+    parser.add_argument("--skip-bad", action="store_true", default=None, help="skip malformed lines, counted")
+    parser.add_argument("--out", help="output folder (default data.prepared_dir or <output_dir>/data)")
+
+
+FLAG_KEYS = {
+    "data": "data.train_file", "format": "data.format", "template": "data.template", "split": "data.split",
+    "seed": "seed", "limit": "data.limit", "model": "model.name", "max_length": "model.max_length",
+    "leakage": "data.leakage_files", "output_format": "data.output_format", "skip_bad": "data.skip_bad",
+}
+
+
+def prepared_dir(cfg: Config) -> Path:
+    return Path(cfg.data.prepared_dir or Path(cfg.output_dir) / "data")
+
+
+def main(args: argparse.Namespace) -> int:
+    cfg = load_config(args, {key: getattr(args, flag) for flag, key in FLAG_KEYS.items()})
+    tokenizer = None
+    if cfg.model.name:
+        from medtune.models.load import load_tokenizer
+
+        tokenizer = load_tokenizer(cfg.model)
+    prepared = prepare(cfg, tokenizer)
+    out = Path(args.out) if args.out else prepared_dir(cfg)
+    paths = write_outputs(prepared, cfg, out, tokenizer)
+    print(summary(prepared.report))
+    print("wrote " + ", ".join(str(p) for p in paths))
+    return 0
+
+
+def summary(report: dict) -> str:
+    """A few human lines: what was read, kept and dropped, and the length audit."""
+    c = report["counts"]
+    lines = [f"format {report['detected_format']}: read {c['read']} records, {len(report['bad_lines'])} bad lines, "
+             f"{c.get('duplicates_removed', 0)} duplicates removed"]
+    lines.append("splits: " + ", ".join(f"{n} {k}" for n, k in c["splits"].items()))
+    if "leakage" in report:
+        lines.append(f"leakage: {report['leakage']['total']} training questions found in evaluation files")
+    for name, a in report.get("length", {}).items():
+        if isinstance(a, dict) and a.get("examples"):
+            lost = a["would_lose_answer"]
+            lines.append(f"{name} tokens p50 {a['tokens']['p50']} p90 {a['tokens']['p90']} p99 {a['tokens']['p99']} "
+                         f"max {a['tokens']['max']}; {a['exceed_max_length']} over max_length {a['max_length']} "
+                         f"(answer cut {lost['answer_cut']}, answer lost {lost['answer_lost']}, "
+                         f"prompt overflow {lost['prompt_overflow']}) -> {report['length']['policy']}")
+    if "kept" in c:
+        lines.append("kept after length policy: " + ", ".join(f"{n} {k}" for n, k in c["kept"].items()))
+    lines += [f"note: {n}" for n in report["notes"]]
+    return "\n".join(lines)
