@@ -6,6 +6,7 @@ reproducing known recipes. Masking is done on character spans, so it is exact fo
 
 from __future__ import annotations
 
+import os
 from dataclasses import dataclass, field
 
 from medtune.data.records import THINK_CLOSE, THINK_OPEN, Message, Record, assistant_text
@@ -148,12 +149,24 @@ def _render_chat_template(messages: list[Message], tokenizer, keep_reasoning: bo
             continue
         prefix, _ = _apply(tokenizer, messages[:i], add_generation_prompt=True, keep_reasoning=keep_reasoning)
         upto, _ = _apply(tokenizer, messages[: i + 1], add_generation_prompt=False, keep_reasoning=keep_reasoning)
+        end = _turn_end(upto, full, tokenizer)
         body = assistant_text(m, keep_reasoning)
-        if not (full.startswith(upto) and upto.startswith(prefix) and body in upto[len(prefix):]):
+        if not (full.startswith(prefix) and body in full[len(prefix):end]):
             return _render_fallback(messages, tokenizer, keep_reasoning, notes)
-        spans.append((len(prefix), len(upto)))
-        answer_start = upto.index(body, len(prefix)) + len(body) - len(m.content)
+        spans.append((len(prefix), end))
+        answer_start = full.index(body, len(prefix)) + len(body) - len(m.content)
     return Rendered(full, spans, answer_start, notes)
+
+
+def _turn_end(upto: str, full: str, tokenizer) -> int:
+    """Where a turn ends inside the full conversation: the common prefix of the conversation rendered up to the
+    turn and the full one, backed off so it never splits a special token (closing '</s>' vs next '<|user|>')."""
+    end = len(os.path.commonprefix([upto, full]))
+    for token in tokenizer.all_special_tokens + [str(t) for t in tokenizer.get_added_vocab()]:
+        start = full.find(token, max(0, end - len(token) + 1), end + len(token))
+        if 0 <= start < end < start + len(token):
+            end = start
+    return end
 
 
 def _render_fallback(messages: list[Message], tokenizer, keep_reasoning: bool, notes: list[str]) -> Rendered:

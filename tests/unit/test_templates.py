@@ -1,0 +1,130 @@
+"""Templates: exact rendered strings and the trained character spans, for every named template and the
+tokenizer's own chat template (including templates that rewrite or reject parts of the conversation)."""
+
+import pytest
+
+from medtune.data.records import Message, Record
+from medtune.data.templates import R1_INSTRUCTION, R1_PREAMBLE, render, render_prompt
+from medtune.errors import DataError
+
+Q, R, A = "What causes anemia?", "Think of iron.", "Low iron."
+
+
+def record(system=None, turns=None):
+    msgs = [Message("system", system)] if system else []
+    msgs += turns or [Message("user", Q), Message("assistant", A, reasoning=R)]
+    return Record(msgs, source="test.jsonl:1")
+
+
+def trained(rendered):
+    return [rendered.text[a:b] for a, b in rendered.spans]
+
+
+def test_phi_think_exact(tokenizer):
+    out = render(record(), tokenizer, "phi-think")
+    assert out.text == f"<|user|>{Q}<|end|><|assistant|><think>{R}</think>{A}<|end|></s>"
+    assert trained(out) == [f"<think>{R}</think>{A}<|end|></s>"]
+    assert out.text[out.answer_start:] == f"{A}<|end|></s>"
+
+
+def test_phi_think_system_prompt(tokenizer):
+    out = render(record(), tokenizer, "phi-think", system_prompt="Be careful.")
+    assert out.text.startswith("<|system|>Be careful.<|end|><|user|>")
+
+
+def test_record_system_wins_over_config(tokenizer):
+    out = render(record(system="Own."), tokenizer, "phi-think", system_prompt="Config.")
+    assert out.text.startswith("<|system|>Own.<|end|>") and "Config." not in out.text
+
+
+def test_r1_cot_exact(tokenizer):
+    out = render(record(), tokenizer, "r1-cot")
+    prompt = f"{R1_PREAMBLE}\n\n### Instruction:\n{R1_INSTRUCTION}\n\n### Query:\n{Q}\n\n### Chain of Thought:\n"
+    assert out.text == prompt + f"<think>{R}</think>\n\n### Answer:\n{A}</s>"
+    assert trained(out) == [f"<think>{R}</think>\n\n### Answer:\n{A}</s>"]
+    assert render(record(), tokenizer, "r1-cot", system_prompt="Sys.").text.count("### Instruction:\nSys.") == 1
+
+
+def test_alpaca_exact(tokenizer):
+    out = render(record(), tokenizer, "alpaca")
+    assert out.text == (
+        "Below is an instruction that describes a task. Write a response that appropriately completes the request."
+        f"\n\n### Instruction:\n{Q}\n\n### Response:\n<think>{R}</think>{A}</s>"
+    )
+    assert render(record(), tokenizer, "alpaca", system_prompt="Sys.").text.startswith("Sys.\n\n### Instruction:")
+
+
+def test_reasoning_drop(tokenizer):
+    out = render(record(), tokenizer, "phi-think", keep_reasoning=False)
+    assert out.text == f"<|user|>{Q}<|end|><|assistant|>{A}<|end|></s>"
+    assert R not in render(record(), tokenizer, "auto", keep_reasoning=False).text
+
+
+def test_auto_uses_tokenizer_chat_template(tokenizer):
+    out = render(record(), tokenizer, "auto", system_prompt="Be careful.")
+    expected = tokenizer.apply_chat_template(
+        [{"role": "system", "content": "Be careful."}, {"role": "user", "content": Q},
+         {"role": "assistant", "content": f"<think>{R}</think>{A}"}], tokenize=False)
+    assert out.text == expected
+    assert trained(out) == [f"<think>{R}</think>{A}<|end|></s>"]
+    assert out.notes == []
+
+
+def test_auto_multi_turn_trains_every_assistant_turn(tokenizer):
+    turns = [Message("user", "Hi?"), Message("assistant", "Hello.", reasoning="greet"),
+             Message("user", Q), Message("assistant", A, reasoning=R)]
+    out = render(record(turns=turns), tokenizer, "auto")
+    assert trained(out) == ["<think>greet</think>Hello.<|end|>", f"<think>{R}</think>{A}<|end|></s>"]
+    assert all("<|user|>" not in t for t in trained(out))
+
+
+def test_template_that_strips_reasoning_falls_back(tokenizer_copy):
+    # DeepSeek-R1's template drops everything up to </think> from assistant turns: training on it would
+    # silently lose the chain of thought. medtune appends the turn verbatim instead, and says so.
+    tok = tokenizer_copy
+    tok.chat_template = (
+        "{% for m in messages %}{% if m['role'] == 'assistant' %}"
+        "{{ '<|assistant|>' + m['content'].split('</think>')[-1] + '<|end|>' }}"
+        "{% else %}{{ '<|' + m['role'] + '|>' + m['content'] + '<|end|>' }}{% endif %}{% endfor %}"
+        "{% if add_generation_prompt %}{{ '<|assistant|><think>' }}{% endif %}"
+    )
+    out = render(record(), tok, "auto")
+    assert out.text == f"<|user|>{Q}<|end|><|assistant|><think>{R}</think>{A}</s>"
+    assert trained(out) == [f"{R}</think>{A}</s>"]
+    assert any("rewrites assistant turns" in n for n in out.notes)
+
+
+def test_template_rejecting_system_role_merges_it(tokenizer_copy):
+    tok = tokenizer_copy
+    tok.chat_template = (
+        "{% for m in messages %}{% if m['role'] == 'system' %}{{ raise_exception('no system role') }}{% endif %}"
+        "{{ '[' + m['role'] + ']' + m['content'] }}{% endfor %}{% if add_generation_prompt %}[assistant]{% endif %}"
+    )
+    out = render(record(), tok, "auto", system_prompt="Be careful.")
+    assert out.text.startswith(f"[user]Be careful.\n\n{Q}[assistant]")
+    assert any("merged into the first user turn" in n for n in out.notes)
+
+
+def test_render_prompt_ends_at_assistant_turn(tokenizer):
+    msgs = [Message("user", Q)]
+    assert render_prompt(msgs, tokenizer, "phi-think") == f"<|user|>{Q}<|end|><|assistant|>"
+    assert render_prompt(msgs, tokenizer, "auto") == f"<|user|>{Q}<|end|><|assistant|>"
+    assert render_prompt(msgs, tokenizer, "r1-cot").endswith(f"### Query:\n{Q}\n\n### Chain of Thought:\n")
+
+
+def test_errors(tokenizer, tokenizer_copy):
+    turns = [Message("user", "a"), Message("assistant", "b"), Message("user", "c"), Message("assistant", "d")]
+    with pytest.raises(DataError, match="test.jsonl:1: template alpaca takes single-turn records"):
+        render(record(turns=turns), tokenizer, "alpaca")
+    with pytest.raises(DataError, match="no assistant turn"):
+        render(record(turns=[Message("user", "a")]), tokenizer, "auto")
+    with pytest.raises(DataError, match="unknown template 'chatml'"):
+        render(record(), tokenizer, "chatml")
+    tokenizer_copy.chat_template = None
+    with pytest.raises(DataError, match="has no chat template: set data.template"):
+        render(record(), tokenizer_copy, "auto")
+
+
+def test_plain_text_trains_everything(tokenizer):
+    out = render(Record([], source="t:1", meta={"text": "plain words"}), tokenizer)
+    assert out.text == "plain words" and out.spans == [(0, 11)]
