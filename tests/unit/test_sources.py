@@ -1,0 +1,243 @@
+"""Loading raw rows: every file type, error messages that name file and line, the hub failing fast offline."""
+
+from __future__ import annotations
+
+import json
+import time
+from pathlib import Path
+
+import pytest
+
+from medtune.data.sources import load_rows, looks_like_hub_id
+from medtune.errors import DataError
+
+REPO = Path(__file__).resolve().parents[2]
+SHARED_DATA = REPO / ".." / "shared" / "data"
+FIXTURES = REPO / "tests" / "fixtures" / "formats"
+ROWS = [{"question": "What causes scurvy?", "answer": "Vitamin C deficiency."}, {"question": "Q2", "answer": "A2"}]
+
+
+def write_jsonl(path: Path, lines: list[str]) -> Path:
+    path.write_text("\n".join(lines) + "\n", encoding="utf-8")
+    return path
+
+
+def test_jsonl_rows_carry_file_and_line(tmp_path):
+    path = write_jsonl(tmp_path / "d.jsonl", [json.dumps(ROWS[0]), "", "   ", json.dumps(ROWS[1])])
+    rows, bad = load_rows(path)
+    assert rows == [(f"{path}:1", ROWS[0]), (f"{path}:4", ROWS[1])]
+    assert bad == []
+
+
+def test_malformed_json_line_names_file_and_line(tmp_path):
+    path = write_jsonl(tmp_path / "bad.jsonl", [json.dumps(ROWS[0]), '{"question": "unterminated'])
+    with pytest.raises(DataError, match=r"bad\.jsonl:2: invalid JSON: "):
+        load_rows(path)
+
+
+def test_line_that_is_not_an_object_is_an_error(tmp_path):
+    path = write_jsonl(tmp_path / "d.jsonl", [json.dumps(ROWS[0]), "[1, 2]"])
+    with pytest.raises(DataError, match=r"d\.jsonl:2: expected a JSON object, got list"):
+        load_rows(path)
+
+
+def test_skip_bad_counts_bad_lines_with_their_sources(tmp_path):
+    path = write_jsonl(tmp_path / "d.jsonl", [json.dumps(ROWS[0]), "{oops", '"text"', json.dumps(ROWS[1])])
+    rows, bad = load_rows(path, skip_bad=True)
+    assert [source for source, _ in rows] == [f"{path}:1", f"{path}:4"]
+    assert [b["source"] for b in bad] == [f"{path}:2", f"{path}:3"]
+    assert "invalid JSON" in bad[0]["error"] and "expected a JSON object" in bad[1]["error"]
+
+
+def test_skip_bad_with_nothing_left_is_an_error(tmp_path):
+    path = write_jsonl(tmp_path / "d.jsonl", ["{oops", "nope"])
+    with pytest.raises(DataError, match=r"no usable records \(2 bad lines"):
+        load_rows(path, skip_bad=True)
+
+
+@pytest.mark.parametrize("content", ["", "\n\n  \n"])
+def test_empty_file(tmp_path, content):
+    path = tmp_path / "empty.jsonl"
+    path.write_text(content)
+    with pytest.raises(DataError, match=r"empty\.jsonl: empty file \(no records\)"):
+        load_rows(path)
+
+
+def test_non_utf8_line_names_file_and_line(tmp_path):
+    path = tmp_path / "latin1.jsonl"
+    path.write_bytes(json.dumps(ROWS[0]).encode() + b"\n" + '{"question": "fièvre"}'.encode("latin-1") + b"\n")
+    with pytest.raises(DataError, match=r"latin1\.jsonl:2: not UTF-8"):
+        load_rows(path)
+    rows, bad = load_rows(path, skip_bad=True)
+    assert len(rows) == 1 and bad[0]["source"] == f"{path}:2"
+
+
+@pytest.mark.parametrize("suffix", [".csv", ".json"])
+def test_non_utf8_in_whole_file_formats_names_the_line(tmp_path, suffix):
+    path = tmp_path / f"latin1{suffix}"
+    path.write_bytes(b"question,answer\nq,a\n" + "fièvre,a\n".encode("latin-1"))
+    with pytest.raises(DataError, match=rf"latin1\{suffix}:3: not UTF-8"):
+        load_rows(path)
+
+
+def test_utf8_bom_is_accepted(tmp_path):
+    path = tmp_path / "bom.jsonl"
+    path.write_bytes(b"\xef\xbb\xbf" + json.dumps(ROWS[0]).encode() + b"\n")
+    assert load_rows(path)[0] == [(f"{path}:1", ROWS[0])]
+
+
+def test_json_list(tmp_path):
+    path = tmp_path / "d.json"
+    path.write_text(json.dumps(ROWS))
+    assert load_rows(path) == ([(f"{path}[0]", ROWS[0]), (f"{path}[1]", ROWS[1])], [])
+
+
+def test_json_object_wrapping_one_list(tmp_path):
+    path = tmp_path / "d.json"
+    path.write_text(json.dumps({"version": 1, "data": ROWS}))
+    assert [row for _, row in load_rows(path)[0]] == ROWS
+
+
+def test_json_object_with_two_lists_is_an_error(tmp_path):
+    path = tmp_path / "d.json"
+    path.write_text(json.dumps({"train": ROWS, "test": ROWS}))
+    with pytest.raises(DataError, match="exactly one list"):
+        load_rows(path)
+
+
+def test_json_file_holding_json_lines_is_read_as_lines(tmp_path):
+    path = write_jsonl(tmp_path / "d.json", [json.dumps(r) for r in ROWS])
+    assert load_rows(path)[0] == [(f"{path}:1", ROWS[0]), (f"{path}:2", ROWS[1])]
+
+
+def test_invalid_json_file_names_the_line(tmp_path):
+    path = tmp_path / "d.json"
+    path.write_text('[\n{"a": 1},\n{"a": }\n]')
+    with pytest.raises(DataError, match=r"d\.json:3: invalid JSON"):
+        load_rows(path)
+
+
+def test_csv_rows_and_line_numbers(tmp_path):
+    path = tmp_path / "d.csv"
+    path.write_text('question,answer\n"What causes\nscurvy?",Vitamin C deficiency.\nQ2,A2\n', encoding="utf-8")
+    rows, _ = load_rows(path)
+    assert rows == [
+        (f"{path}:2", {"question": "What causes\nscurvy?", "answer": "Vitamin C deficiency."}),
+        (f"{path}:4", {"question": "Q2", "answer": "A2"}),
+    ]
+
+
+def test_csv_row_with_too_many_fields(tmp_path):
+    path = tmp_path / "d.csv"
+    path.write_text("question,answer\nq,a\nq,a,extra\n")
+    with pytest.raises(DataError, match=r"d\.csv:3: 3 fields, header has 2"):
+        load_rows(path)
+
+
+def test_parquet(tmp_path):
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    path = tmp_path / "d.parquet"
+    pq.write_table(pa.Table.from_pylist(ROWS), path)
+    assert load_rows(path) == ([(f"{path}[0]", ROWS[0]), (f"{path}[1]", ROWS[1])], [])
+
+
+def test_damaged_parquet(tmp_path):
+    path = tmp_path / "d.parquet"
+    path.write_bytes(b"not parquet at all")
+    with pytest.raises(DataError, match="not a readable parquet file"):
+        load_rows(path)
+
+
+def test_save_to_disk_dataset_and_datasetdict(tmp_path):
+    import datasets
+
+    datasets.Dataset.from_list(ROWS).save_to_disk(str(tmp_path / "ds"))
+    assert [row for _, row in load_rows(tmp_path / "ds")[0]] == ROWS
+    dd = datasets.DatasetDict({"train": datasets.Dataset.from_list(ROWS[:1]), "test": datasets.Dataset.from_list(ROWS)})
+    dd.save_to_disk(str(tmp_path / "dd"))
+    assert load_rows(tmp_path / "dd")[0] == [(f"{tmp_path / 'dd'}[0]", ROWS[0])]
+
+
+def test_saved_datasetdict_without_train_lists_its_splits(tmp_path):
+    import datasets
+
+    dd = datasets.DatasetDict(
+        {"validation": datasets.Dataset.from_list(ROWS), "test": datasets.Dataset.from_list(ROWS)}
+    )
+    dd.save_to_disk(str(tmp_path / "dd"))
+    with pytest.raises(DataError, match=r"no 'train' split \(splits: validation, test\)"):
+        load_rows(tmp_path / "dd")
+
+
+def test_folder_of_data_files_like_a_downloaded_snapshot(tmp_path):
+    (tmp_path / "snap" / "data").mkdir(parents=True)
+    write_jsonl(tmp_path / "snap" / "data" / "train.jsonl", [json.dumps(r) for r in ROWS])
+    assert [row for _, row in load_rows(tmp_path / "snap")[0]] == ROWS
+
+
+def test_unsupported_suffix(tmp_path):
+    path = tmp_path / "d.txt"
+    path.write_text("hello")
+    with pytest.raises(DataError, match=r"unsupported file type \.txt"):
+        load_rows(path)
+
+
+@pytest.mark.parametrize("name", ["data/missing.jsonl", "./missing", "missing.parquet", "a/b/c"])
+def test_missing_local_file(name):
+    with pytest.raises(DataError, match=r"file not found$"):
+        load_rows(name)
+
+
+@pytest.mark.parametrize(
+    "text, expected",
+    [
+        ("FreedomIntelligence/medical-o1-reasoning-SFT", True),
+        ("someone/data.v2", True),
+        ("data/train.jsonl", False),
+        ("someone/data.parquet", False),
+        ("./data/x", False),
+        ("plainname", False),
+        ("a/b/c", False),
+    ],
+)
+def test_looks_like_hub_id(text, expected):
+    assert looks_like_hub_id(text) is expected
+
+
+@pytest.mark.timeout(60)
+def test_hub_id_fails_fast_when_the_hub_is_out_of_reach():
+    start = time.monotonic()
+    with pytest.raises(DataError) as info:
+        load_rows("medtune-tests/no-such-dataset-8d1f", hub_config="en", hub_split="train[:5]")
+    message = str(info.value)
+    assert time.monotonic() - start < 20  # datasets alone retries for about 25 seconds
+    assert message.startswith("medtune-tests/no-such-dataset-8d1f: file not found")
+    if "cannot be reached" in message:  # the offline case (this build machine); online it is plainly not found
+        assert "data.train_file" in message and "save_to_disk" in message
+    else:
+        assert "no dataset of that name on the hub" in message
+
+
+def test_loads_25k_records_of_3kb_quickly(tmp_path):
+    path = tmp_path / "big.jsonl"
+    line = json.dumps({"Question": "q" * 500, "Complex_CoT": "reasoning " * 200, "Response": "r" * 500})
+    path.write_text((line + "\n") * 25_000)
+    start = time.monotonic()
+    rows, _ = load_rows(path)
+    assert len(rows) == 25_000
+    assert time.monotonic() - start < 5
+
+
+@pytest.mark.skipif(not SHARED_DATA.exists(), reason="shared data folder not present")
+def test_real_medical_o1_sample():
+    rows, bad = load_rows(SHARED_DATA / "medical_o1_sample.jsonl")
+    assert len(rows) == 160 and bad == []
+    assert set(rows[0][1]) == {"Question", "Complex_CoT", "Response"}
+
+
+def test_fixture_files_load():
+    for path in sorted(FIXTURES.glob("*.jsonl")):
+        rows, _ = load_rows(path)
+        assert len(rows) == 2, path
