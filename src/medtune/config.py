@@ -96,7 +96,9 @@ class TrainingConfig:
 
 @dataclass
 class DataConfig:
-    train_file: Optional[str] = _f(None, "Training data: .jsonl/.json/.csv/.parquet, a save_to_disk folder, or a hub id.")
+    train_file: Optional[str] = _f(
+        None, "Training data: .jsonl/.json/.csv/.parquet, a save_to_disk folder, or a hub id."
+    )
     valid_file: Optional[str] = _f(None, "Validation data (when given, train_file is not split for validation).")
     test_file: Optional[str] = _f(None, "Test data (when given, train_file is not split for testing).")
     hub_config: Optional[str] = _f(None, "Hub dataset config name, e.g. en for medical-o1-reasoning-SFT.")
@@ -152,6 +154,10 @@ class TrackingConfig:
     report_to: Literal["none", "tensorboard", "wandb", "mlflow"] = _f("none", "Experiment tracker.")
     project: str = _f("medtune", "Project name for wandb / mlflow.")
     run_name: Optional[str] = _f(None, "Run name (default: the output_dir's folder name).")
+    mode: Literal["offline", "online"] = _f(
+        "offline", "wandb: offline writes the run under <output_dir>/tracking and needs no account; online uploads it."
+    )
+    uri: Optional[str] = _f(None, "mlflow tracking URI (default: a local file store in <output_dir>/tracking/mlruns).")
 
 
 @dataclass

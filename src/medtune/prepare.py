@@ -216,6 +216,17 @@ def main(args: argparse.Namespace) -> int:
     return 0
 
 
+def _overlong_advice(report: dict) -> list[str]:
+    """Say it loudly when the length policy removes a large share of the training data."""
+    audit = report["length"].get("train", {})
+    over, total = audit.get("exceed_max_length", 0), audit.get("examples", 0)
+    if not total or over / total < 0.1:
+        return []
+    return [f"warning: {over} of {total} training examples are longer than model.max_length={audit['max_length']} "
+            f"(p90 {audit['tokens']['p90']}, p99 {audit['tokens']['p99']} tokens): raise model.max_length "
+            f"to keep them whole (data.overlong={report['length']['policy']})"]
+
+
 def summary(report: dict) -> str:
     """A few human lines: what was read, kept and dropped, and the length audit."""
     c = report["counts"]
@@ -223,7 +234,7 @@ def summary(report: dict) -> str:
              f"{c.get('duplicates_removed', 0)} duplicates removed"]
     lines.append("splits: " + ", ".join(f"{n} {k}" for n, k in c["splits"].items()))
     if "leakage" in report:
-        lines.append(f"leakage: {report['leakage']['total']} training questions found in evaluation files")
+        lines.append(f"leakage: {report['leakage']['leaked_records']} training questions found in evaluation files")
     for name, a in report.get("length", {}).items():
         if isinstance(a, dict) and a.get("examples"):
             lost = a["would_lose_answer"]
@@ -233,5 +244,6 @@ def summary(report: dict) -> str:
                          f"prompt overflow {lost['prompt_overflow']}) -> {report['length']['policy']}")
     if "kept" in c:
         lines.append("kept after length policy: " + ", ".join(f"{n} {k}" for n, k in c["kept"].items()))
+        lines += _overlong_advice(report)
     lines += [f"note: {n}" for n in report["notes"]]
     return "\n".join(lines)

@@ -5,6 +5,7 @@ import pytest
 from medtune import config
 from medtune.errors import ConfigError
 
+# noqa: E501 -- the layout exactly as users write it
 COMMON_LAYOUT = """\
 seed: 816
 output_dir: ./checkpoints/model
@@ -42,8 +43,9 @@ def test_defaults_come_from_the_classes():
 
 
 def test_dotted_overrides_parse_values(tmp_path):
-    cfg = config.load(write(tmp_path, COMMON_LAYOUT), ["training.learning_rate=1e-4", "lora.r=8",
-                                                       "data.leakage_files=[a.jsonl, b.jsonl]", "training.method=qlora"])
+    overrides = ["training.learning_rate=1e-4", "lora.r=8", "data.leakage_files=[a.jsonl, b.jsonl]",
+                 "training.method=qlora"]
+    cfg = config.load(write(tmp_path, COMMON_LAYOUT), overrides)
     assert cfg.training.learning_rate == pytest.approx(1e-4)
     assert cfg.lora.r == 8
     assert cfg.data.leakage_files == ["a.jsonl", "b.jsonl"]
@@ -51,7 +53,7 @@ def test_dotted_overrides_parse_values(tmp_path):
 
 
 def test_unknown_key_names_closest(tmp_path):
-    with pytest.raises(ConfigError, match=r"unknown key 'training.learnig_rate'.*did you mean 'training.learning_rate'"):
+    with pytest.raises(ConfigError, match=r"unknown key 'training.learnig_rate'.*did you mean 'training.learning_r"):
         config.load(write(tmp_path, "training: {learnig_rate: 1e-4}\n"))
 
 

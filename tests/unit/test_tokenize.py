@@ -4,7 +4,15 @@ import pytest
 
 from medtune.data.records import Message, Record
 from medtune.data.templates import Rendered, render
-from medtune.data.tokenize import ANSWER_CUT, ANSWER_LOST, PROMPT_OVERFLOW, Encoded, apply_overlong, encode_batch, length_audit
+from medtune.data.tokenize import (
+    ANSWER_CUT,
+    ANSWER_LOST,
+    PROMPT_OVERFLOW,
+    Encoded,
+    apply_overlong,
+    encode_batch,
+    length_audit,
+)
 from medtune.errors import DataError
 
 
@@ -52,7 +60,9 @@ def fake(n_prompt, n_reason, n_answer, source="f:1"):
     return Encoded(list(range(len(mask))), mask, n_prompt + n_reason, source)
 
 
-@pytest.mark.parametrize("max_length, reason", [(100, None), (58, ANSWER_CUT), (40, ANSWER_LOST), (10, PROMPT_OVERFLOW)])
+@pytest.mark.parametrize(
+    "max_length, reason", [(100, None), (58, ANSWER_CUT), (40, ANSWER_LOST), (10, PROMPT_OVERFLOW)]
+)
 def test_overflow_reasons(max_length, reason):
     assert fake(10, 30, 20).overflow(max_length) == reason
 

@@ -6,7 +6,6 @@ reproducing known recipes. Masking is done on character spans, so it is exact fo
 
 from __future__ import annotations
 
-import os
 from dataclasses import dataclass, field
 
 from medtune.data.records import THINK_CLOSE, THINK_OPEN, Message, Record, assistant_text
@@ -14,7 +13,9 @@ from medtune.errors import DataError
 
 NAMED_TEMPLATES = ("phi-think", "r1-cot", "alpaca")
 
-ALPACA_PREAMBLE = "Below is an instruction that describes a task. Write a response that appropriately completes the request."
+ALPACA_PREAMBLE = (
+    "Below is an instruction that describes a task. Write a response that appropriately completes the request."
+)
 R1_PREAMBLE = (
     "Below is an instruction that describes a task, paired with an input that provides further context. "
     "Write a response that appropriately completes the request. Before answering, think carefully about the "
@@ -161,12 +162,24 @@ def _render_chat_template(messages: list[Message], tokenizer, keep_reasoning: bo
 def _turn_end(upto: str, full: str, tokenizer) -> int:
     """Where a turn ends inside the full conversation: the common prefix of the conversation rendered up to the
     turn and the full one, backed off so it never splits a special token (closing '</s>' vs next '<|user|>')."""
-    end = len(os.path.commonprefix([upto, full]))
+    end = _common_prefix_length(upto, full)
     for token in tokenizer.all_special_tokens + [str(t) for t in tokenizer.get_added_vocab()]:
         start = full.find(token, max(0, end - len(token) + 1), end + len(token))
         if 0 <= start < end < start + len(token):
             end = start
     return end
+
+
+def _common_prefix_length(a: str, b: str) -> int:
+    """Binary search with C-speed slice comparisons (os.path.commonprefix walks characters in Python)."""
+    lo, hi = 0, min(len(a), len(b))
+    while lo < hi:
+        mid = (lo + hi + 1) // 2
+        if a[:mid] == b[:mid]:
+            lo = mid
+        else:
+            hi = mid - 1
+    return lo
 
 
 def _render_fallback(messages: list[Message], tokenizer, keep_reasoning: bool, notes: list[str]) -> Rendered:

@@ -1,0 +1,129 @@
+"""`medtune prepare` end to end on the real medical-o1 sample, through the command line."""
+
+import json
+from pathlib import Path
+
+import pytest
+
+from medtune.cli import main
+
+SHARED = Path(__file__).resolve().parents[2] / ".." / "shared" / "data"
+SAMPLE = SHARED / "medical_o1_sample.jsonl"
+
+
+@pytest.fixture(scope="module")
+def model_dir(tmp_path_factory):
+    from medtune.models.tiny import build_tiny_model
+
+    return build_tiny_model("llama", tmp_path_factory.mktemp("m") / "tiny-llama")
+
+
+def read_jsonl(path):
+    return [json.loads(line) for line in path.read_text().splitlines()]
+
+
+def run(*argv):
+    return main(["prepare", *map(str, argv)])
+
+
+def test_prepare_real_sample(tmp_path, model_dir, capsys):
+    out = tmp_path / "data"
+    assert run("--data", SAMPLE, "--model", model_dir, "--max-length", 1024, "--split", "0.7,0.2,0.1",
+               "--leakage", SHARED / "eval" / "medqa.jsonl", "--out", out) == 0
+    report = json.loads((out / "prepare_report.json").read_text())
+    assert report["detected_format"] == "medical_o1"
+    assert report["counts"]["read"] == 160
+    assert report["counts"]["splits"] == {"train": 112, "valid": 32, "test": 16}
+    assert report["leakage"]["leaked_records"] == 0
+    audit = report["length"]["train"]
+    assert audit["examples"] == 112 and audit["tokens"]["max"] >= audit["tokens"]["p99"] >= audit["tokens"]["p50"]
+    dropped = len(report["dropped"]["train"]["overlong"])
+    assert dropped == audit["exceed_max_length"]  # default policy drop: every overlong one, and it is reported
+    train = read_jsonl(out / "train.jsonl")
+    assert len(train) == 112 - dropped == report["counts"]["kept"]["train"]
+    assert len(read_jsonl(out / "test.jsonl")) == 16  # test is never cut by the length policy
+    roles = [m["role"] for m in train[0]["messages"]]
+    assert roles == ["user", "assistant"]
+    assert train[0]["messages"][1]["content"].startswith("<think>")
+    printed = capsys.readouterr().out
+    assert "format medical_o1: read 160 records" in printed and "over max_length 1024" in printed
+
+
+def test_same_seed_same_split(tmp_path):
+    for name in ("a", "b"):
+        assert run("--data", SAMPLE, "--seed", 7, "--out", tmp_path / name) == 0
+    assert (tmp_path / "a" / "valid.jsonl").read_text() == (tmp_path / "b" / "valid.jsonl").read_text()
+    assert run("--data", SAMPLE, "--seed", 8, "--out", tmp_path / "c") == 0
+    assert (tmp_path / "a" / "valid.jsonl").read_text() != (tmp_path / "c" / "valid.jsonl").read_text()
+
+
+@pytest.mark.parametrize("fmt, key", [("chat", "messages"), ("text", "text"), ("completions", "completion")])
+def test_output_formats_read_by_mlx_lm(tmp_path, model_dir, fmt, key):
+    from transformers import AutoTokenizer
+
+    datasets = pytest.importorskip("mlx_lm.tuner.datasets")
+    out = tmp_path / fmt
+    assert run("--data", SAMPLE, "--limit", 20, "--model", model_dir, "--max-length", 4096,
+               "--output-format", fmt, "--out", out) == 0
+    rows = read_jsonl(out / "train.jsonl")
+    assert key in rows[0]
+    tok = AutoTokenizer.from_pretrained(model_dir)
+    train, valid, _ = datasets.load_local_dataset(out, tok, type("C", (), {"mask_prompt": fmt != "text"})())
+    tokens, offset = train.process(train[0])
+    assert len(tokens) > offset >= 0 and len(valid) >= 1
+    # medtune reads its own output back: same records, same format family
+    assert run("--data", out / "train.jsonl", "--out", tmp_path / "again") == 0
+    report = json.loads((tmp_path / "again" / "prepare_report.json").read_text())
+    assert report["counts"]["read"] == len(rows)
+
+
+def test_system_prompt_and_drop_reasoning(tmp_path):
+    out = tmp_path / "d"
+    assert run("--data", SAMPLE, "--limit", 10, "data.system_prompt=Be careful.", "data.reasoning=drop",
+               "--out", out) == 0
+    row = read_jsonl(out / "train.jsonl")[0]
+    assert row["messages"][0] == {"role": "system", "content": "Be careful."}
+    assert "<think>" not in row["messages"][-1]["content"]
+
+
+def test_duplicates_removed_and_counted(tmp_path):
+    lines = SAMPLE.read_text().splitlines()[:10]
+    dup = json.loads(lines[0])
+    dup["Question"] = "  " + dup["Question"].upper() + "  "  # same after folding case and white space
+    data = tmp_path / "dups.jsonl"
+    data.write_text("\n".join(lines + [json.dumps(dup), lines[1]]) + "\n")
+    assert run("--data", data, "--out", tmp_path / "o") == 0
+    report = json.loads((tmp_path / "o" / "prepare_report.json").read_text())
+    assert report["counts"]["duplicates_removed"] == 2
+    assert sum(report["counts"]["splits"].values()) == 10
+
+
+@pytest.mark.parametrize(
+    "content, extra, message",
+    [
+        ('{"Question": "q", "Complex_CoT": "c", "Response": "r"}\n{bad json\n', [], r"bad\.jsonl:2: invalid JSON"),
+        ("", [], r"bad\.jsonl: empty file"),
+        ('{"Question": "q", "Complex_CoT": "c", "Response": ""}\n', [], r"Response"),
+        ('{"Question": "q", "Complex_CoT": "c", "Response": "r"}\n', ["--split", "0.5,0.4"], r"sum"),
+    ],
+)
+def test_bad_input_is_one_line_exit_2_nothing_written(tmp_path, capsys, content, extra, message):
+    import re
+
+    data = tmp_path / "bad.jsonl"
+    data.write_text(content)
+    out = tmp_path / "out"
+    assert run("--data", data, "--out", out, *extra) == 2
+    err = capsys.readouterr().err.strip()
+    assert len(err.splitlines()) == 1 and re.search(message, err), err
+    assert not out.exists() or not any(out.iterdir())
+
+
+def test_skip_bad_counts_lines(tmp_path):
+    data = tmp_path / "bad.jsonl"
+    good = SAMPLE.read_text().splitlines()[:4]
+    data.write_text("\n".join(good[:2] + ["{oops"] + good[2:]) + "\n")
+    assert run("--data", data, "--skip-bad", "--out", tmp_path / "o") == 0
+    report = json.loads((tmp_path / "o" / "prepare_report.json").read_text())
+    assert [b["source"] for b in report["bad_lines"]] == [f"{data}:3"]
+    assert report["counts"]["read"] == 5
