@@ -1,0 +1,200 @@
+"""Loading a base model and its tokenizer: dtype, device, attention kernel, RoPE scaling, 4-bit NF4 for QLoRA.
+
+Everything goes through `from_pretrained` (a hub id or a local folder), reading safetensors only and running
+hub code only when the config says so. What the user can fix comes back as one MedtuneError line.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import os
+import resource
+import sys
+from pathlib import Path
+
+from medtune.config import ModelConfig
+from medtune.errors import ConfigError, MedtuneError
+
+METHODS = ("lora", "qlora", "full")
+
+
+def default_device() -> str:
+    """The accelerator torch can see, else the CPU."""
+    import torch
+
+    if torch.cuda.is_available():
+        return "cuda"
+    if torch.backends.mps.is_available():
+        return "mps"
+    return "cpu"
+
+
+def resolve_dtype(name: str, device: str):
+    """dtype "auto": bf16 on CUDA GPUs that support it, fp16 on older CUDA GPUs, fp32 elsewhere (CPU, MPS)."""
+    import torch
+
+    if name != "auto":
+        return getattr(torch, name)
+    if device.startswith("cuda"):
+        return torch.bfloat16 if torch.cuda.is_bf16_supported() else torch.float16
+    return torch.float32
+
+
+def resolve_attn_implementation(name: str, dtype, device: str, flash_installed: bool | None = None) -> str | None:
+    """Attention "auto": flash-attention 2 on CUDA in half precision when installed; else None, which lets
+    transformers pick sdpa (or eager for a model without sdpa support)."""
+    import torch
+    from transformers.utils import is_flash_attn_2_available
+
+    flash_installed = is_flash_attn_2_available() if flash_installed is None else flash_installed
+    flash_ok = flash_installed and device.startswith("cuda") and dtype in (torch.float16, torch.bfloat16)
+    if name == "flash_attention_2" and not flash_ok:
+        raise ConfigError("model.attn_implementation = flash_attention_2 needs the flash-attn package, a CUDA GPU "
+                          "and dtype bfloat16/float16; use auto or sdpa")
+    if name != "auto":
+        return name
+    return "flash_attention_2" if flash_ok else None
+
+
+def load_tokenizer(model_cfg: ModelConfig, padding_side: str = "right"):
+    """The model's tokenizer, with a pad token (pad, else unk, else eos) and the padding side asked for."""
+    from transformers import AutoTokenizer
+
+    name = _check_name(model_cfg.tokenizer or model_cfg.name, needs=None)
+    tokenizer = _from_pretrained(AutoTokenizer.from_pretrained, name, revision=model_cfg.revision,
+                                 trust_remote_code=model_cfg.trust_remote_code)
+    if tokenizer.pad_token is None:
+        # unk first: with pad == eos, a collator that masks labels by pad id also hides every eos from the loss
+        tokenizer.pad_token = tokenizer.unk_token or tokenizer.eos_token
+    if padding_side not in ("left", "right"):
+        raise ConfigError(f"padding side {padding_side!r} is not left or right")
+    tokenizer.padding_side = padding_side
+    return tokenizer
+
+
+def load_config(model_cfg: ModelConfig):
+    """The model's transformers config, with model.rope_scaling merged into its RoPE parameters."""
+    from transformers import AutoConfig
+
+    config = _from_pretrained(AutoConfig.from_pretrained, _check_name(model_cfg.name), revision=model_cfg.revision,
+                              trust_remote_code=model_cfg.trust_remote_code)
+    if model_cfg.rope_scaling:
+        apply_rope_scaling(config, model_cfg.rope_scaling)
+    return config
+
+
+def apply_rope_scaling(config, rope_scaling: dict) -> None:
+    """Merge {type|rope_type: linear, factor: 2.0, ...} into config.rope_parameters (transformers 5 layout)."""
+    from transformers.modeling_rope_utils import ROPE_INIT_FUNCTIONS
+
+    scaling = dict(rope_scaling)
+    kind = scaling.pop("rope_type", None) or scaling.pop("type", None)
+    if kind not in ROPE_INIT_FUNCTIONS:
+        raise ConfigError(f"model.rope_scaling: type {kind!r} is not one of {', '.join(ROPE_INIT_FUNCTIONS)}")
+    config.rope_parameters = {**(config.rope_parameters or {}), **scaling, "rope_type": kind}
+    try:
+        config.validate_rope()
+    except (KeyError, ValueError) as e:
+        raise ConfigError(f"model.rope_scaling: {str(e).strip(chr(34))}") from None
+
+
+def load_model(model_cfg: ModelConfig, method: str | None = None, device: str | None = None):
+    """The base model for `method` (lora, qlora, full) or for inference (None), placed on `device`."""
+    if method is not None and method not in METHODS:
+        raise ConfigError(f"method {method!r} is not one of {', '.join(METHODS)}")
+    device = device or default_device()
+    config = load_config(model_cfg)
+    dtype = resolve_dtype(model_cfg.dtype, device)
+    kwargs = dict(config=config, dtype=dtype, device_map={"": device}, use_safetensors=True,
+                  revision=model_cfg.revision, trust_remote_code=model_cfg.trust_remote_code,
+                  attn_implementation=resolve_attn_implementation(model_cfg.attn_implementation, dtype, device))
+    if method == "qlora":
+        kwargs["quantization_config"] = nf4_config(dtype)
+    model = _load_weights(_check_name(model_cfg.name), method, device, kwargs)
+    return _prepare(model, method)
+
+
+def nf4_config(compute_dtype):
+    """QLoRA's 4-bit NormalFloat with double quantisation; matmuls run in `compute_dtype`."""
+    if importlib.util.find_spec("bitsandbytes") is None:
+        raise MedtuneError("qlora needs bitsandbytes: pip install 'medtune[qlora]' (or use method lora)")
+    from transformers import BitsAndBytesConfig
+
+    return BitsAndBytesConfig(load_in_4bit=True, bnb_4bit_quant_type="nf4", bnb_4bit_use_double_quant=True,
+                              bnb_4bit_compute_dtype=compute_dtype)
+
+
+def _load_weights(name: str, method: str | None, device: str, kwargs: dict):
+    from transformers import AutoModelForCausalLM
+
+    try:
+        return _from_pretrained(AutoModelForCausalLM.from_pretrained, name, **kwargs)
+    except (ImportError, RuntimeError, ValueError) as e:
+        if method != "qlora":
+            raise
+        raise MedtuneError(f"4-bit (qlora) loading failed on {device}: {_first_line(e)}. It needs bitsandbytes "
+                           "with a backend for this device (CUDA, or CPU from bitsandbytes 0.48 on); "
+                           "or use method lora") from None
+
+
+def _prepare(model, method: str | None):
+    if method is None:
+        return model.eval()
+    if method == "qlora":
+        from peft import prepare_model_for_kbit_training
+
+        # fp32 norms/embeddings for stable 4-bit training; gradient checkpointing is training.gradient_checkpointing
+        model = prepare_model_for_kbit_training(model, use_gradient_checkpointing=False)
+    return model.train()
+
+
+def _check_name(name: str, needs: str | None = "config.json") -> str:
+    """Fail fast, and without a network round trip, on names that cannot be a model (or tokenizer)."""
+    if not name:
+        raise ConfigError("model.name is empty: give a hub id (microsoft/Phi-4-mini-instruct) or a local folder")
+    path = Path(name).expanduser()
+    if path.is_dir() and needs and not (path / needs).is_file():
+        raise MedtuneError(f"{name}: this folder has no {needs}, so it is not a Hugging Face model folder")
+    if not path.is_dir() and (name.startswith((".", "/", "~")) or name.count("/") > 1):
+        raise MedtuneError(f"{name}: no such local folder (and not a hub id of the form owner/name)")
+    return str(path) if path.is_dir() else name
+
+
+def _from_pretrained(load, name: str, **kwargs):
+    """Call a from_pretrained, turning 'not found' into one line that says where medtune looked."""
+    try:
+        return load(name, **kwargs)
+    except OSError as e:
+        if Path(name).is_dir():
+            raise MedtuneError(f"{name}: cannot load from this folder: {_first_line(e)}") from None
+        raise MedtuneError(f"{name}: not a local folder, and the hub could not be reached or has no such model "
+                           f"({_first_line(e)})") from None
+
+
+def _first_line(error: BaseException) -> str:
+    text = str(error).strip()
+    return text.splitlines()[0] if text else type(error).__name__
+
+
+def describe_device(device: str | None = None) -> str:
+    """A short name for run.json and logs: "cpu (2 cores)", "cuda:0 NVIDIA H200, 139 GiB", "mps"."""
+    import torch
+
+    device = device or default_device()
+    if device.startswith("cuda"):
+        index = torch.device(device).index or 0
+        props = torch.cuda.get_device_properties(index)
+        return f"cuda:{index} {props.name}, {props.total_memory // 2**30} GiB"
+    if device == "cpu":
+        return f"cpu ({len(os.sched_getaffinity(0)) if hasattr(os, 'sched_getaffinity') else os.cpu_count()} cores)"
+    return device
+
+
+def peak_memory_mb() -> float:
+    """Peak memory so far: CUDA max allocated when torch has used a GPU, else the process's max resident set."""
+    import torch
+
+    if torch.cuda.is_available() and torch.cuda.is_initialized():
+        return torch.cuda.max_memory_allocated() / 2**20
+    rss = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    return rss / 2**20 if sys.platform == "darwin" else rss / 2**10  # bytes on macOS, KiB on Linux

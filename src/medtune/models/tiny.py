@@ -1,0 +1,173 @@
+"""`medtune new-model`: a small random-weight model with a tokenizer trained on the spot.
+
+The folder it writes is an ordinary Hugging Face checkpoint (config.json, model.safetensors, tokenizer.json,
+tokenizer_config.json with a chat template, generation_config.json): transformers and mlx-lm load it as they
+would a hub model, so tests and demos exercise the real loading code with no network.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import math
+import time
+from importlib import resources
+from pathlib import Path
+
+from medtune.errors import MedtuneError
+
+ARCHS = ("llama", "mistral", "phi3", "qwen2")
+
+# Shapes per size; vocab_size is the BPE target (the bundled text reaches it), plus the two think tokens.
+SIZES = {
+    "tiny": dict(hidden_size=64, num_hidden_layers=2, num_attention_heads=4, num_key_value_heads=2,
+                 intermediate_size=128, vocab_size=1024),
+    "small": dict(hidden_size=256, num_hidden_layers=4, num_attention_heads=8, num_key_value_heads=4,
+                  intermediate_size=512, vocab_size=2048),
+}
+
+BOS, EOS, PAD, UNK, END = "<s>", "</s>", "<pad>", "<unk>", "<|end|>"
+ROLE_TOKENS = ["<|system|>", "<|user|>", "<|assistant|>"]
+THINK_TOKENS = ["<think>", "</think>"]  # plain added tokens: decoding keeps them so reasoning can be split off
+
+# Phi-3 / Phi-4-mini layout; eos closes a finished conversation, a generation prompt opens the assistant turn.
+CHAT_TEMPLATE = (
+    "{% for message in messages %}"
+    "{% if message['role'] not in ['system', 'user', 'assistant'] %}"
+    "{{ raise_exception('unknown role: ' + message['role']) }}{% endif %}"
+    "{{ '<|' + message['role'] + '|>' + message['content'] + '<|end|>' }}"
+    "{% endfor %}"
+    "{% if add_generation_prompt %}{{ '<|assistant|>' }}{% else %}{{ eos_token }}{% endif %}"
+)
+
+# mlx-lm's default RoPE base per arch: it ignores the rope_parameters that transformers 5 writes, so they must agree.
+ROPE_THETA = {"llama": 10000.0, "mistral": 10000.0, "phi3": 10000.0, "qwen2": 1000000.0}
+
+DEFAULT_TEXT = "medical_tiny.jsonl"  # 18 medical-o1 records (see assets/README.md)
+
+
+def build_tiny_model(arch: str, out_dir, data_file=None, size: str = "tiny", seed: int = 0) -> Path:
+    """Write a random-weight `arch` model and a tokenizer trained on `data_file` (or the bundled text) to out_dir."""
+    if arch not in ARCHS:
+        raise MedtuneError(f"unknown arch {arch!r}; choose one of {', '.join(ARCHS)}")
+    if size not in SIZES:
+        raise MedtuneError(f"unknown size {size!r}; choose one of {', '.join(SIZES)}")
+    out = Path(out_dir)
+    tokenizer = train_tokenizer(read_texts(data_file), SIZES[size]["vocab_size"])
+    model = random_model(arch, size, tokenizer, seed)
+    out.mkdir(parents=True, exist_ok=True)
+    model.save_pretrained(out, safe_serialization=True)
+    tokenizer.save_pretrained(out)
+    return out
+
+
+def read_texts(data_file=None) -> list[str]:
+    """Training text: every string value of a .jsonl file's records, or a plain text file's lines."""
+    if data_file is None:
+        source = resources.files("medtune") / "assets" / DEFAULT_TEXT
+        return _jsonl_strings(source.read_text(encoding="utf-8"), DEFAULT_TEXT)
+    path = Path(data_file)
+    if not path.is_file():
+        raise MedtuneError(f"{path}: data file not found")
+    text = path.read_text(encoding="utf-8", errors="replace")
+    texts = _jsonl_strings(text, str(path)) if path.suffix == ".jsonl" else text.splitlines()
+    texts = [t for t in texts if t.strip()]
+    if not texts:
+        raise MedtuneError(f"{path}: no text to train a tokenizer on")
+    return texts
+
+
+def _jsonl_strings(text: str, source: str) -> list[str]:
+    out: list[str] = []
+    for n, line in enumerate(text.splitlines(), 1):
+        if line.strip():
+            try:
+                _collect_strings(json.loads(line), out)
+            except json.JSONDecodeError as e:
+                raise MedtuneError(f"{source}:{n}: not valid JSON ({e.msg})") from None
+    return out
+
+
+def _collect_strings(value, out: list[str]) -> None:
+    # Nested records (chat messages, options) hold their text below the top level.
+    if isinstance(value, str):
+        out.append(value)
+    elif isinstance(value, dict):
+        for v in value.values():
+            _collect_strings(v, out)
+    elif isinstance(value, list):
+        for v in value:
+            _collect_strings(v, out)
+
+
+def train_tokenizer(texts: list[str], vocab_size: int):
+    """A byte-level BPE tokenizer (GPT-2 / Llama-3 style) with the chat and reasoning tokens of the template."""
+    from tokenizers import Tokenizer, decoders, models, pre_tokenizers, processors, trainers
+    from transformers import PreTrainedTokenizerFast
+
+    core = Tokenizer(models.BPE(unk_token=None, byte_fallback=False))
+    core.pre_tokenizer = pre_tokenizers.ByteLevel(add_prefix_space=False)
+    core.decoder = decoders.ByteLevel()
+    core.post_processor = processors.ByteLevel(trim_offsets=False)  # exact character offsets for loss masks
+    specials = [UNK, BOS, EOS, PAD, *ROLE_TOKENS, END]
+    trainer = trainers.BpeTrainer(vocab_size=vocab_size, special_tokens=specials, show_progress=False,
+                                  initial_alphabet=pre_tokenizers.ByteLevel.alphabet())
+    core.train_from_iterator(texts, trainer=trainer)
+    tokenizer = PreTrainedTokenizerFast(tokenizer_object=core, bos_token=BOS, eos_token=EOS, pad_token=PAD,
+                                        unk_token=UNK, chat_template=CHAT_TEMPLATE, model_max_length=4096)
+    tokenizer.add_special_tokens({"additional_special_tokens": [*ROLE_TOKENS, END]})
+    tokenizer.add_tokens(THINK_TOKENS)
+    return tokenizer
+
+
+def random_model(arch: str, size: str, tokenizer, seed: int):
+    """A freshly initialised causal LM of the real transformers class for `arch`."""
+    import torch
+    from transformers import AutoModelForCausalLM, GenerationConfig
+
+    torch.manual_seed(seed)  # weights are drawn from torch's RNG alone (transformers.set_seed would import peft)
+    model = AutoModelForCausalLM.from_config(model_config(arch, size, tokenizer), dtype=torch.float32)
+    ids = tokenizer.convert_tokens_to_ids([EOS, END])
+    # generation stops at the end of the assistant turn (<|end|>) as well as at eos, as Phi-3 does
+    model.generation_config = GenerationConfig(bos_token_id=tokenizer.bos_token_id, eos_token_id=ids,
+                                               pad_token_id=tokenizer.pad_token_id)
+    return model
+
+
+def model_config(arch: str, size: str, tokenizer):
+    """The transformers config class of `arch`, shaped by SIZES and pointed at the tokenizer's special ids."""
+    from transformers import LlamaConfig, MistralConfig, Phi3Config, Qwen2Config
+
+    cls = {"llama": LlamaConfig, "mistral": MistralConfig, "phi3": Phi3Config, "qwen2": Qwen2Config}[arch]
+    shape = {k: v for k, v in SIZES[size].items() if k != "vocab_size"}
+    return cls(
+        **shape, vocab_size=len(tokenizer), max_position_embeddings=4096, rope_theta=ROPE_THETA[arch],
+        tie_word_embeddings=True, bos_token_id=tokenizer.bos_token_id, eos_token_id=tokenizer.eos_token_id,
+        pad_token_id=tokenizer.pad_token_id, dtype="float32",
+    )
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--arch", choices=ARCHS, default="llama", help="transformers architecture (default llama)")
+    parser.add_argument("--out", required=True, help="folder to write the model into")
+    parser.add_argument("--data", help="text to train the tokenizer on: .jsonl (string values) or plain text; "
+                                       "default: bundled medical records")
+    parser.add_argument("--size", choices=tuple(SIZES), default="tiny",
+                        help="tiny (~140k parameters, 2 blocks) or small (~2.9M parameters, 4 blocks)")
+    parser.add_argument("--seed", type=int, default=0, help="seed for the random weights")
+
+
+def main(args: argparse.Namespace) -> int:
+    start = time.perf_counter()
+    out = build_tiny_model(args.arch, args.out, args.data, args.size, args.seed)
+    params = _count_params(out)
+    print(f"new-model: {args.arch} ({args.size}, {params:,} parameters) written to {out} "
+          f"in {time.perf_counter() - start:.1f}s")
+    return 0
+
+
+def _count_params(folder: Path) -> int:
+    from safetensors import safe_open
+
+    with safe_open(str(folder / "model.safetensors"), framework="pt") as f:
+        return sum(math.prod(f.get_slice(k).get_shape()) for k in f.keys())
