@@ -12,10 +12,8 @@ SAMPLE = SHARED / "medical_o1_sample.jsonl"
 
 
 @pytest.fixture(scope="module")
-def model_dir(tmp_path_factory):
-    from medtune.models.tiny import build_tiny_model
-
-    return build_tiny_model("llama", tmp_path_factory.mktemp("m") / "tiny-llama")
+def model_dir(tiny_llama):
+    return tiny_llama
 
 
 def read_jsonl(path):
@@ -127,3 +125,25 @@ def test_skip_bad_counts_lines(tmp_path):
     report = json.loads((tmp_path / "o" / "prepare_report.json").read_text())
     assert [b["source"] for b in report["bad_lines"]] == [f"{data}:3"]
     assert report["counts"]["read"] == 5
+
+
+@pytest.mark.parametrize("arch", ["llama", "mistral", "phi3", "qwen2"])
+@pytest.mark.parametrize("template", ["auto", "phi-think", "r1-cot", "alpaca"])
+def test_every_architecture_and_template_masks_only_the_answer(tiny_models, arch, template):
+    from transformers import AutoTokenizer
+
+    from medtune import config
+    from medtune.prepare import prepare
+
+    tok = AutoTokenizer.from_pretrained(tiny_models(arch))
+    cfg = config.load(None, values={"data.train_file": str(SAMPLE), "data.limit": 6, "data.template": template,
+                                    "model.max_length": 100_000, "data.system_prompt": "Be careful."})
+    prepared = prepare(cfg, tok)
+    for record, enc in zip(prepared.splits["train"], prepared.encoded["train"]):
+        trained = tok.decode([t for t, m in zip(enc.input_ids, enc.mask) if m])
+        untrained = tok.decode([t for t, m in zip(enc.input_ids, enc.mask) if not m])
+        final = record.final
+        assert trained.startswith("<think>") and final.reasoning[:40] in trained and final.content[-40:] in trained
+        assert record.question[:40] not in trained and "Be careful." not in trained
+        assert record.question[:40] in untrained and final.content[-40:] not in untrained
+        assert trained.endswith(tok.eos_token)

@@ -1,21 +1,14 @@
-"""Tokenizers for pure-function tests: the tiny model's tokenizer (BPE trained locally, chat template)."""
+"""Tokenizers for pure-function tests: the tiny llama's tokenizer (BPE trained locally, with a chat template)."""
 
 import copy
 
 import pytest
 from transformers import AutoTokenizer
 
-from medtune.models.tiny import build_tiny_model
-
 
 @pytest.fixture(scope="session")
-def tokenizer_dir(tmp_path_factory):
-    return build_tiny_model("llama", tmp_path_factory.mktemp("tok") / "tiny-llama")
-
-
-@pytest.fixture(scope="session")
-def tokenizer(tokenizer_dir):
-    return AutoTokenizer.from_pretrained(tokenizer_dir)
+def tokenizer(tiny_llama):
+    return AutoTokenizer.from_pretrained(tiny_llama)
 
 
 @pytest.fixture
