@@ -37,13 +37,13 @@ def prepare(cfg: Config, tokenizer=None) -> Prepared:
     records = _load_train(cfg, report)
     splits = _split(cfg, records, report)
     prepared = Prepared(splits, report=report)
+    report["counts"]["splits"] = {name: len(recs) for name, recs in splits.items()}
     if cfg.data.leakage_files:
         report["leakage"] = hygiene.leakage(splits["train"], [str(p) for p in cfg.data.leakage_files])
     if tokenizer is not None:
         _encode(cfg, tokenizer, prepared)
     else:
         report["notes"].append("no model.name given: token-length audit skipped")
-    report["counts"]["splits"] = {name: len(recs) for name, recs in splits.items()}
     report["seconds"] = round(time.perf_counter() - started, 2)
     return prepared
 
