@@ -1,0 +1,135 @@
+"""Numbers that say how sure a result is: accuracy intervals, paired base-versus-tuned differences, summaries.
+
+Paired comparisons read per-item records (the lines of items.jsonl) of two systems on the same task and match
+them by item id, so both must have been evaluated on the same items.
+"""
+
+from __future__ import annotations
+
+import math
+from statistics import mean, median
+
+import numpy as np
+
+Z95 = 1.959963984540054
+GOOD_SIMILARITY, POOR_SIMILARITY = 0.7, 0.3
+
+
+def wilson_interval(correct: int, n: int, z: float = Z95) -> tuple[float, float]:
+    """95% Wilson score interval for a proportion: stays inside [0, 1] and is sane for small n or p near 0/1."""
+    if n == 0:
+        return 0.0, 0.0
+    p = correct / n
+    centre = (p + z * z / (2 * n)) / (1 + z * z / n)
+    half = z * math.sqrt(p * (1 - p) / n + z * z / (4 * n * n)) / (1 + z * z / n)
+    return max(0.0, centre - half), min(1.0, centre + half)
+
+
+def accuracy(flags: list[bool]) -> dict:
+    lo, hi = wilson_interval(sum(flags), len(flags))
+    return {"accuracy": sum(flags) / len(flags) if flags else 0.0, "ci95": [lo, hi], "items": len(flags)}
+
+
+def mcnemar(base: list[bool], tuned: list[bool]) -> dict:
+    """Exact McNemar test on discordant pairs: is 'only tuned right' more or less common than 'only base right'?"""
+    only_tuned = sum(t and not b for b, t in zip(base, tuned))
+    only_base = sum(b and not t for b, t in zip(base, tuned))
+    n = only_tuned + only_base
+    # two-sided exact binomial p-value with p = 1/2 on the discordant pairs
+    p = 1.0 if n == 0 else min(1.0, 2 * sum(math.comb(n, k) for k in range(min(only_tuned, only_base) + 1)) / 2**n)
+    return {"only_tuned_correct": only_tuned, "only_base_correct": only_base, "p_value": p}
+
+
+def paired_bootstrap(base: list[float], tuned: list[float], seed: int = 0, n_boot: int = 10_000) -> dict:
+    """Mean of (tuned - base) per item, with a 95% percentile interval from resampling items."""
+    diffs = np.asarray(tuned, dtype=np.float64) - np.asarray(base, dtype=np.float64)
+    if diffs.size == 0:
+        return {"delta": 0.0, "ci95": [0.0, 0.0], "n": 0}
+    rng = np.random.default_rng(seed)
+    means = np.concatenate([  # chunks keep memory at 1000 x n
+        diffs[rng.integers(0, diffs.size, size=(min(1000, n_boot - i), diffs.size))].mean(axis=1)
+        for i in range(0, n_boot, 1000)])
+    lo, hi = np.percentile(means, [2.5, 97.5])
+    return {"delta": float(diffs.mean()), "ci95": [float(lo), float(hi)], "n": int(diffs.size)}
+
+
+def wins_ties_losses(base: list[float], tuned: list[float], tol: float = 0.0) -> dict:
+    """Per item: tuned better (win), equal within tol (tie), worse (loss)."""
+    wins = sum(t - b > tol for b, t in zip(base, tuned))
+    losses = sum(b - t > tol for b, t in zip(base, tuned))
+    return {"wins": wins, "ties": len(base) - wins - losses, "losses": losses}
+
+
+def describe(values: list[float]) -> dict:
+    if not values:
+        return {"n": 0}
+    return {"n": len(values), "mean": mean(values), "median": median(values), "min": min(values), "max": max(values)}
+
+
+def similarity_summary(scores: list[float]) -> dict:
+    """Mean, median, and the shares of good (>= 0.7) and poor (<= 0.3) answers."""
+    if not scores:
+        return {"n": 0}
+    n = len(scores)
+    return {**describe(scores), "good_share": sum(s >= GOOD_SIMILARITY for s in scores) / n,
+            "poor_share": sum(s <= POOR_SIMILARITY for s in scores) / n}
+
+
+# ---------------------------------------------------------------- per-task summaries from item records
+
+
+def mcq_summary(records: list[dict]) -> dict:
+    """Accuracy with its interval, acc_norm (loglik), unparseable answers, reasoning length and format (generate)."""
+    out = accuracy([r["correct"] for r in records])
+    if records and "correct_norm" in records[0]:
+        out["acc_norm"] = accuracy([r["correct_norm"] for r in records])["accuracy"]
+    if records and "parsed" in records[0]:
+        out["unparseable"] = sum(not r["parsed"] for r in records)
+    return {**out, **generation_summary(records)}
+
+
+def generation_summary(records: list[dict]) -> dict:
+    """Mean reasoning length (tokens when counted, else words) and format compliance, for generated answers."""
+    gen = [r for r in records if "format_ok" in r]
+    if not gen:
+        return {}
+    lengths = [r.get("reasoning_tokens") or len((r.get("reasoning") or "").split()) for r in gen]
+    return {"mean_reasoning_tokens": mean(lengths), "format_compliance": sum(r["format_ok"] for r in gen) / len(gen),
+            "truncated": sum(r.get("finish_reason") == "length" for r in gen)}
+
+
+def open_summary(records: list[dict], criteria: tuple[str, ...] = ()) -> dict:
+    out: dict = {"items": len(records), **generation_summary(records)}
+    sims = [r["similarity"] for r in records if r.get("similarity") is not None]
+    if sims:
+        out["similarity"] = similarity_summary(sims)
+    judged = [r["judge"] for r in records if r.get("judge") is not None]
+    if judged:
+        ok = [j for j in judged if not j.get("failed")]
+        out["judge"] = {"judged": len(ok), "failed": len(judged) - len(ok),
+                        **{c: mean(j["scores"][c] for j in ok) for c in criteria if ok}}
+    return out
+
+
+def paired_summary(base: list[dict], tuned: list[dict], seed: int = 0, criteria: tuple[str, ...] = ()) -> dict:
+    """Tuned minus base on the items both have: accuracy (bootstrap + McNemar), similarity and judge deltas."""
+    by_id = {r["id"]: r for r in base}
+    pairs = [(by_id[r["id"]], r) for r in tuned if r["id"] in by_id]
+    out: dict = {"items": len(pairs)}
+    if pairs and "correct" in pairs[0][1]:
+        b, t = [p[0]["correct"] for p in pairs], [p[1]["correct"] for p in pairs]
+        out["accuracy"] = {**paired_bootstrap(b, t, seed), **mcnemar(b, t), **wins_ties_losses(b, t)}
+    sims = [(p[0]["similarity"], p[1]["similarity"]) for p in pairs
+            if p[0].get("similarity") is not None and p[1].get("similarity") is not None]
+    if sims:
+        b, t = zip(*sims)
+        out["similarity"] = {**paired_bootstrap(list(b), list(t), seed), **wins_ties_losses(b, t, tol=0.01)}
+    judged = [(p[0]["judge"]["scores"], p[1]["judge"]["scores"]) for p in pairs if _judged(p[0]) and _judged(p[1])]
+    if judged and criteria:
+        out["judge"] = {c: paired_bootstrap([b[c] for b, _ in judged], [t[c] for _, t in judged], seed)
+                        for c in criteria}
+    return out
+
+
+def _judged(record: dict) -> bool:
+    return bool(record.get("judge")) and not record["judge"].get("failed")
