@@ -13,6 +13,7 @@ from medtune.errors import MedtuneError
 VERBS: dict[str, tuple[str, str]] = {
     "prepare": ("medtune.prepare", "load, detect, normalise, template, split and audit a dataset"),
     "new-model": ("medtune.models.tiny", "build a small random model + locally trained tokenizer"),
+    "train": ("medtune.train", "LoRA / QLoRA / full fine-tuning with checkpoints, resume and early stopping"),
 }
 
 

@@ -1,0 +1,1 @@
+"""`medtune train` internals: run directory, SFTConfig from the config, callbacks, faults, reports, dry run."""

@@ -1,0 +1,96 @@
+"""What a finished run leaves for people: plots/loss.png and a README.md model card."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from medtune.config import Config
+
+
+def plot_losses(rows: list[dict], path: Path, title: str = "") -> Path | None:
+    """Train and validation loss against step; None when nothing was logged."""
+    train = [(r["step"], r["train_loss"]) for r in rows if r.get("train_loss") is not None]
+    val = [(r["step"], r["val_loss"]) for r in rows if r.get("val_loss") is not None]
+    if not train and not val:
+        return None
+    import matplotlib
+
+    matplotlib.use("Agg")  # files only: no display on training machines
+    import matplotlib.pyplot as plt
+
+    fig, ax = plt.subplots(figsize=(7, 4), dpi=120)
+    if train:
+        ax.plot(*zip(*train), label="train loss", linewidth=1.2)
+    if val:
+        ax.plot(*zip(*val), "o-", label="validation loss", linewidth=1.5, markersize=4)
+    ax.set(xlabel="step", ylabel="loss", title=title)
+    ax.grid(alpha=0.3)
+    ax.legend()
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fig.tight_layout()
+    fig.savefig(path)
+    plt.close(fig)
+    return path
+
+
+HYPERPARAMETERS = [
+    ("method", lambda c: c.method), ("max_length", lambda c: c.model.max_length),
+    ("lora r / alpha / dropout", lambda c: f"{c.lora.r} / {c.lora.alpha} / {c.lora.dropout}"),
+    ("batch size x accumulation", lambda c: f"{c.training.batch_size} x {c.training.gradient_accumulation_steps}"),
+    ("steps / epochs", lambda c: f"{c.training.max_steps} / {c.training.epochs}"),
+    ("learning rate, scheduler", lambda c: f"{c.training.learning_rate:g}, {c.training.lr_scheduler}"),
+    ("optimizer, weight decay", lambda c: f"{c.training.optimizer}, {c.training.weight_decay:g}"),
+    ("template", lambda c: c.data.template), ("seed", lambda c: c.seed),
+]
+
+
+def model_card(cfg: Config, info: dict) -> str:
+    """A short README.md: what was trained on what, how, the losses reached, and how to load it."""
+    weights = info.get("weights_dir", "adapter")
+    rows = "\n".join(f"| {name} | {get(cfg)} |" for name, get in HYPERPARAMETERS)
+    if cfg.method != "full":
+        rows += f"\n| adapted modules | {', '.join(info.get('target_modules', []))} |"
+    best = info.get("best") or {}
+    lines = [
+        f"# {Path(cfg.output_dir).name}",
+        "",
+        f"A {cfg.method} fine-tune of `{cfg.model.name}` for medical reasoning, made with medtune.",
+        "Educational and research use only: not a medical device, and no substitute for a clinician.",
+        "",
+        "## Data",
+        "",
+        f"- source: `{cfg.data.train_file}` ({info.get('data', {}).get('train_examples', '?')} training and "
+        f"{info.get('data', {}).get('valid_examples', '?')} validation examples after preparation)",
+        f"- loss on the assistant turn only: {'no' if cfg.training.train_on_prompt else 'yes'}",
+        f"- data hash: `{info.get('data_hash', '')}`",
+        "",
+        "## Training",
+        "",
+        "| setting | value |",
+        "|---|---|",
+        rows,
+        "",
+        "## Results",
+        "",
+        f"- steps: {info.get('global_step')} ({info.get('status')})",
+        f"- final train loss: {_fmt(info.get('final_train_loss'))}",
+        f"- final validation loss: {_fmt(info.get('final_val_loss'))}",
+    ]
+    if best:
+        lines.append(f"- best validation loss: {_fmt(best.get('val_loss'))} at step {best.get('step')}"
+                     + (f" (this is the `{weights}/` kept)" if info.get("weights_from_best") else ""))
+    lines += ["", "![loss](plots/loss.png)", "", "## Use", "", "```bash", _usage(cfg, weights), "```", ""]
+    return "\n".join(lines)
+
+
+def _usage(cfg: Config, weights: str) -> str:
+    run = cfg.output_dir
+    if cfg.method == "full":
+        return f"medtune generate --model {run}/{weights} \"A 45-year-old presents with ...\""
+    return (f"medtune generate --model {cfg.model.name} --adapter {run}/{weights} \"A 45-year-old presents with ...\""
+            f"\n# or: PeftModel.from_pretrained(AutoModelForCausalLM.from_pretrained(\"{cfg.model.name}\"), "
+            f"\"{run}/{weights}\")")
+
+
+def _fmt(value) -> str:
+    return "n/a" if value is None else f"{value:.4f}"

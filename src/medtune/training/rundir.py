@@ -1,0 +1,187 @@
+"""The run directory: where each artifact lives, checkpoints made whole before they get their name, run.json.
+
+    <output_dir>/config.yaml  run.json  metrics.jsonl  README.md  plots/  data/
+                 checkpoints/checkpoint-<step>/   adapter/ (lora, qlora) or model/ (full)
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import platform
+import re
+import shutil
+import subprocess
+from dataclasses import dataclass
+from importlib import metadata
+from pathlib import Path
+
+from medtune.errors import MedtuneError
+
+CHECKPOINT = re.compile(r"^checkpoint-(\d+)$")
+STAGING = ".incoming"  # the Trainer writes here; a checkpoint is renamed out of it once complete
+STATE_FILES = {"optimizer.pt", "scheduler.pt", "rng_state.pth", "trainer_state.json", "training_args.bin",
+               "scaler.pt"}
+PACKAGES = ("medtune", "torch", "transformers", "peft", "trl", "accelerate", "datasets", "bitsandbytes")
+
+
+@dataclass(frozen=True)
+class RunDir:
+    root: Path
+
+    @property
+    def checkpoints(self) -> Path:
+        return self.root / "checkpoints"
+
+    @property
+    def staging(self) -> Path:
+        return self.checkpoints / STAGING
+
+    @property
+    def metrics(self) -> Path:
+        return self.root / "metrics.jsonl"
+
+    @property
+    def run_json(self) -> Path:
+        return self.root / "run.json"
+
+    @property
+    def plots(self) -> Path:
+        return self.root / "plots"
+
+    def weights_dir(self, method: str) -> Path:
+        """adapter/ for lora and qlora; model/ for a full fine-tune (a whole model is not an adapter)."""
+        return self.root / ("model" if method == "full" else "adapter")
+
+    def check_fresh(self) -> None:
+        """A new run never mixes into an old one: its checkpoints would be resumed by mistake."""
+        if self.list_checkpoints() or (self.root / "adapter").exists() or (self.root / "model").exists():
+            raise MedtuneError(f"{self.root} already holds a run: continue it with --resume, or choose another "
+                               "output_dir (or remove that folder)")
+
+    def list_checkpoints(self) -> list[tuple[int, Path]]:
+        """Complete checkpoints, by step (a partial write sits in .incoming and is never listed)."""
+        if not self.checkpoints.is_dir():
+            return []
+        found = [(int(m.group(1)), p) for p in self.checkpoints.iterdir()
+                 if (m := CHECKPOINT.match(p.name)) and (p / "trainer_state.json").is_file()]
+        return sorted(found)
+
+    def latest_checkpoint(self) -> Path:
+        found = self.list_checkpoints()
+        if not found:
+            raise MedtuneError(f"nothing to resume: {self.checkpoints} holds no complete checkpoint")
+        return found[-1][1]
+
+    def clear_staging(self) -> None:
+        shutil.rmtree(self.staging, ignore_errors=True)
+
+    def publish_checkpoint(self, step: int) -> Path:
+        """Move a finished checkpoint from staging to its final name in one rename."""
+        src, dst = self.staging / f"checkpoint-{step}", self.checkpoints / f"checkpoint-{step}"
+        _fsync_tree(src)  # the rename must never land before the files' contents
+        replace_dir(src, dst)
+        return dst
+
+    def rotate(self, keep_last: int | None, keep_step: int | None) -> None:
+        """Delete all but the newest `keep_last` checkpoints, always sparing the best one (`keep_step`)."""
+        if not keep_last:
+            return
+        found = self.list_checkpoints()
+        for step, path in found[:-keep_last]:
+            if step != keep_step:
+                shutil.rmtree(path)
+
+
+def replace_dir(src: Path, dst: Path) -> None:
+    """Put folder src at dst; an existing dst is set aside first and only removed once src is in place."""
+    old = dst.with_name(f".{dst.name}.old")
+    shutil.rmtree(old, ignore_errors=True)
+    if dst.exists():
+        os.replace(dst, old)
+    os.replace(src, dst)
+    shutil.rmtree(old, ignore_errors=True)
+
+
+def copy_weights(checkpoint: Path, dst: Path) -> None:
+    """The model files of a checkpoint (adapter or full weights, tokenizer) copied to dst, atomically."""
+    tmp = dst.with_name(f".{dst.name}.tmp")
+    shutil.rmtree(tmp, ignore_errors=True)
+    shutil.copytree(checkpoint, tmp, ignore=lambda _d, names: [n for n in names if n in STATE_FILES])
+    replace_dir(tmp, dst)
+
+
+def _fsync_tree(folder: Path) -> None:
+    for path in folder.rglob("*"):
+        if path.is_file():
+            with open(path, "rb") as f:
+                os.fsync(f.fileno())
+
+
+# ---------------------------------------------------------------- metrics.jsonl
+
+
+def append_metrics(path: Path, row: dict) -> None:
+    with open(path, "a", encoding="utf-8") as f:
+        f.write(json.dumps(row) + "\n")
+
+
+def read_metrics(path: Path) -> list[dict]:
+    if not path.is_file():
+        return []
+    return [json.loads(line) for line in path.read_text(encoding="utf-8").splitlines() if line.strip()]
+
+
+def truncate_metrics(path: Path, step: int) -> None:
+    """On resume: forget what was logged after the checkpoint, so the curve continues without duplicates."""
+    rows = [r for r in read_metrics(path) if r.get("step", 0) <= step]
+    tmp = path.with_name(path.name + ".tmp")
+    tmp.write_text("".join(json.dumps(r) + "\n" for r in rows), encoding="utf-8")
+    os.replace(tmp, path)
+
+
+# ---------------------------------------------------------------- run.json
+
+
+def write_json(path: Path, data: dict) -> None:
+    tmp = path.with_name(path.name + ".tmp")
+    tmp.write_text(json.dumps(data, indent=2, ensure_ascii=False) + "\n", encoding="utf-8")
+    os.replace(tmp, path)
+
+
+def read_json(path: Path) -> dict:
+    return json.loads(path.read_text(encoding="utf-8")) if path.is_file() else {}
+
+
+def versions() -> dict:
+    out = {"python": platform.python_version()}
+    for name in PACKAGES:
+        try:
+            out[name] = metadata.version(name)
+        except metadata.PackageNotFoundError:
+            out[name] = None
+    return out
+
+
+def git_commit() -> str | None:
+    """The medtune source commit (with -dirty when edited), or None outside a git checkout."""
+    here = Path(__file__).resolve().parent
+    try:
+        sha = subprocess.run(["git", "rev-parse", "HEAD"], cwd=here, capture_output=True, text=True, timeout=10)
+        dirty = subprocess.run(["git", "status", "--porcelain", "--untracked-files=no"], cwd=here,
+                               capture_output=True, text=True, timeout=10)
+    except (OSError, subprocess.SubprocessError):
+        return None
+    if sha.returncode != 0:
+        return None
+    return sha.stdout.strip() + ("-dirty" if dirty.stdout.strip() else "")
+
+
+def data_hash(encoded: dict) -> str:
+    """sha256 of exactly what is trained and validated on: token ids and loss masks of every example."""
+    digest = hashlib.sha256()
+    for name in sorted(encoded):
+        for e in encoded[name]:
+            digest.update(f"{name}|{e.input_ids}|{e.mask}\n".encode())
+    return digest.hexdigest()

@@ -1,0 +1,68 @@
+"""Experiment trackers, set up from the config through each library's API (no environment variables are read
+or written here, so no secret can flow from the environment into the run directory).
+
+tensorboard writes to <output_dir>/tracking/tensorboard; wandb runs offline by default under <output_dir>/tracking
+(no account needed); mlflow logs to a local file store, <output_dir>/tracking/mlruns, unless tracking.uri is set.
+The transformers integrations then log into the run opened here.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+from collections.abc import Callable
+from dataclasses import dataclass, field
+
+from medtune.config import Config
+from medtune.errors import ConfigError
+from medtune.training.rundir import RunDir
+
+
+@dataclass
+class Tracking:
+    callbacks: list = field(default_factory=list)
+    finish: Callable[[], None] = lambda: None
+    where: str | None = None  # shown at start-up
+
+
+def start_tracking(cfg: Config, run: RunDir, run_name: str) -> Tracking:
+    kind = cfg.tracking.report_to
+    if kind == "none":
+        return Tracking()
+    _require(kind)
+    folder = run.root / "tracking"
+    folder.mkdir(parents=True, exist_ok=True)
+    return {"tensorboard": _tensorboard, "wandb": _wandb, "mlflow": _mlflow}[kind](cfg, folder, run_name)
+
+
+def _require(kind: str) -> None:
+    module = {"tensorboard": "tensorboard", "wandb": "wandb", "mlflow": "mlflow"}[kind]
+    if importlib.util.find_spec(module) is None:
+        extra = "pip install 'medtune[tracking]'" if kind == "tensorboard" else f"pip install {module}"
+        raise ConfigError(f"tracking.report_to = {kind} needs the {module} package: {extra} (or report_to none)")
+
+
+def _tensorboard(cfg: Config, folder, run_name: str) -> Tracking:
+    from torch.utils.tensorboard import SummaryWriter
+    from transformers.integrations import TensorBoardCallback
+
+    writer = SummaryWriter(log_dir=str(folder / "tensorboard"))
+    return Tracking([TensorBoardCallback(tb_writer=writer)], writer.close, str(folder / "tensorboard"))
+
+
+def _wandb(cfg: Config, folder, run_name: str) -> Tracking:
+    import wandb
+
+    # the Trainer's WandbCallback reuses an open run, so this init decides project, folder and mode
+    wandb.init(project=cfg.tracking.project, name=run_name, dir=str(folder), mode=cfg.tracking.mode,
+               config=cfg.to_dict(), reinit="finish_previous")
+    return Tracking([], wandb.finish, f"wandb ({cfg.tracking.mode}) in {folder}")
+
+
+def _mlflow(cfg: Config, folder, run_name: str) -> Tracking:
+    import mlflow
+
+    uri = cfg.tracking.uri or (folder / "mlruns").resolve().as_uri()
+    mlflow.set_tracking_uri(uri)
+    mlflow.set_experiment(cfg.tracking.project)
+    mlflow.start_run(run_name=run_name)  # the Trainer's MLflowCallback logs into the active run
+    return Tracking([], mlflow.end_run, f"mlflow at {uri}")

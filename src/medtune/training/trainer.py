@@ -1,0 +1,95 @@
+"""The model, its adapter and an SFTTrainer wired with medtune's callbacks; the start-up summary lines."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+from medtune.config import Config
+from medtune.training import args as args_mod
+from medtune.training.callbacks import CheckpointCallback, EarlyStoppingCallback, NanGuardCallback, ProgressCallback
+from medtune.training.rundir import RunDir
+
+
+@dataclass
+class Built:
+    trainer: object
+    nan_guard: NanGuardCallback
+    early_stopping: EarlyStoppingCallback | None
+    progress: ProgressCallback
+    info: dict = field(default_factory=dict)  # what the start-up lines show, also written to run.json
+
+
+def build(cfg: Config, run: RunDir, datasets: dict, tokenizer, plan, extra_callbacks=(), stream=None) -> Built:
+    """Load the base model, resolve the adapter targets, and assemble the trainer (nothing runs yet)."""
+    from transformers.trainer_callback import PrinterCallback
+    from transformers.trainer_callback import ProgressCallback as HFProgress
+    from trl import SFTTrainer
+
+    from medtune.models.load import default_device, describe_device, load_model, peak_memory_mb, resolve_dtype
+
+    device = default_device()
+    model = load_model(cfg.model, cfg.method, device)
+    peft_config = None if cfg.method == "full" else _peft_config(cfg, model)
+    dtype = resolve_dtype(cfg.model.dtype, device)
+    nan_guard, progress = NanGuardCallback(), ProgressCallback(run, peak_memory_mb, stream)
+    patience = cfg.training.early_stopping_patience
+    early = EarlyStoppingCallback(patience) if patience else None
+    checkpoints = CheckpointCallback(run, cfg.training.save_total_limit)
+    callbacks = [progress, nan_guard, *([early] if early else []), checkpoints, *extra_callbacks]
+    trainer = SFTTrainer(
+        model=model, args=args_mod.sft_config(cfg, run, plan, dtype, device), train_dataset=datasets["train"],
+        eval_dataset=datasets.get("valid"), processing_class=tokenizer, peft_config=peft_config,
+        callbacks=callbacks, optimizer_cls_and_kwargs=args_mod.optimizer_cls_and_kwargs(cfg),
+    )
+    for cls in (HFProgress, PrinterCallback):  # medtune's own progress callback prints one line per log step
+        trainer.remove_callback(cls)
+    info = describe(cfg, trainer.model, peft_config, describe_device(device), dtype, plan)
+    return Built(trainer, nan_guard, early, progress, info)
+
+
+def _peft_config(cfg: Config, model):
+    from medtune.models.lora import build_peft_config
+
+    return build_peft_config(cfg.lora, model)  # fused-layer mappings are logged as one warning line
+
+
+def describe(cfg: Config, model, peft_config, device: str, dtype, plan) -> dict:
+    from medtune.models.lora import trainable_summary
+
+    base = model.get_base_model() if hasattr(model, "get_base_model") else model
+    trainable, total, pct = trainable_summary(model)
+    targets = sorted(peft_config.target_modules) if peft_config is not None else []
+    return {
+        "model": cfg.model.name, "architecture": type(base).__name__, "device": device,
+        "dtype": str(dtype).removeprefix("torch."), "attention": getattr(base.config, "_attn_implementation", None),
+        "method": cfg.method, "target_modules": targets, "trainable_params": trainable, "total_params": total,
+        "trainable_percent": round(pct, 4), "packing": plan.packing,
+    }
+
+
+def startup_lines(cfg: Config, info: dict, data_line: str, plan) -> list[str]:
+    """What is about to train, in a few lines a person reads before walking away."""
+    t, lora = cfg.training, cfg.lora
+    method = cfg.method if cfg.method == "full" else (
+        f"{cfg.method} r={lora.r} alpha={lora.alpha:g} dropout={lora.dropout:g}"
+        + (" rslora" if lora.use_rslora else "") + (" dora" if lora.use_dora else ""))
+    lines = [f"model: {info['model']} ({info['architecture']}, {info['device']}, {info['dtype']}, "
+             f"attention {info['attention']})", f"method: {method}"]
+    if info["target_modules"]:
+        lines.append(f"adapted modules: {_short(info['target_modules'])}")
+    lines.append(f"trainable {info['trainable_params']:,} of {info['total_params']:,} parameters "
+                 f"({info['trainable_percent']:.2f}%)")
+    steps = f"{t.max_steps} steps" if t.max_steps > 0 else f"{t.epochs:g} epochs"
+    lines += [data_line, f"plan: {steps}, batch {t.batch_size} x accumulation {t.gradient_accumulation_steps}, "
+              f"{plan.packing.replace('_', '-')} batches, lr {t.learning_rate:g} {t.lr_scheduler}, "
+              f"optimizer {t.optimizer}, eval every {plan.eval_steps or 'end'}, save every {plan.save_steps or 'end'}"]
+    return lines
+
+
+def _short(names: list[str]) -> str:
+    """Leaf names, with the block count when the targets are full paths (lora.num_layers)."""
+    leaves = list(dict.fromkeys(n.rsplit(".", 1)[-1] for n in names))
+    if len(leaves) == len(names):
+        return ", ".join(leaves)
+    blocks = sorted({p for n in names for p in n.split(".") if p.isdigit()}, key=int)
+    return f"{', '.join(leaves)} in blocks {blocks[0]}-{blocks[-1]} ({len(names)} layers)"
