@@ -146,3 +146,14 @@ def test_hub_id_offline_says_where_it_looked(monkeypatch):
 def test_describe_device_and_peak_memory():
     assert describe_device("cpu").startswith("cpu (") and describe_device("cpu").endswith(" cores)")
     assert peak_memory_mb() > 10
+
+
+@pytest.mark.timeout(60)
+def test_hub_id_unreachable_fails_fast_with_a_download_hint():
+    # without offline mode: one quick probe, not a minute of from_pretrained retries
+    import time
+
+    start = time.perf_counter()
+    with pytest.raises(MedtuneError, match="^medtune-test/no-such-model-x: not a local folder"):
+        load_tokenizer(ModelConfig(name="medtune-test/no-such-model-x"))
+    assert time.perf_counter() - start < 20

@@ -6,6 +6,7 @@ hub code only when the config says so. What the user can fix comes back as one M
 
 from __future__ import annotations
 
+import functools
 import importlib.util
 import os
 import resource
@@ -160,8 +161,33 @@ def _check_name(name: str, needs: str | None = "config.json") -> str:
     return str(path) if path.is_dir() else name
 
 
+@functools.lru_cache(maxsize=32)
+def _hub_access(name: str) -> bool:
+    """For a hub id: True to read the hub, False to read only the local cache. One quick request decides,
+    because from_pretrained retries an unreachable hub for about a minute before giving up."""
+    from huggingface_hub import HfApi, constants, try_to_load_from_cache
+    from huggingface_hub.errors import GatedRepoError, RepositoryNotFoundError
+
+    if constants.HF_HUB_OFFLINE:
+        return False
+    try:
+        HfApi().model_info(name, timeout=5)
+    except (GatedRepoError, RepositoryNotFoundError):
+        return True  # reachable: from_pretrained asks for a token or says there is no such model
+    except Exception as e:  # DNS failure, refused connection, timeout, proxy
+        if isinstance(try_to_load_from_cache(name, "config.json"), str):
+            return False
+        raise MedtuneError(
+            f"{name}: not a local folder, and the Hugging Face Hub cannot be reached ({_first_line(e)}); download "
+            f"it where the hub is reachable (huggingface-cli download {name} --local-dir DIR) and set model.name to DIR"
+        ) from None
+    return True
+
+
 def _from_pretrained(load, name: str, **kwargs):
     """Call a from_pretrained, turning 'not found' into one line that says where medtune looked."""
+    if not Path(name).is_dir() and not _hub_access(name):
+        kwargs["local_files_only"] = True
     try:
         return load(name, **kwargs)
     except OSError as e:
