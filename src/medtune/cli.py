@@ -14,6 +14,11 @@ VERBS: dict[str, tuple[str, str]] = {
     "prepare": ("medtune.prepare", "load, detect, normalise, template, split and audit a dataset"),
     "new-model": ("medtune.models.tiny", "build a small random model + locally trained tokenizer"),
     "train": ("medtune.train", "LoRA / QLoRA / full fine-tuning with checkpoints, resume and early stopping"),
+    "eval": ("medtune.evaluation.cli",
+             "MedQA, MedMCQA, PubMedQA, MMLU-medical accuracy, judge, similarity, base vs tuned"),
+    "generate": ("medtune.inference.generate", "one prompt, one answer: reasoning set apart, then statistics"),
+    "chat": ("medtune.inference.chat", "interactive assistant in the terminal (scriptable through standard input)"),
+    "serve": ("medtune.inference.server", "OpenAI-compatible HTTP API (chat, completions, streaming, API key)"),
 }
 
 

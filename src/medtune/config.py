@@ -136,7 +136,18 @@ class EvalConfig:
     max_tokens: int = _f(1024, "Generation budget per item in generate mode.")
     similarity_model: Optional[str] = _f(None, "sentence-transformers model (default: bundled all-MiniLM-L6-v2).")
     judge_url: Optional[str] = _f(None, "OpenAI-compatible endpoint of the judge model.")
-    judge_model: Optional[str] = _f(None, "Model name to ask at judge_url.")
+    judge_model: Optional[str] = _f(None, "Model name at judge_url; without judge_url, a local model to judge with.")
+    mcq_format: Literal["letters", "cloze"] = _f(
+        "letters", "loglik prompts: letters lists the options and scores ' A', ' B', ...; cloze scores each option's "
+        "text after the question (where acc_norm matters).",
+    )
+    temperature: float = _f(0.0, "Sampling temperature in generate mode (0 = greedy; above 0, seeded by seed).")
+    out_dir: Optional[str] = _f(None, "Where results go (default: <run>/eval with --run, else <output_dir>/eval).")
+    compare_base: bool = _f(False, "Also evaluate the base model without the adapter and report paired deltas.")
+    compare_model: Optional[str] = _f(None, "A second model or run directory to compare against (as the base).")
+    judge_workers: int = _f(4, "Concurrent requests to the judge endpoint.")
+    judge_api_key_env: str = _f("OPENAI_API_KEY", "Environment variable holding the judge endpoint's API key.")
+    judge_cache: Optional[str] = _f(None, "Judgment cache file (default: <out_dir>/judge_cache.jsonl).")
 
 
 @dataclass

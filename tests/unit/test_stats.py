@@ -69,8 +69,8 @@ def test_mcq_summary_generate_mode():
 
 
 def test_paired_summary_matches_items_by_id():
-    base = [record(i, i < 5, similarity=0.5) for i in range(10)]
-    tuned = [record(i, i < 8, similarity=0.6) for i in reversed(range(10))]
+    base = [record(i, i < 5, scores={"similarity": 0.5}) for i in range(10)]
+    tuned = [record(i, i < 8, scores={"similarity": 0.6}) for i in reversed(range(10))]
     out = stats.paired_summary(base, tuned, seed=0)
     assert out["items"] == 10
     assert out["accuracy"]["delta"] == pytest.approx(0.3)
@@ -82,8 +82,8 @@ def test_paired_summary_matches_items_by_id():
 def test_paired_judge_deltas_skip_failed_judgments():
     ok = {"failed": False, "scores": {"correctness": 2, "safety": 4}}
     better = {"failed": False, "scores": {"correctness": 4, "safety": 4}}
-    base = [record(0, True, judge=ok), record(1, True, judge=ok)]
-    tuned = [record(0, True, judge=better), record(1, True, judge={"failed": True, "scores": None})]
+    base = [record(0, True, scores={"judge": ok}), record(1, True, scores={"judge": ok})]
+    tuned = [record(0, True, scores={"judge": better}), record(1, True, scores={"judge": {"failed": True}})]
     out = stats.paired_summary(base, tuned, criteria=("correctness", "safety"))
     assert out["judge"]["correctness"]["delta"] == 2.0 and out["judge"]["correctness"]["n"] == 1
     summary = stats.open_summary(tuned, criteria=("correctness", "safety"))

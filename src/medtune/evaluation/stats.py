@@ -100,10 +100,10 @@ def generation_summary(records: list[dict]) -> dict:
 
 def open_summary(records: list[dict], criteria: tuple[str, ...] = ()) -> dict:
     out: dict = {"items": len(records), **generation_summary(records)}
-    sims = [r["similarity"] for r in records if r.get("similarity") is not None]
+    sims = [_score(r, "similarity") for r in records if _score(r, "similarity") is not None]
     if sims:
         out["similarity"] = similarity_summary(sims)
-    judged = [r["judge"] for r in records if r.get("judge") is not None]
+    judged = [_score(r, "judge") for r in records if _score(r, "judge") is not None]
     if judged:
         ok = [j for j in judged if not j.get("failed")]
         out["judge"] = {"judged": len(ok), "failed": len(judged) - len(ok),
@@ -119,17 +119,24 @@ def paired_summary(base: list[dict], tuned: list[dict], seed: int = 0, criteria:
     if pairs and "correct" in pairs[0][1]:
         b, t = [p[0]["correct"] for p in pairs], [p[1]["correct"] for p in pairs]
         out["accuracy"] = {**paired_bootstrap(b, t, seed), **mcnemar(b, t), **wins_ties_losses(b, t)}
-    sims = [(p[0]["similarity"], p[1]["similarity"]) for p in pairs
-            if p[0].get("similarity") is not None and p[1].get("similarity") is not None]
+    sims = [(_score(b, "similarity"), _score(t, "similarity")) for b, t in pairs
+            if _score(b, "similarity") is not None and _score(t, "similarity") is not None]
     if sims:
         b, t = zip(*sims)
         out["similarity"] = {**paired_bootstrap(list(b), list(t), seed), **wins_ties_losses(b, t, tol=0.01)}
-    judged = [(p[0]["judge"]["scores"], p[1]["judge"]["scores"]) for p in pairs if _judged(p[0]) and _judged(p[1])]
+    judged = [(_score(b, "judge")["scores"], _score(t, "judge")["scores"]) for b, t in pairs
+              if _judged(b) and _judged(t)]
     if judged and criteria:
         out["judge"] = {c: paired_bootstrap([b[c] for b, _ in judged], [t[c] for _, t in judged], seed)
                         for c in criteria}
     return out
 
 
+def _score(record: dict, name: str):
+    """A per-item score kept under the record's "scores" (similarity, judge, logliks)."""
+    return (record.get("scores") or {}).get(name)
+
+
 def _judged(record: dict) -> bool:
-    return bool(record.get("judge")) and not record["judge"].get("failed")
+    judge = _score(record, "judge")
+    return bool(judge) and not judge.get("failed")

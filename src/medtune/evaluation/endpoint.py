@@ -1,0 +1,86 @@
+"""A minimal client for OpenAI-compatible chat endpoints (OpenAI, vLLM, Ollama, `medtune serve`), stdlib only.
+
+`check()` runs before an evaluation, so a judge that is down, or a wrong URL or key, is one clear error
+instead of hundreds of failed judgments.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import urllib.error
+import urllib.request
+
+from medtune.errors import MedtuneError
+
+log = logging.getLogger(__name__)
+CHECK_TIMEOUT_S = 5
+REQUEST_TIMEOUT_S = 300  # a long answer from a slow local judge
+
+
+class ChatEndpoint:
+    def __init__(self, url: str, model: str | None = None, api_key_env: str | None = "OPENAI_API_KEY",
+                 max_tokens: int = 1024):
+        self.url, self.base = url, base_url(url)
+        self.model, self.max_tokens = model, max_tokens
+        self.api_key_env = api_key_env
+        self.api_key = os.environ.get(api_key_env) if api_key_env else None  # a credential, never a behaviour
+
+    @property
+    def id(self) -> str:
+        return f"{self.base}|{self.model}"
+
+    def check(self) -> ChatEndpoint:
+        """Reach /models; pick the served model when none is named. MedtuneError when it cannot be used."""
+        try:
+            listed = [m.get("id") for m in self._call("GET", "/models", timeout=CHECK_TIMEOUT_S).get("data", [])]
+        except urllib.error.HTTPError as e:
+            if e.code in (401, 403):
+                raise MedtuneError(f"judge endpoint {self.url} refused the request (HTTP {e.code}): put its API "
+                                   f"key in ${self.api_key_env}") from None
+            listed = []  # up, but without a model list: the first judgment will tell
+        except (OSError, ValueError) as e:
+            raise MedtuneError(f"judge endpoint {self.url} is not reachable ({_reason(e)}): start the server "
+                               "(medtune serve, ollama serve, vllm serve ...) or fix eval.judge_url") from None
+        if self.model is None:
+            if not listed:
+                raise MedtuneError(f"judge endpoint {self.url} lists no model: name one with eval.judge_model")
+            self.model = listed[0]
+        elif listed and self.model not in listed:
+            log.warning("judge model %s is not among those %s lists (%s)", self.model, self.url, ", ".join(listed))
+        return self
+
+    def reply(self, messages: list[dict]) -> str:
+        """The assistant's reply text; OSError for anything the endpoint got wrong (retried by the judge)."""
+        body = {"model": self.model, "messages": messages, "temperature": 0.0, "max_tokens": self.max_tokens}
+        try:
+            out = self._call("POST", "/chat/completions", body, timeout=REQUEST_TIMEOUT_S)
+            return out["choices"][0]["message"]["content"] or ""
+        except (KeyError, IndexError, TypeError, ValueError) as e:
+            raise OSError(f"unexpected response from {self.base}/chat/completions: {_reason(e)}") from None
+
+    def _call(self, method: str, path: str, body: dict | None = None, timeout: float = 60) -> dict:
+        headers = {"Content-Type": "application/json"}
+        if self.api_key:
+            headers["Authorization"] = f"Bearer {self.api_key}"
+        data = json.dumps(body).encode("utf-8") if body is not None else None
+        request = urllib.request.Request(self.base + path, data=data, headers=headers, method=method)
+        with urllib.request.urlopen(request, timeout=timeout) as response:
+            return json.loads(response.read().decode("utf-8"))
+
+
+def base_url(url: str) -> str:
+    """'http://host:8000', '.../v1/' or '.../v1/chat/completions' -> 'http://host:8000/v1'."""
+    url = url.strip().rstrip("/")
+    url = url.removesuffix("/chat/completions").rstrip("/")
+    if not url.startswith(("http://", "https://")):
+        raise MedtuneError(f"eval.judge_url {url!r} should start with http:// or https://")
+    host_and_path = url.split("://", 1)[1]
+    return url if "/" in host_and_path else url + "/v1"  # a bare host means the usual /v1 prefix
+
+
+def _reason(error: BaseException) -> str:
+    reason = getattr(error, "reason", None) or error
+    text = str(reason).strip()
+    return text.splitlines()[0] if text else type(error).__name__
