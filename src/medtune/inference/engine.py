@@ -1,0 +1,290 @@
+"""The one inference engine behind `medtune generate`, `chat`, `serve` (and evaluation and the web page).
+
+    from medtune.inference.engine import Engine, SamplingParams
+    from medtune.data.records import Message
+
+    engine = Engine.load(run="runs/phi4-med")   # or Engine.load(model=..., adapter=...), or a merged folder
+    params = SamplingParams(max_tokens=1024, temperature=0.0)       # 0 = greedy
+
+    # batched: left padding, one forward per step for the whole batch
+    gens = engine.generate([[Message("user", q)] for q in questions], params, batch_size=16)
+    gens[0].reasoning, gens[0].answer, gens[0].finish_reason, gens[0].stats.tokens_per_s
+
+    # streaming: Deltas of kind "reasoning" or "answer"; the finished Generation afterwards
+    stream = engine.stream([Message("user", q)], params)
+    for delta in stream:
+        print(delta.text, end="")
+    stream.generation
+
+    engine.complete(["raw prompt text"], params)           # no chat template
+    engine.prompt(messages) -> str; engine.encode(text) -> list[int]   # the prompt exactly as training built it
+    engine.model, engine.tokenizer                                      # e.g. for log-likelihood scoring
+
+Prompts are built as training built them: the run's template (data.template) and system prompt
+(data.system_prompt, else safety.system_prompt) unless overridden. Generation stops on the tokenizer's EOS,
+the model's generation_config EOS ids, extra EOS tokens and per-request stop strings. One `run` at a time holds
+the model (a lock), so threads may share an engine.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import threading
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+
+from medtune.config import Config
+from medtune.data.records import Message
+from medtune.data.templates import R1_ANSWER_HEADER, render_prompt
+from medtune.errors import MedtuneError
+from medtune.inference.decoding import Row, RowTracker
+from medtune.inference.params import SamplingParams
+from medtune.inference.reasoning import Delta, prompt_opens_reasoning
+from medtune.inference.stream import Stream
+
+__all__ = ["Delta", "Engine", "Generation", "Request", "SamplingParams", "Stats", "Stream"]
+
+
+@dataclass
+class Stats:
+    prompt_tokens: int
+    generated_tokens: int  # the stop token included
+    seconds: float  # wall time of the call that produced it (the whole batch's, in a batch)
+    first_token_s: float | None  # time to first token
+    peak_memory_mb: float
+    batch_size: int = 1
+
+    @property
+    def tokens_per_s(self) -> float:
+        """Generated tokens per second of wall time, prompt processing included."""
+        return self.generated_tokens / self.seconds if self.seconds > 0 else 0.0
+
+    def to_dict(self) -> dict:
+        return {**dataclasses.asdict(self), "tokens_per_s": round(self.tokens_per_s, 2)}
+
+
+@dataclass
+class Generation:
+    text: str  # everything generated (stop token and stop string excluded), think tags included
+    reasoning: str | None  # None: no think block
+    answer: str
+    finish_reason: str  # "stop" (eos, stop token or string), "length" (max_tokens or context) or "cancelled"
+    reasoning_finished: bool  # False: the think block never closed, so there is no answer
+    stats: Stats
+    token_ids: list[int] = field(default_factory=list)
+    prompt: str = ""
+
+
+@dataclass
+class Request:
+    """One prompt ready to run: made by Engine.request, consumed by Engine.run."""
+
+    prompt: str
+    prompt_ids: list[int]
+    params: SamplingParams
+    max_tokens: int  # params.max_tokens, capped by the room left in the context window
+    stop_ids: set[int]
+    stop_strings: list[str]
+    on_delta: Callable[[Delta], None] | None = None
+    cancel: threading.Event = field(default_factory=threading.Event)
+    raw: bool = False  # True: no reasoning split, deltas are the text as generated (/v1/completions)
+
+
+class Engine:
+    def __init__(self, model, tokenizer, *, template: str = "auto", system_prompt: str | None = None,
+                 extra_eos_tokens: Sequence[str] = (), name: str = "model"):
+        self.model, self.tokenizer, self.name = model, tokenizer, name
+        self.template, self.system_prompt = template, system_prompt or None
+        self.answer_header = R1_ANSWER_HEADER if template == "r1-cot" else None
+        self.pad_id = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else tokenizer.eos_token_id
+        self.eos_ids = _eos_ids(model, tokenizer)
+        self.extra_stop_ids, self.extra_stop_strings = self.split_stops(extra_eos_tokens)
+        self.context_length = _context_length(model, tokenizer)
+        self._bos = _bos_to_add(tokenizer)
+        self._lock = threading.Lock()
+
+    @classmethod
+    def load(cls, model: str | None = None, adapter: str | None = None, run: str | None = None, *,
+             config: Config | None = None, system_prompt: str | None = None, template: str | None = None,
+             extra_eos_tokens: Sequence[str] = (), device: str | None = None, merge_adapter: bool = True) -> Engine:
+        """Load weights (see loading.py); `config` defaults to the config.yaml found beside them."""
+        from medtune.inference import loading
+
+        cfg = config or loading.load_config(model, adapter, run)
+        source = loading.resolve(cfg, adapter, run)
+        tok, net = _load_weights(source, device, merge_adapter)
+        cfg = source.config
+        system = system_prompt if system_prompt is not None else _default_system(cfg)
+        return cls(net, tok, template=template or cfg.data.template, system_prompt=system,
+                   extra_eos_tokens=extra_eos_tokens, name=source.name)
+
+    # ------------------------------------------------------------ prompts
+
+    def prompt(self, messages: Sequence[Message | dict]) -> str:
+        """The text the model continues, with the engine's system prompt when the messages carry none."""
+        msgs = [m if isinstance(m, Message) else Message(m["role"], m.get("content") or "") for m in messages]
+        if self.system_prompt and not any(m.role == "system" for m in msgs):
+            msgs.insert(0, Message("system", self.system_prompt))
+        return render_prompt(msgs, self.tokenizer, self.template)
+
+    def encode(self, text: str) -> list[int]:
+        """Token ids as training made them: no special tokens added, BOS in front when the model expects one."""
+        ids = self.tokenizer(text, add_special_tokens=False)["input_ids"]
+        return [self._bos, *ids] if self._bos is not None and not text.startswith(self.tokenizer.bos_token) else ids
+
+    def split_stops(self, stops: Sequence[str]) -> tuple[set[int], list[str]]:
+        """Stops that are one token of the vocabulary (<|end|>) stop on the id; others match the text."""
+        ids, strings = set(), []
+        for stop in stops:
+            token_id = self.tokenizer.convert_tokens_to_ids(stop)
+            if token_id is not None and token_id != self.tokenizer.unk_token_id:
+                ids.add(token_id)
+            else:
+                strings.append(stop)
+        return ids, strings
+
+    def fit(self, messages: list[Message], reserve: int) -> tuple[list[Message], int]:
+        """Drop the oldest turns until the prompt leaves `reserve` tokens of the context; (messages, dropped)."""
+        msgs, dropped = list(messages), 0
+        while self.context_length and len(self.encode(self.prompt(msgs))) + reserve > self.context_length:
+            first = next((i for i, m in enumerate(msgs) if m.role != "system"), len(msgs))
+            end = first + 1
+            while end < len(msgs) and msgs[end].role == "assistant":
+                end += 1  # a turn is a question and its answers: templates want user first
+            if end >= len(msgs):
+                break  # only the newest message is left: request() reports it if it cannot fit
+            dropped += end - first
+            del msgs[first:end]
+        return msgs, dropped
+
+    # ------------------------------------------------------------ running
+
+    def request(self, messages: Sequence[Message | dict] | None = None, params: SamplingParams | None = None, *,
+                prompt: str | None = None, on_delta: Callable[[Delta], None] | None = None,
+                raw: bool = False) -> Request:
+        """Check and tokenize one prompt (chat `messages`, or raw `prompt` text); MedtuneError when it cannot run."""
+        params = (params or SamplingParams()).check()
+        text = prompt if prompt is not None else self.prompt(messages or [])
+        ids = self.encode(text)
+        room = self.context_length - len(ids) if self.context_length else params.max_tokens
+        if room < 1:
+            raise MedtuneError(f"the prompt has {len(ids)} tokens, which leaves no room in the model's context "
+                               f"window of {self.context_length} tokens")
+        stop_ids, stop_strings = self.split_stops(params.stop)
+        return Request(text, ids, params, min(params.max_tokens, room), stop_ids | self.extra_stop_ids,
+                       stop_strings + self.extra_stop_strings, on_delta, raw=raw)
+
+    def run(self, requests: list[Request]) -> list[Generation]:
+        """Generate for a batch of requests at once; they must share sampling settings (SamplingParams.batch_key)."""
+        if len({r.params.batch_key for r in requests}) > 1:
+            raise ValueError("requests of one batch must share temperature, top_p, top_k, penalty and seed")
+        with self._lock:
+            return self._run(requests)
+
+    def generate(self, conversations: Sequence[Sequence[Message | dict]], params: SamplingParams | None = None,
+                 batch_size: int = 16) -> list[Generation]:
+        """One Generation per conversation, in order; prompts of similar length are batched together."""
+        return self._batched([self.request(c, params) for c in conversations], batch_size)
+
+    def complete(self, prompts: Sequence[str], params: SamplingParams | None = None,
+                 batch_size: int = 16) -> list[Generation]:
+        """Like generate, for raw prompt texts (no chat template, no system prompt)."""
+        return self._batched([self.request(params=params, prompt=p) for p in prompts], batch_size)
+
+    def stream(self, messages: Sequence[Message | dict] | None = None, params: SamplingParams | None = None, *,
+               prompt: str | None = None) -> Stream:
+        """Iterate the returned Stream for Deltas; leaving the loop early cancels the generation."""
+        return Stream(self, self.request(messages, params, prompt=prompt))
+
+    def _batched(self, requests: list[Request], batch_size: int) -> list[Generation]:
+        order = sorted(range(len(requests)), key=lambda i: -len(requests[i].prompt_ids))  # less padding
+        out: list[Generation | None] = [None] * len(requests)
+        for start in range(0, len(order), max(1, batch_size)):
+            chunk = order[start:start + batch_size]
+            for i, gen in zip(chunk, self.run([requests[i] for i in chunk])):
+                out[i] = gen
+        return out  # type: ignore[return-value]
+
+    def _run(self, requests: list[Request]) -> list[Generation]:
+        import torch
+        from transformers import StoppingCriteriaList
+
+        from medtune.models.load import peak_memory_mb
+
+        params = requests[0].params
+        if params.seed is not None:
+            torch.manual_seed(params.seed)
+        rows = [self._row(r) for r in requests]
+        tracker = RowTracker(rows)
+        ids, mask = self._left_pad([r.prompt_ids for r in requests])
+        config = params.generation_config(max(r.max_tokens for r in requests), sorted(self.eos_ids), self.pad_id)
+        start = time.perf_counter()
+        self.model.generate(input_ids=ids, attention_mask=mask, generation_config=config,
+                            stopping_criteria=StoppingCriteriaList([tracker]))
+        seconds = time.perf_counter() - start
+        first = tracker.first_token_at - start if tracker.first_token_at else None
+        peak = peak_memory_mb()
+        return [self._generation(r, row, Stats(len(r.prompt_ids), row.count, seconds, first, peak, len(rows)))
+                for r, row in zip(requests, rows)]
+
+    def _row(self, request: Request) -> Row:
+        stop_ids = request.stop_ids | (set() if request.params.ignore_eos else self.eos_ids)
+        return Row(self.tokenizer, request.max_tokens, stop_ids, request.stop_strings,
+                   prompt_opens_reasoning(request.prompt), self.answer_header, request.on_delta, request.cancel,
+                   request.raw)
+
+    def _left_pad(self, batch: list[list[int]]):
+        import torch
+
+        width = max(len(ids) for ids in batch)
+        ids = [[self.pad_id] * (width - len(row)) + row for row in batch]
+        mask = [[0] * (width - len(row)) + [1] * len(row) for row in batch]
+        device = self.model.device
+        return torch.tensor(ids, device=device), torch.tensor(mask, device=device)
+
+    def _generation(self, request: Request, row: Row, stats: Stats) -> Generation:
+        text, split = row.finish()
+        return Generation(text, split.reasoning, split.answer, row.finish_reason, split.reasoning_finished, stats,
+                          list(row.decoder.ids), request.prompt)
+
+
+def _eos_ids(model, tokenizer) -> set[int]:
+    """The tokenizer's EOS and every EOS id of the model's generation config (Phi-3's <|end|>, Llama-3's eot)."""
+    ids = {tokenizer.eos_token_id} if tokenizer.eos_token_id is not None else set()
+    configured = getattr(getattr(model, "generation_config", None), "eos_token_id", None)
+    ids |= set(configured if isinstance(configured, list) else [configured] if configured is not None else [])
+    return ids
+
+
+def _context_length(model, tokenizer) -> int | None:
+    limits = [getattr(model.config, "max_position_embeddings", None), tokenizer.model_max_length]
+    limits = [n for n in limits if isinstance(n, int) and 0 < n < 10**8]  # tokenizers say 1e30 for "unknown"
+    return min(limits) if limits else None
+
+
+def _bos_to_add(tokenizer) -> int | None:
+    """BOS, when the tokenizer normally starts sequences with it (Llama, Mistral); training adds it the same way."""
+    bos = tokenizer.bos_token_id
+    if bos is None or tokenizer("a", add_special_tokens=True)["input_ids"][:1] != [bos]:
+        return None
+    return bos
+
+
+def _default_system(cfg: Config) -> str | None:
+    """The run's system prompt; else the safety layer's when it is on."""
+    return cfg.data.system_prompt or (cfg.safety.system_prompt if cfg.safety.enabled else None)
+
+
+def _load_weights(source, device: str | None, merge_adapter: bool):
+    from medtune.models.load import load_model, load_tokenizer
+
+    tokenizer = load_tokenizer(source.config.model, padding_side="left")
+    model = load_model(source.config.model, method=None, device=device)
+    if source.adapter is not None:
+        from peft import PeftModel
+
+        model = PeftModel.from_pretrained(model, str(source.adapter))
+        model = model.merge_and_unload() if merge_adapter else model  # merged: no LoRA cost per token
+        model.eval()
+    return tokenizer, model

@@ -1,0 +1,113 @@
+"""Which weights to load for inference: a base model, base + adapter, a run directory, or a merged folder,
+and the config.yaml that made them (its template and system prompt build the prompt as training did)."""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import logging
+from dataclasses import dataclass
+from pathlib import Path
+
+from medtune import config as config_mod
+from medtune.config import Config
+from medtune.errors import MedtuneError
+
+log = logging.getLogger(__name__)
+
+ADAPTER_FILE = "adapter_config.json"
+CONFIG_FILE = "config.yaml"
+
+
+@dataclass
+class Source:
+    config: Config  # resolved config; config.model.name is what from_pretrained loads
+    adapter: Path | None  # PEFT adapter folder, or None
+    name: str  # short name shown to users and served as the model id
+
+
+def find_config(model: str | None = None, adapter: str | None = None, run: str | None = None) -> Path | None:
+    """The config.yaml beside the weights: the run's, or one in or above an adapter or merged-model folder."""
+    if run:
+        path = Path(run) / CONFIG_FILE
+        if not path.is_file():
+            raise MedtuneError(f"{run}: no {CONFIG_FILE} here, so it is not a medtune run directory")
+        return path
+    for start in (adapter, model):
+        if start and Path(start).is_dir():
+            # adapter/, checkpoints/checkpoint-N/ and merged/ folders sit one or two levels below the run
+            folder = Path(start).resolve()
+            for candidate in (folder, folder.parent, folder.parent.parent):
+                if (candidate / CONFIG_FILE).is_file():
+                    return candidate / CONFIG_FILE
+    return None
+
+
+def load_config(model: str | None = None, adapter: str | None = None, run: str | None = None) -> Config:
+    """The config found beside the weights (or the defaults), with model.name set when `model` is given."""
+    values = {"model.name": model} if model else {}
+    return config_mod.load(find_config(model, adapter, run), values=values)
+
+
+def resolve(cfg: Config, adapter: str | None = None, run: str | None = None) -> Source:
+    """Point cfg.model.name at the weights to load and find the adapter (explicit, or the run's)."""
+    if run and adapter:
+        raise MedtuneError("give --adapter or --run, not both (--run finds the run's adapter itself)")
+    if run:
+        return _from_run(cfg, Path(run))
+    if adapter:
+        folder = _check_adapter(Path(adapter))
+        cfg = _with_base(cfg, folder)
+        return Source(cfg, folder, _name(folder))
+    if not cfg.model.name:
+        raise MedtuneError("no model given: use --model (a hub id or a folder), --adapter DIR or --run DIR")
+    local = Path(cfg.model.name)
+    return Source(cfg, None, _name(local) if local.is_dir() else cfg.model.name)
+
+
+def _from_run(cfg: Config, root: Path) -> Source:
+    if (root / "adapter" / ADAPTER_FILE).is_file():
+        return Source(_with_base(cfg, root / "adapter"), root / "adapter", root.name)
+    if (root / "model" / "config.json").is_file():  # a full fine-tune saves a whole model
+        return Source(_with_model(cfg, str(root / "model")), None, root.name)
+    checkpoint = _latest_checkpoint(root)
+    if checkpoint is None:
+        raise MedtuneError(f"{root}: no adapter/ or model/ and no checkpoint with an adapter: has training run?")
+    log.warning("%s has no final adapter yet: using its latest checkpoint, %s", root, checkpoint.name)
+    return Source(_with_base(cfg, checkpoint), checkpoint, f"{root.name}@{checkpoint.name}")
+
+
+def _latest_checkpoint(root: Path) -> Path | None:
+    from medtune.training.rundir import RunDir
+
+    found = [path for _, path in RunDir(root).list_checkpoints() if (path / ADAPTER_FILE).is_file()]
+    return found[-1] if found else None
+
+
+def _check_adapter(folder: Path) -> Path:
+    if not (folder / ADAPTER_FILE).is_file():
+        hint = " (a run directory? use --run)" if (folder / CONFIG_FILE).is_file() else ""
+        raise MedtuneError(f"{folder}: no {ADAPTER_FILE}, so it is not a PEFT adapter folder{hint}")
+    return folder
+
+
+def _with_base(cfg: Config, adapter: Path) -> Config:
+    """The base model: the config's model.name, else the one the adapter records."""
+    if cfg.model.name:
+        return cfg
+    base = json.loads((adapter / ADAPTER_FILE).read_text()).get("base_model_name_or_path")
+    if not base:
+        raise MedtuneError(f"{adapter}: the adapter does not name its base model: give --model")
+    return _with_model(cfg, base)
+
+
+def _with_model(cfg: Config, name: str) -> Config:
+    return dataclasses.replace(cfg, model=dataclasses.replace(cfg.model, name=name))
+
+
+def _name(path: Path) -> str:
+    """adapter folders are usually called 'adapter': name them after their run instead."""
+    parts = path.parts
+    if path.name in ("adapter", "model") and len(parts) > 1:
+        return parts[-2]
+    return path.name or str(path)
