@@ -1,0 +1,160 @@
+"""The engine on tiny local models: equal to model.generate, batched == one by one, adapters, stops, reasoning,
+streaming, statistics, context limits."""
+
+import copy
+
+import pytest
+import torch
+from inference_helpers import QA, cached, make_run, train_echo_model
+
+from medtune.data.records import Message
+from medtune.errors import MedtuneError
+from medtune.inference.engine import Engine, SamplingParams
+
+pytestmark = pytest.mark.slow
+
+
+@pytest.fixture(scope="module", autouse=True)
+def one_thread():
+    """Tiny models run fastest, and steadiest on a shared machine, on one thread."""
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)
+
+
+@pytest.fixture(scope="module")
+def echo(tmp_path_factory, tiny_llama):
+    return Engine.load(model=str(cached(tmp_path_factory, "echo", lambda out: train_echo_model(tiny_llama, out))))
+
+
+@pytest.fixture(scope="module")
+def random_llama(tiny_llama):
+    return Engine.load(model=str(tiny_llama))
+
+
+def ask(question):
+    return [Message("user", question)]
+
+
+def test_greedy_is_deterministic_and_equal_to_model_generate(random_llama):
+    engine = random_llama
+    params = SamplingParams(max_tokens=24)
+    first, second = (engine.generate([ask("What causes anemia?")], params)[0] for _ in range(2))
+    assert first.token_ids == second.token_ids and len(first.token_ids) > 0
+    ids = torch.tensor([engine.encode(first.prompt)])
+    out = engine.model.generate(ids, attention_mask=torch.ones_like(ids), max_new_tokens=24, do_sample=False)
+    new = out[0, ids.shape[1]:].tolist()
+    expected = new[:next((i for i, t in enumerate(new) if t in engine.eos_ids), len(new))]
+    assert first.token_ids == expected
+
+
+def test_batched_equals_one_by_one(echo, random_llama):
+    questions = [q for q, _, _ in QA] + ["hi", "A much longer question about chest pain radiating to the left arm?"]
+    params = SamplingParams(max_tokens=30)
+    for engine in (echo, random_llama):
+        batch = engine.generate([ask(q) for q in questions], params, batch_size=len(questions))
+        single = [engine.generate([ask(q)], params)[0] for q in questions]
+        assert [g.token_ids for g in batch] == [g.token_ids for g in single]
+        assert batch[0].stats.batch_size == len(questions)
+
+
+def test_echo_model_answers_with_reasoning_apart(echo):
+    gens = echo.generate([ask(q) for q, _, _ in QA], SamplingParams(max_tokens=40))
+    assert [(g.reasoning, g.answer, g.finish_reason) for g in gens] == [(r, a, "stop") for _, r, a in QA]
+    assert all(g.reasoning_finished for g in gens)
+
+
+def test_reasoning_opened_by_the_prompt(echo):
+    """R1-style chat templates end the generation prompt with <think>: the model continues the reasoning."""
+    tok = copy.deepcopy(echo.tokenizer)
+    tok.chat_template = tok.chat_template.replace("'<|assistant|>' }}{% else %}", "'<|assistant|><think>' }}{% else %}")
+    engine = Engine(echo.model, tok, system_prompt=echo.system_prompt)
+    gen = engine.generate([ask(QA[0][0])], SamplingParams(max_tokens=40))[0]
+    assert gen.prompt.endswith("<think>") and not gen.text.startswith("<think>")
+    assert (gen.reasoning, gen.answer, gen.reasoning_finished) == (QA[0][1], QA[0][2], True)
+
+
+def test_max_tokens_inside_the_reasoning_says_so(echo):
+    gen = echo.generate([ask(QA[3][0])], SamplingParams(max_tokens=3))[0]
+    assert (gen.finish_reason, gen.reasoning_finished, gen.answer) == ("length", False, "")
+    assert gen.stats.generated_tokens == 3
+
+
+def test_extra_eos_token_and_stop_strings(echo):
+    question = ask(QA[0][0])
+    as_token = Engine(echo.model, echo.tokenizer, system_prompt=echo.system_prompt, extra_eos_tokens=["</think>"])
+    gen = as_token.generate([question], SamplingParams(max_tokens=40))[0]
+    assert (gen.reasoning, gen.reasoning_finished, gen.finish_reason) == (QA[0][1], False, "stop")
+    as_text = Engine(echo.model, echo.tokenizer, system_prompt=echo.system_prompt, extra_eos_tokens=["acetyl"])
+    gen = as_text.generate([question], SamplingParams(max_tokens=40))[0]
+    assert (gen.answer, gen.finish_reason) == ("N-", "stop")
+    per_request = echo.generate([question], SamplingParams(max_tokens=40, stop=["toxic"]))[0]
+    assert (per_request.text, per_request.finish_reason) == ("<think>liver ", "stop")
+
+
+def test_stream_matches_generate_and_stats(echo):
+    params = SamplingParams(max_tokens=40)
+    stream = echo.stream(ask(QA[1][0]), params)
+    deltas = list(stream)
+    gen = stream.generation
+    assert "".join(d.text for d in deltas if d.kind == "reasoning") == QA[1][1]
+    assert "".join(d.text for d in deltas if d.kind == "answer") == QA[1][2]
+    assert gen.token_ids == echo.generate([ask(QA[1][0])], params)[0].token_ids
+    s = gen.stats
+    assert s.prompt_tokens == len(echo.encode(gen.prompt))
+    assert s.generated_tokens == len(gen.token_ids) + 1  # the stop token counts
+    assert 0 < s.first_token_s <= s.seconds and s.tokens_per_s > 0 and s.peak_memory_mb > 0
+
+
+def test_leaving_a_stream_cancels_it_and_frees_the_engine(echo):
+    stream = echo.stream(ask(QA[0][0]), SamplingParams(max_tokens=3000, ignore_eos=True))
+    for _ in stream:
+        break
+    assert stream.generation.finish_reason == "cancelled"
+    assert stream.generation.stats.generated_tokens < 3000
+    assert echo.generate([ask(QA[2][0])], SamplingParams(max_tokens=40))[0].answer == QA[2][2]
+
+
+def test_seeded_sampling_repeats(random_llama):
+    params = SamplingParams(max_tokens=16, temperature=1.0, seed=7)
+    first, second = (random_llama.generate([ask("anemia")], params)[0].token_ids for _ in range(2))
+    other = random_llama.generate([ask("anemia")], SamplingParams(max_tokens=16, temperature=1.0, seed=8))[0]
+    assert first == second != other.token_ids
+
+
+def test_adapter_changes_the_output_and_run_dir_is_found(tmp_path, tiny_llama, random_llama):
+    run = make_run(tiny_llama, tmp_path / "run")
+    tuned = Engine.load(run=str(run))
+    assert tuned.system_prompt == "You are a test assistant." and tuned.name == "run"
+    base = Engine(random_llama.model, random_llama.tokenizer, system_prompt=tuned.system_prompt)
+    params = SamplingParams(max_tokens=16)
+    assert base.prompt(ask("anemia")) == tuned.prompt(ask("anemia"))
+    tuned_ids = tuned.generate([ask("anemia")], params)[0].token_ids
+    assert tuned_ids != base.generate([ask("anemia")], params)[0].token_ids
+    unmerged = Engine.load(adapter=str(run / "adapter"), merge_adapter=False)  # config found above the adapter
+    assert unmerged.system_prompt == tuned.system_prompt
+    assert unmerged.generate([ask("anemia")], params)[0].token_ids == tuned_ids
+
+
+def test_loading_errors_say_what_is_wrong(tmp_path, tiny_llama):
+    with pytest.raises(MedtuneError, match="not a PEFT adapter"):
+        Engine.load(model=str(tiny_llama), adapter=str(tmp_path))
+    with pytest.raises(MedtuneError, match="not a medtune run directory"):
+        Engine.load(run=str(tmp_path))
+    with pytest.raises(MedtuneError, match="no model given"):
+        Engine.load()
+
+
+def test_context_window_limits(echo):
+    small = Engine(echo.model, echo.tokenizer, system_prompt=None)
+    small.context_length = 60
+    with pytest.raises(MedtuneError, match="context window of 60"):
+        small.request(ask("anemia " * 80))
+    history = [Message("user", f"question {i} " * 4) if i % 2 == 0 else Message("assistant", "answer " * 4)
+               for i in range(8)] + [Message("user", "last")]
+    fitted, dropped = small.fit([Message("system", "sys"), *history], reserve=10)
+    assert dropped > 0 and fitted[0].role == "system" and fitted[1].role == "user" and fitted[-1].content == "last"
+    assert len(small.encode(small.prompt(fitted))) + 10 <= 60
+    gen = small.generate([ask("short")], SamplingParams(max_tokens=500, ignore_eos=True))[0]
+    assert gen.finish_reason == "length" and gen.stats.prompt_tokens + gen.stats.generated_tokens == 60
