@@ -1,0 +1,98 @@
+"""`medtune generate`: one prompt, one answer, with the reasoning set apart and a statistics line.
+
+    medtune generate --run runs/phi4-med --prompt "A 45-year-old presents with ..."
+    medtune generate --model microsoft/Phi-4-mini-instruct --adapter runs/x/adapter "question" --stream
+    echo "question" | medtune generate --run runs/x --json
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import re
+import sys
+from pathlib import Path
+
+from medtune.data.records import Message
+from medtune.errors import MedtuneError
+from medtune.inference.display import Printer, stats_line
+from medtune.inference.options import add_model_arguments, add_sampling_arguments, load_engine, sampling_params
+
+_OVERRIDE = re.compile(r"^[A-Za-z_][\w.]*=")  # training.learning_rate=1e-4, not "BP = 150/95"
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.description = __doc__
+    add_model_arguments(parser)
+    source = parser.add_argument_group("prompt (or a positional argument, or standard input)")
+    source.add_argument("--prompt", "-p", help="the question")
+    source.add_argument("--prompt-file", help="read the question from this file")
+    add_sampling_arguments(parser)
+    output = parser.add_argument_group("output").add_mutually_exclusive_group()
+    output.add_argument("--stream", action="store_true", help="print tokens as they are generated")
+    output.add_argument("--json", action="store_true",
+                        help="print one JSON object: reasoning, answer, finish_reason, stats")
+    parser.add_argument("--hide-reasoning", action="store_true", help="print the answer only")
+
+
+def main(args: argparse.Namespace) -> int:
+    args.items, positional = split_items(args.items)
+    question = read_prompt(args, positional)
+    params = sampling_params(args)  # bad values fail before the model loads
+    engine = load_engine(args)
+    messages = [Message("user", question)]
+    if args.json:
+        gen = engine.generate([messages], params)[0]
+        print(json.dumps(as_json(gen, engine.name, args.hide_reasoning), ensure_ascii=False))
+        return 0
+    printer = Printer(sys.stdout, show_reasoning=not args.hide_reasoning)
+    gen = _stream(engine, messages, params, printer) if args.stream else engine.generate([messages], params)[0]
+    if not args.stream:
+        printer.generation(gen)
+    print(stats_line(gen), file=sys.stderr)
+    return 0
+
+
+def _stream(engine, messages, params, printer: Printer):
+    stream = engine.stream(messages, params)
+    for delta in stream:
+        printer.delta(delta)
+    printer.end(stream.generation)
+    return stream.generation
+
+
+def split_items(items: list[str]) -> tuple[list[str], str | None]:
+    """Positional arguments: a .yaml config and key=value overrides, or else the prompt itself."""
+    keep, prompts = [], []
+    for item in items:
+        is_config = item.endswith((".yaml", ".yml")) and Path(item).is_file()
+        (keep if is_config or _OVERRIDE.match(item) else prompts).append(item)
+    if len(prompts) > 1:
+        raise MedtuneError(f"more than one prompt given ({len(prompts)} positional arguments): quote the prompt")
+    return keep, prompts[0] if prompts else None
+
+
+def read_prompt(args: argparse.Namespace, positional: str | None) -> str:
+    given = [p for p in (args.prompt, positional) if p is not None] + ([args.prompt_file] if args.prompt_file else [])
+    if len(given) > 1:
+        raise MedtuneError("give the prompt once: --prompt, --prompt-file or a positional argument")
+    if args.prompt_file:
+        path = Path(args.prompt_file)
+        if not path.is_file():
+            raise MedtuneError(f"{path}: prompt file not found")
+        text = path.read_text(encoding="utf-8")
+    elif given:
+        text = given[0]
+    elif not sys.stdin.isatty():
+        text = sys.stdin.read()
+    else:
+        raise MedtuneError("no prompt: give --prompt TEXT, --prompt-file FILE, or pipe it on standard input")
+    if not text.strip():
+        raise MedtuneError("the prompt is empty")
+    return text.strip()
+
+
+def as_json(gen, model: str, hide_reasoning: bool = False) -> dict:
+    return {"model": model, "reasoning": None if hide_reasoning else gen.reasoning, "answer": gen.answer,
+            "finish_reason": gen.finish_reason, "reasoning_finished": gen.reasoning_finished,
+            "stats": gen.stats.to_dict()}
