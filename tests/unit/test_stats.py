@@ -10,6 +10,8 @@ def test_wilson_interval_textbook_values():
     lo, hi = stats.wilson_interval(0, 10)
     assert lo == 0.0 and hi == pytest.approx(0.2775, abs=1e-4)
     assert stats.wilson_interval(0, 0) == (0.0, 0.0)
+    for n in range(1, 40):  # exact bounds at the ends (plots draw lower = accuracy - bound)
+        assert stats.wilson_interval(0, n)[0] == 0.0 and stats.wilson_interval(n, n)[1] == 1.0
 
 
 def test_wilson_interval_agrees_with_scipy():

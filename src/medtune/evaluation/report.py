@@ -137,8 +137,8 @@ def _accuracy_plot(path: Path, results: dict) -> Path | None:
         present = [t for t in tasks if t in per]
         xs = [tasks.index(t) + k * width for t in present]
         acc = [per[t]["accuracy"] for t in present]
-        err = [[a - per[t]["ci95"][0] for a, t in zip(acc, present)],
-               [per[t]["ci95"][1] - a for a, t in zip(acc, present)]]
+        err = [[max(0.0, a - per[t]["ci95"][0]) for a, t in zip(acc, present)],
+               [max(0.0, per[t]["ci95"][1] - a) for a, t in zip(acc, present)]]
         ax.bar(xs, acc, width, yerr=err, capsize=3, label=label)
     ax.set_xticks([i + width * (len(systems) - 1) / 2 for i in range(len(tasks))], tasks)
     ax.set_ylim(0, 1)
@@ -177,7 +177,8 @@ def _paired_plot(path: Path, results: dict) -> Path | None:
         return None
     fig, ax = _figure(7.0, 1.2 + 0.5 * len(rows))
     for y, (_, d) in enumerate(rows):
-        ax.errorbar(d["delta"], y, xerr=[[d["delta"] - d["ci95"][0]], [d["ci95"][1] - d["delta"]]], fmt="o",
+        xerr = [[max(0.0, d["delta"] - d["ci95"][0])], [max(0.0, d["ci95"][1] - d["delta"])]]
+        ax.errorbar(d["delta"], y, xerr=xerr, fmt="o",
                     capsize=4, color="tab:green" if d["ci95"][0] > 0 else "tab:red" if d["ci95"][1] < 0 else "grey")
     ax.axvline(0, color="black", linewidth=1)
     ax.set_yticks(range(len(rows)), [name for name, _ in rows])

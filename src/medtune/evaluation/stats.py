@@ -22,7 +22,9 @@ def wilson_interval(correct: int, n: int, z: float = Z95) -> tuple[float, float]
     p = correct / n
     centre = (p + z * z / (2 * n)) / (1 + z * z / n)
     half = z * math.sqrt(p * (1 - p) / n + z * z / (4 * n * n)) / (1 + z * z / n)
-    return max(0.0, centre - half), min(1.0, centre + half)
+    # at 0 or n successes the bound is exactly 0 or 1; the formula lands a rounding error away from it
+    lo = 0.0 if correct == 0 else max(0.0, centre - half)
+    return lo, 1.0 if correct == n else min(1.0, centre + half)
 
 
 def accuracy(flags: list[bool]) -> dict:

@@ -1,0 +1,87 @@
+"""Tiny models that answer in a known way, for the `medtune eval` tests (built once per session).
+
+overfit(): the tiny llama trained for a few seconds until greedy decoding continues each of some prompts
+with one fixed completion, e.g. "<think>...</think>The answer is B" after multiple-choice prompts, or a JSON
+verdict after judge prompts. make_adapter_run(): a run directory with a perturbed (non-zero) LoRA adapter.
+"""
+
+from __future__ import annotations
+
+import shutil
+from pathlib import Path
+
+EVAL_DIR = Path(__file__).resolve().parents[2] / ".." / "shared" / "data" / "eval"
+SAMPLE = EVAL_DIR.parent / "medical_o1_sample.jsonl"
+
+
+def cached(tmp_path_factory, name: str, build) -> Path:
+    """build(folder) once per session, whichever test module asks first."""
+    folder = tmp_path_factory.getbasetemp() / "eval-models" / name
+    if not (folder / ".done").exists():
+        shutil.rmtree(folder, ignore_errors=True)
+        build(folder)
+        (folder / ".done").touch()
+    return folder
+
+
+def overfit(base: Path, out: Path, prompts: list[str], completion: str, steps: int = 70) -> Path:
+    """Copy `base` and train it (loss on the completion only) until it answers `prompts` with `completion`."""
+    import torch
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+
+    tok = AutoTokenizer.from_pretrained(base)
+    model = AutoModelForCausalLM.from_pretrained(base)
+    ids, labels = [], []
+    for prompt in prompts:
+        p = tok(prompt, add_special_tokens=False)["input_ids"]
+        c = tok(completion + "<|end|>", add_special_tokens=False)["input_ids"]
+        ids.append(p + c)
+        labels.append([-100] * len(p) + c)
+    batch = {"input_ids": _pad(ids, tok.pad_token_id), "labels": _pad(labels, -100),
+             "attention_mask": _pad([[1] * len(r) for r in ids], 0)}
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)  # a 140k-parameter model trains faster on one thread of a busy machine
+    try:
+        torch.manual_seed(0)
+        optimizer = torch.optim.AdamW(model.parameters(), lr=1e-2)
+        for _ in range(steps):
+            model(**batch).loss.backward()
+            optimizer.step()
+            optimizer.zero_grad()
+    finally:
+        torch.set_num_threads(threads)
+    shutil.copytree(base, out)
+    model.save_pretrained(out)
+    return out
+
+
+def _pad(rows: list[list[int]], value: int):
+    import torch
+
+    width = max(map(len, rows))
+    return torch.tensor([r + [value] * (width - len(r)) for r in rows])
+
+
+def make_adapter_run(model_dir: Path, run_dir: Path, scale: float = 0.5) -> Path:
+    """A run directory as `medtune train` leaves it: config.yaml + adapter/ with non-zero LoRA B weights."""
+    import torch
+    from peft import LoraConfig, get_peft_model
+    from transformers import AutoModelForCausalLM
+
+    from medtune.config import Config
+
+    model = AutoModelForCausalLM.from_pretrained(model_dir)
+    peft_model = get_peft_model(model, LoraConfig(r=4, lora_alpha=8, target_modules=["q_proj", "v_proj"],
+                                                  task_type="CAUSAL_LM"))
+    generator = torch.Generator().manual_seed(0)
+    with torch.no_grad():
+        for name, param in peft_model.named_parameters():
+            if "lora_B" in name:  # B starts at zero: an untrained adapter changes nothing
+                param.copy_(torch.randn(param.shape, generator=generator) * scale)
+    peft_model.save_pretrained(run_dir / "adapter")
+    cfg = Config()
+    cfg.model.name = str(model_dir)
+    cfg.output_dir = str(run_dir)
+    cfg.eval.data_dir = str(EVAL_DIR)
+    cfg.save(run_dir / "config.yaml")
+    return run_dir
