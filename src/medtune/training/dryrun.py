@@ -21,6 +21,7 @@ def describe_targets(cfg: Config, plan) -> dict:
     with init_empty_weights():
         model = AutoModelForCausalLM.from_config(load_config(cfg.model), dtype=dtype,
                                                  trust_remote_code=cfg.model.trust_remote_code)
+    model.tie_weights()  # from_config on the meta device leaves tied embeddings untied (counted twice)
     peft_config = None
     if cfg.method != "full":
         from peft import get_peft_model

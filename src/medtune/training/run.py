@@ -150,6 +150,7 @@ def _finish(cfg: Config, run: rd.RunDir, built, info: dict, started: float, out)
     weights = run.weights_dir(cfg.method)
     from_best = bool(built.early_stopping and best)
     _save_weights(built.trainer, run, weights, best[0] if from_best else None)
+    run.clear_staging()  # only the Trainer's own model card is left there
     rows = rd.read_metrics(run.metrics)
     info.update(status=status, global_step=state.global_step, epoch=state.epoch, weights_dir=weights.name,
                 weights_from_best=from_best, best={"step": best[0], "val_loss": best[1]} if best else None,

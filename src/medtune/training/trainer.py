@@ -43,8 +43,21 @@ def build(cfg: Config, run: RunDir, datasets: dict, tokenizer, plan, extra_callb
     )
     for cls in (HFProgress, PrinterCallback):  # medtune's own progress callback prints one line per log step
         trainer.remove_callback(cls)
+    if cfg.method == "qlora":
+        _adapter_dtype(trainer.model, dtype)
     info = describe(cfg, trainer.model, peft_config, describe_device(device), dtype, plan)
     return Built(trainer, nan_guard, early, progress, info)
+
+
+def _adapter_dtype(model, dtype) -> None:
+    """SFTTrainer casts QLoRA adapters to bf16 (the paper's GPU advice). With fp32 compute (CPU) that only adds
+    casts and slow bf16 matmuls (which even crash CPUs whose VM hides AMX), so they follow the compute dtype."""
+    import torch
+
+    if dtype == torch.float32:
+        for param in model.parameters():
+            if param.requires_grad:
+                param.data = param.data.float()
 
 
 def _peft_config(cfg: Config, model):
@@ -79,17 +92,25 @@ def startup_lines(cfg: Config, info: dict, data_line: str, plan) -> list[str]:
         lines.append(f"adapted modules: {_short(info['target_modules'])}")
     lines.append(f"trainable {info['trainable_params']:,} of {info['total_params']:,} parameters "
                  f"({info['trainable_percent']:.2f}%)")
-    steps = f"{t.max_steps} steps" if t.max_steps > 0 else f"{t.epochs:g} epochs"
+    steps = f"{t.max_steps} steps" if t.max_steps > 0 else f"{t.epochs:g} epoch(s)"
     lines += [data_line, f"plan: {steps}, batch {t.batch_size} x accumulation {t.gradient_accumulation_steps}, "
               f"{plan.packing.replace('_', '-')} batches, lr {t.learning_rate:g} {t.lr_scheduler}, "
-              f"optimizer {t.optimizer}, eval every {plan.eval_steps or 'end'}, save every {plan.save_steps or 'end'}"]
+              f"optimizer {t.optimizer}, {_every('eval', plan.eval_steps, plan.has_eval)}, "
+              f"{_every('save', plan.save_steps, True)}"]
     return lines
+
+
+def _every(what: str, steps: int | None, enabled: bool) -> str:
+    if not enabled:
+        return f"no {what} (no validation split)"
+    return f"{what} every {steps} steps" if steps else f"{what} at the end"
 
 
 def _short(names: list[str]) -> str:
     """Leaf names, with the block count when the targets are full paths (lora.num_layers)."""
     leaves = list(dict.fromkeys(n.rsplit(".", 1)[-1] for n in names))
-    if len(leaves) == len(names):
+    if not any("." in n for n in names):
         return ", ".join(leaves)
     blocks = sorted({p for n in names for p in n.split(".") if p.isdigit()}, key=int)
-    return f"{', '.join(leaves)} in blocks {blocks[0]}-{blocks[-1]} ({len(names)} layers)"
+    where = f"block {blocks[0]}" if blocks[0] == blocks[-1] else f"blocks {blocks[0]}-{blocks[-1]}"
+    return f"{', '.join(leaves)} in {where} ({len(names)} layers)"

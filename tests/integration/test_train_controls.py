@@ -1,0 +1,129 @@
+"""Training controls and faults: batch x accumulation invariance, same seed same losses, NaN stop, out-of-memory
+advice, tracking without secrets, --dry-run, and the config combinations refused up front."""
+
+import json
+import re
+from pathlib import Path
+
+import pytest
+import torch
+from safetensors.torch import load_file
+from transformers import TrainerCallback
+
+from medtune import config as config_mod
+from medtune.cli import main
+from medtune.errors import ConfigError, MedtuneError
+from medtune.training.faults import TrainingStopped
+from medtune.training.run import train
+
+SAMPLE = Path(__file__).resolve().parents[2] / ".." / "shared" / "data" / "medical_o1_sample.jsonl"
+BASE = {"data.train_file": str(SAMPLE), "model.max_length": 192, "data.overlong": "truncate", "data.limit": 40,
+        "training.learning_rate": 5e-3, "training.logging_steps": 1, "lora.dropout": 0.0, "seed": 5}
+
+
+def cfg_for(model_dir, out, **values):
+    return config_mod.load(None, values={**BASE, "model.name": str(model_dir), "output_dir": str(out), **values})
+
+
+def losses(run_dir):
+    rows = [json.loads(line) for line in (Path(run_dir) / "metrics.jsonl").read_text().splitlines()]
+    return [r["train_loss"] for r in rows if "train_loss" in r]
+
+
+def adapter(run_dir):
+    return load_file(str(Path(run_dir) / "adapter" / "adapter_model.safetensors"))
+
+
+@pytest.mark.slow
+def test_batch_4x1_matches_batch_1x4_and_same_seed_same_losses(tiny_llama, tmp_path):
+    """The loss is normalised by the supervised tokens of the whole accumulated batch, so both see one gradient."""
+    a = train(cfg_for(tiny_llama, tmp_path / "a", **{"training.batch_size": 4, "training.max_steps": 4}))
+    b = train(cfg_for(tiny_llama, tmp_path / "b", **{"training.batch_size": 1, "training.max_steps": 4,
+                                                      "training.gradient_accumulation_steps": 4}))
+    assert losses(a.run_dir) == pytest.approx(losses(b.run_dir), abs=2e-5)
+    wa, wb = adapter(a.run_dir), adapter(b.run_dir)
+    assert all(torch.allclose(wa[k], wb[k], atol=2e-5) for k in wa)
+    again = train(cfg_for(tiny_llama, tmp_path / "a2", **{"training.batch_size": 4, "training.max_steps": 4}))
+    assert losses(again.run_dir) == losses(a.run_dir)  # same config, same seed: the same numbers
+
+
+@pytest.mark.slow
+def test_nan_loss_stops_with_the_step_and_keeps_the_last_good_checkpoint(tiny_llama, tmp_path):
+    cfg = cfg_for(tiny_llama, tmp_path / "run", **{"training.learning_rate": 1e30, "training.max_grad_norm": 0,
+                                                   "training.lr_scheduler": "constant", "training.max_steps": 6,
+                                                   "training.save_steps": 1, "training.batch_size": 2})
+    with pytest.raises(TrainingStopped) as caught:
+        train(cfg)
+    message = str(caught.value)
+    step = int(re.search(r"at step (\d+)", message).group(1))
+    assert "NaN/infinite" in message and "lower training.learning_rate" in message
+    checkpoints = sorted(p.name for p in (tmp_path / "run" / "checkpoints").glob("checkpoint-*"))
+    assert checkpoints and f"checkpoint-{step}" not in checkpoints and f"checkpoint-{step - 1}" in message
+    assert not (tmp_path / "run" / "adapter").exists()
+    assert main(["train", "--config", str(tmp_path / "run" / "config.yaml"), "--resume"]) == 2  # NaN again: exit 2
+
+
+class OutOfMemory(TrainerCallback):
+    def on_step_begin(self, args, state, control, **kwargs):
+        raise torch.OutOfMemoryError("CUDA out of memory. Tried to allocate 20.00 GiB")
+
+
+def test_out_of_memory_ends_with_concrete_advice(tiny_llama, tmp_path):
+    cfg = cfg_for(tiny_llama, tmp_path / "run", **{"training.batch_size": 8, "training.max_steps": 2})
+    with pytest.raises(TrainingStopped) as caught:
+        train(cfg, callbacks=[OutOfMemory()])
+    message = str(caught.value)
+    for tip in ("training.batch_size=4 training.gradient_accumulation_steps=2", "model.max_length=128",
+                "training.gradient_checkpointing=true", "lora.method=qlora", "Tried to allocate 20.00 GiB"):
+        assert tip in message
+
+
+@pytest.mark.slow
+def test_tensorboard_tracking_writes_events_and_no_secret(tiny_llama, tmp_path, monkeypatch):
+    secret = "sk-medtune-test-secret-0123456789"
+    for name in ("HF_TOKEN", "WANDB_API_KEY", "OPENAI_API_KEY", "MLFLOW_TRACKING_PASSWORD"):
+        monkeypatch.setenv(name, secret)
+    cfg = cfg_for(tiny_llama, tmp_path / "run", **{"training.max_steps": 2, "tracking.report_to": "tensorboard"})
+    train(cfg)
+    assert list((tmp_path / "run" / "tracking" / "tensorboard").glob("events.out.tfevents.*"))
+    for path in (tmp_path / "run").rglob("*"):
+        if path.is_file():
+            assert secret.encode() not in path.read_bytes(), f"secret written to {path}"
+
+
+@pytest.mark.parametrize("tracker", ["wandb", "mlflow"])
+def test_missing_tracker_package_is_one_clear_error(tiny_llama, tmp_path, tracker):
+    pytest.importorskip("importlib").util.find_spec(tracker) and pytest.skip(f"{tracker} is installed")
+    with pytest.raises(ConfigError, match=f"report_to = {tracker} needs the {tracker} package"):
+        train(cfg_for(tiny_llama, tmp_path / "run", **{"training.max_steps": 1, "tracking.report_to": tracker}))
+
+
+def test_dry_run_prints_the_plan_and_writes_nothing(tiny_models, tmp_path, capsys):
+    recipe = tmp_path / "recipe.yaml"
+    cfg_for(tiny_models("phi3"), tmp_path / "run", **{"lora.target_modules": ["q_proj", "k_proj", "v_proj"],
+                                                       "lora.num_layers": 1}).save(recipe)
+    assert main(["train", str(recipe), "training.max_steps=7", "--dry-run"]) == 0
+    out = capsys.readouterr()
+    assert "# resolved config" in out.out and "max_steps: 7" in out.out and "format medical_o1" in out.out
+    assert "adapted modules: qkv_proj in block 1 (1 layers)" in out.out and "plan: 7 steps" in out.out
+    assert "trainable " in out.out and "dry run: nothing trained" in out.out
+    assert "fuses q,k,v into qkv_proj" in out.err
+    assert not (tmp_path / "run").exists()
+
+
+@pytest.mark.parametrize("values, message", [
+    ({"training.early_stopping_patience": 2}, "needs training.eval_steps"),
+    ({"training.early_stopping_patience": 2, "training.eval_steps": 5, "training.save_steps": 10},
+     "every evaluation must be saved"),
+    ({"training.early_stopping_patience": 2, "training.eval_steps": 5, "data.split": "1.0,0"}, "validation split"),
+    ({"lora.target_modules": ["q_proj", "wq"]}, "no layer named 'wq'"),
+])
+def test_refused_before_training(tiny_llama, tmp_path, values, message):
+    with pytest.raises(MedtuneError, match=message):
+        train(cfg_for(tiny_llama, tmp_path / "run", **values))
+    assert not (tmp_path / "run" / "checkpoints").exists()
+
+
+def test_resume_without_a_checkpoint_says_so(tiny_llama, tmp_path):
+    with pytest.raises(MedtuneError, match="nothing to resume"):
+        train(cfg_for(tiny_llama, tmp_path / "run"), resume=True)
