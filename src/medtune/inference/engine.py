@@ -38,6 +38,7 @@ from medtune.config import Config
 from medtune.data.records import Message
 from medtune.data.templates import R1_ANSWER_HEADER, render_prompt
 from medtune.errors import MedtuneError
+from medtune.inference import loading
 from medtune.inference.decoding import Row, RowTracker
 from medtune.inference.params import SamplingParams
 from medtune.inference.reasoning import Delta, prompt_opens_reasoning
@@ -98,10 +99,10 @@ class Engine:
         self.template, self.system_prompt = template, system_prompt or None
         self.answer_header = R1_ANSWER_HEADER if template == "r1-cot" else None
         self.pad_id = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else tokenizer.eos_token_id
-        self.eos_ids = _eos_ids(model, tokenizer)
+        self.eos_ids = loading.eos_ids(model, tokenizer)
         self.extra_stop_ids, self.extra_stop_strings = self.split_stops(extra_eos_tokens)
-        self.context_length = _context_length(model, tokenizer)
-        self._bos = _bos_to_add(tokenizer)
+        self.context_length = loading.context_length(model, tokenizer)
+        self._bos = loading.bos_to_add(tokenizer)
         self._lock = threading.Lock()
 
     @classmethod
@@ -109,13 +110,11 @@ class Engine:
              config: Config | None = None, system_prompt: str | None = None, template: str | None = None,
              extra_eos_tokens: Sequence[str] = (), device: str | None = None, merge_adapter: bool = True) -> Engine:
         """Load weights (see loading.py); `config` defaults to the config.yaml found beside them."""
-        from medtune.inference import loading
-
         cfg = config or loading.load_config(model, adapter, run)
         source = loading.resolve(cfg, adapter, run)
-        tok, net = _load_weights(source, device, merge_adapter)
+        tok, net = loading.load_weights(source, device, merge_adapter)
         cfg = source.config
-        system = system_prompt if system_prompt is not None else _default_system(cfg)
+        system = system_prompt if system_prompt is not None else loading.default_system_prompt(cfg)
         return cls(net, tok, template=template or cfg.data.template, system_prompt=system,
                    extra_eos_tokens=extra_eos_tokens, name=source.name)
 
@@ -247,44 +246,3 @@ class Engine:
         text, split = row.finish()
         return Generation(text, split.reasoning, split.answer, row.finish_reason, split.reasoning_finished, stats,
                           list(row.decoder.ids), request.prompt)
-
-
-def _eos_ids(model, tokenizer) -> set[int]:
-    """The tokenizer's EOS and every EOS id of the model's generation config (Phi-3's <|end|>, Llama-3's eot)."""
-    ids = {tokenizer.eos_token_id} if tokenizer.eos_token_id is not None else set()
-    configured = getattr(getattr(model, "generation_config", None), "eos_token_id", None)
-    ids |= set(configured if isinstance(configured, list) else [configured] if configured is not None else [])
-    return ids
-
-
-def _context_length(model, tokenizer) -> int | None:
-    limits = [getattr(model.config, "max_position_embeddings", None), tokenizer.model_max_length]
-    limits = [n for n in limits if isinstance(n, int) and 0 < n < 10**8]  # tokenizers say 1e30 for "unknown"
-    return min(limits) if limits else None
-
-
-def _bos_to_add(tokenizer) -> int | None:
-    """BOS, when the tokenizer normally starts sequences with it (Llama, Mistral); training adds it the same way."""
-    bos = tokenizer.bos_token_id
-    if bos is None or tokenizer("a", add_special_tokens=True)["input_ids"][:1] != [bos]:
-        return None
-    return bos
-
-
-def _default_system(cfg: Config) -> str | None:
-    """The run's system prompt; else the safety layer's when it is on."""
-    return cfg.data.system_prompt or (cfg.safety.system_prompt if cfg.safety.enabled else None)
-
-
-def _load_weights(source, device: str | None, merge_adapter: bool):
-    from medtune.models.load import load_model, load_tokenizer
-
-    tokenizer = load_tokenizer(source.config.model, padding_side="left")
-    model = load_model(source.config.model, method=None, device=device)
-    if source.adapter is not None:
-        from peft import PeftModel
-
-        model = PeftModel.from_pretrained(model, str(source.adapter))
-        model = model.merge_and_unload() if merge_adapter else model  # merged: no LoRA cost per token
-        model.eval()
-    return tokenizer, model

@@ -111,3 +111,47 @@ def _name(path: Path) -> str:
     if path.name in ("adapter", "model") and len(parts) > 1:
         return parts[-2]
     return path.name or str(path)
+
+
+# ---------------------------------------------------------------- loading, and what the weights say
+
+
+def eos_ids(model, tokenizer) -> set[int]:
+    """The tokenizer's EOS and every EOS id of the model's generation config (Phi-3's <|end|>, Llama-3's eot)."""
+    ids = {tokenizer.eos_token_id} if tokenizer.eos_token_id is not None else set()
+    configured = getattr(getattr(model, "generation_config", None), "eos_token_id", None)
+    ids |= set(configured if isinstance(configured, list) else [configured] if configured is not None else [])
+    return ids
+
+
+def context_length(model, tokenizer) -> int | None:
+    limits = [getattr(model.config, "max_position_embeddings", None), tokenizer.model_max_length]
+    limits = [n for n in limits if isinstance(n, int) and 0 < n < 10**8]  # tokenizers say 1e30 for "unknown"
+    return min(limits) if limits else None
+
+
+def bos_to_add(tokenizer) -> int | None:
+    """BOS, when the tokenizer normally starts sequences with it (Llama, Mistral); training adds it the same way."""
+    bos = tokenizer.bos_token_id
+    if bos is None or tokenizer("a", add_special_tokens=True)["input_ids"][:1] != [bos]:
+        return None
+    return bos
+
+
+def default_system_prompt(cfg: Config) -> str | None:
+    """The run's system prompt; else the safety layer's when it is on."""
+    return cfg.data.system_prompt or (cfg.safety.system_prompt if cfg.safety.enabled else None)
+
+
+def load_weights(source, device: str | None, merge_adapter: bool):
+    from medtune.models.load import load_model, load_tokenizer
+
+    tokenizer = load_tokenizer(source.config.model, padding_side="left")
+    model = load_model(source.config.model, method=None, device=device)
+    if source.adapter is not None:
+        from peft import PeftModel
+
+        model = PeftModel.from_pretrained(model, str(source.adapter))
+        model = model.merge_and_unload() if merge_adapter else model  # merged: no LoRA cost per token
+        model.eval()
+    return tokenizer, model
