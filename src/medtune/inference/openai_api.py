@@ -1,0 +1,131 @@
+"""The OpenAI wire format: request models (validated by pydantic), response and stream-chunk bodies, errors.
+
+Reasoning goes in message.reasoning_content (streamed as delta.reasoning_content), as vLLM and DeepSeek's API do.
+top_k, repetition_penalty and ignore_eos are accepted as vLLM-style extensions.
+"""
+
+from __future__ import annotations
+
+import time
+import uuid
+from typing import Literal
+
+from pydantic import BaseModel, Field
+
+from medtune.data.records import Message
+from medtune.inference.engine import Generation
+from medtune.inference.params import SamplingParams
+
+
+class APIError(Exception):
+    """An error answered as OpenAI does: {"error": {"message", "type", "param", "code"}}."""
+
+    def __init__(self, status: int, message: str, param: str | None = None, code: str | None = None,
+                 kind: str = "invalid_request_error"):
+        super().__init__(message)
+        self.status, self.message, self.param, self.code, self.kind = status, message, param, code, kind
+
+    def body(self) -> dict:
+        return {"error": {"message": self.message, "type": self.kind, "param": self.param, "code": self.code}}
+
+
+class TextPart(BaseModel):
+    type: Literal["text"]
+    text: str
+
+
+class ChatMessage(BaseModel):
+    role: Literal["system", "developer", "user", "assistant"]
+    content: str | list[TextPart] | None = None
+
+    def to_message(self) -> Message:
+        text = self.content if isinstance(self.content, str) else "".join(p.text for p in self.content or [])
+        return Message("system" if self.role == "developer" else self.role, text)
+
+
+class StreamOptions(BaseModel):
+    include_usage: bool = False
+
+
+class Sampling(BaseModel):
+    """Fields both endpoints share; unset ones take the server's defaults."""
+
+    model: str
+    max_tokens: int | None = Field(None, ge=1)
+    temperature: float | None = Field(None, ge=0, le=2)
+    top_p: float | None = Field(None, gt=0, le=1)
+    top_k: int | None = Field(None, ge=0)
+    repetition_penalty: float | None = Field(None, gt=0)
+    seed: int | None = None
+    stop: str | list[str] | None = None
+    stream: bool = False
+    stream_options: StreamOptions | None = None
+    n: int = Field(1, ge=1)
+    ignore_eos: bool = False
+
+    def params(self, defaults: SamplingParams, max_tokens: int | None = None) -> SamplingParams:
+        given = {"max_tokens": max_tokens or self.max_tokens, "temperature": self.temperature,
+                 "top_p": self.top_p, "top_k": self.top_k, "repetition_penalty": self.repetition_penalty,
+                 "seed": self.seed, "stop": self.stop, "ignore_eos": self.ignore_eos}
+        chosen = {k: v if v is not None else getattr(defaults, k) for k, v in given.items()}
+        return SamplingParams(**chosen)
+
+
+class ChatRequest(Sampling):
+    messages: list[ChatMessage] = Field(min_length=1)
+    max_completion_tokens: int | None = Field(None, ge=1)
+
+
+class CompletionRequest(Sampling):
+    prompt: str | list[str]
+
+
+def new_id(prefix: str) -> str:
+    return f"{prefix}-{uuid.uuid4().hex[:24]}"
+
+
+def usage(gens: list[Generation]) -> dict:
+    prompt = sum(g.stats.prompt_tokens for g in gens)
+    completion = sum(g.stats.generated_tokens for g in gens)
+    return {"prompt_tokens": prompt, "completion_tokens": completion, "total_tokens": prompt + completion}
+
+
+def finish_reason(gen: Generation) -> str:
+    return "length" if gen.finish_reason == "length" else "stop"
+
+
+def chat_completion(gen: Generation, model: str, ident: str, created: int) -> dict:
+    message = {"role": "assistant", "content": gen.answer, "reasoning_content": gen.reasoning}
+    return {"id": ident, "object": "chat.completion", "created": created, "model": model,
+            "choices": [{"index": 0, "message": message, "finish_reason": finish_reason(gen), "logprobs": None}],
+            "usage": usage([gen])}
+
+
+def chat_chunk(ident: str, created: int, model: str, delta: dict, finish: str | None = None) -> dict:
+    return {"id": ident, "object": "chat.completion.chunk", "created": created, "model": model,
+            "choices": [{"index": 0, "delta": delta, "finish_reason": finish, "logprobs": None}]}
+
+
+def completion(gens: list[Generation], model: str, ident: str, created: int) -> dict:
+    choices = [{"index": i, "text": g.text, "finish_reason": finish_reason(g), "logprobs": None}
+               for i, g in enumerate(gens)]
+    return {"id": ident, "object": "text_completion", "created": created, "model": model, "choices": choices,
+            "usage": usage(gens)}
+
+
+def completion_chunk(ident: str, created: int, model: str, text: str, finish: str | None = None) -> dict:
+    return {"id": ident, "object": "text_completion", "created": created, "model": model,
+            "choices": [{"index": 0, "text": text, "finish_reason": finish, "logprobs": None}]}
+
+
+def usage_chunk(ident: str, created: int, model: str, obj: str, gen: Generation) -> dict:
+    return {"id": ident, "object": obj, "created": created, "model": model, "choices": [], "usage": usage([gen])}
+
+
+def models_list(name: str, created: int, context: int | None) -> dict:
+    return {"object": "list", "data": [{"id": name, "object": "model", "created": created, "owned_by": "medtune",
+                                        "max_model_len": context}]}
+
+
+def now() -> int:
+    return int(time.time())

@@ -1,0 +1,113 @@
+"""The server's queue: requests wait their turn and run in batches, one batch at a time, in a worker thread.
+
+Waiting requests that share sampling settings (SamplingParams.batch_key) run together, up to max_batch rows, so
+16 clients at once cost about one generation, not sixteen; each row has its own output, so answers never mix.
+A cancelled request (its client left) is skipped while it waits, and stops at the next step once running.
+Events reach the asyncio side through loop.call_soon_threadsafe.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import threading
+from collections import Counter, deque
+
+from medtune.inference.engine import Engine, Request
+
+
+class Job:
+    """One request and the asyncio queue its Deltas, then its Generation (or an exception), arrive on."""
+
+    def __init__(self, request: Request, loop: asyncio.AbstractEventLoop, stream: bool):
+        self.request, self.loop = request, loop
+        self.events: asyncio.Queue = asyncio.Queue()
+        request.on_delta = self.post if stream else None  # unstreamed rows are decoded once, at the end
+
+    def post(self, item) -> None:
+        try:
+            self.loop.call_soon_threadsafe(self.events.put_nowait, item)
+        except RuntimeError:  # the event loop is closed: the server stopped and nobody is waiting
+            pass
+
+    def cancel(self) -> None:
+        self.request.cancel.set()
+
+    @property
+    def cancelled(self) -> bool:
+        return self.request.cancel.is_set()
+
+
+class Scheduler:
+    def __init__(self, engine: Engine, max_batch: int = 16):
+        self.engine, self.max_batch = engine, max(1, max_batch)
+        self.counts: Counter = Counter()  # finished, cancelled, skipped, failed, batches, largest_batch
+        self.running = 0
+        self._pending: deque[Job] = deque()
+        self._cond = threading.Condition()
+        self._closed = False
+        self._thread = threading.Thread(target=self._work, daemon=True, name="medtune-scheduler")
+        self._thread.start()
+
+    def submit(self, job: Job) -> None:
+        with self._cond:
+            self._pending.append(job)
+            self._cond.notify()
+
+    def close(self) -> None:
+        with self._cond:
+            self._closed = True
+            for job in self._pending:
+                job.cancel()
+            self._cond.notify()
+        self._thread.join(timeout=30)
+
+    def stats(self) -> dict:
+        with self._cond:
+            return {"queued": len(self._pending), "running": self.running, **self.counts}
+
+    def _work(self) -> None:
+        while (batch := self._next_batch()) is not None:
+            try:
+                generations = self.engine.run([job.request for job in batch])
+            except Exception as error:  # noqa: BLE001 - handed to every waiting client as a 500
+                self._finish(batch, [error] * len(batch), failed=True)
+            else:
+                self._finish(batch, generations)
+
+    def _next_batch(self) -> list[Job] | None:
+        """The oldest live job and every waiting job that can share its batch; None once closed."""
+        with self._cond:
+            while True:
+                while self._pending and self._pending[0].cancelled:
+                    self._pending.popleft()
+                    self.counts["skipped"] += 1
+                if self._closed:
+                    return None
+                if self._pending:
+                    break
+                self._cond.wait()
+            head = self._pending.popleft()
+            batch = [head, *self._compatible(head)]
+            self.running = len(batch)
+            self.counts["batches"] += 1
+            self.counts["largest_batch"] = max(self.counts["largest_batch"], len(batch))
+            return batch
+
+    def _compatible(self, head: Job) -> list[Job]:
+        key, chosen = head.request.params.batch_key, []
+        for job in list(self._pending):
+            if len(chosen) + 1 >= self.max_batch:
+                break
+            if not job.cancelled and job.request.params.batch_key == key:
+                self._pending.remove(job)
+                chosen.append(job)
+        return chosen
+
+    def _finish(self, batch: list[Job], results: list, failed: bool = False) -> None:
+        with self._cond:
+            self.running = 0
+            for result in results:
+                cancelled = not failed and result.finish_reason == "cancelled"
+                self.counts["failed" if failed else "cancelled" if cancelled else "finished"] += 1
+        for job, result in zip(batch, results):
+            job.post(result)

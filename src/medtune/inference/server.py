@@ -1,0 +1,221 @@
+"""`medtune serve`: an OpenAI-compatible HTTP API (FastAPI + uvicorn) on the shared engine.
+
+    medtune serve --run runs/phi4-med [--port 8000] [--host 127.0.0.1] [--api-key KEY]
+
+GET /health, GET /v1/models, POST /v1/chat/completions (streamed as server-sent events or not),
+POST /v1/completions. Binds 127.0.0.1 unless told otherwise. With --api-key (or the MEDTUNE_API_KEY environment
+variable, the place for the secret) every /v1 call needs "Authorization: Bearer KEY". Requests queue and run in
+batches (scheduler.py); a client that leaves stops its generation.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import hmac
+import json
+import os
+from contextlib import asynccontextmanager
+
+from fastapi import Depends, FastAPI, Header, Request
+from fastapi.responses import StreamingResponse
+
+from medtune.errors import MedtuneError
+from medtune.inference import openai_api as api
+from medtune.inference.engine import Engine
+from medtune.inference.options import add_model_arguments, add_sampling_arguments, load_engine, sampling_params
+from medtune.inference.params import SamplingParams
+from medtune.inference.reasoning import REASONING, Delta
+from medtune.inference.scheduler import Job, Scheduler
+from medtune.inference.server_errors import install_error_handlers
+
+API_KEY_ENV = "MEDTUNE_API_KEY"
+
+
+def create_app(engine: Engine, defaults: SamplingParams | None = None, *, api_key: str | None = None,
+               max_tokens_cap: int = 4096, max_batch: int = 16):
+    """The FastAPI app; its scheduler starts and stops with the app's lifespan."""
+    defaults = defaults or SamplingParams(max_tokens=max_tokens_cap)
+    created = api.now()
+
+    @asynccontextmanager
+    async def lifespan(app):
+        app.state.scheduler = Scheduler(engine, max_batch)
+        yield
+        app.state.scheduler.close()
+
+    app = FastAPI(title="medtune", lifespan=lifespan)
+    install_error_handlers(app)
+
+    def authorize(authorization: str | None = Header(None)) -> None:
+        check_key(api_key, authorization)
+
+    def submit(request: Request, make, stream: bool) -> Job:
+        try:
+            job = Job(make(), asyncio.get_running_loop(), stream)
+        except MedtuneError as error:  # prompt too long, bad sampling values, a template that rejects the chat
+            raise api.APIError(400, str(error), code=_code(str(error))) from None
+        request.app.state.scheduler.submit(job)
+        return job
+
+    def check(body: api.Sampling, max_tokens: int | None) -> SamplingParams:
+        if body.model != engine.name:
+            raise api.APIError(404, f"The model '{body.model}' does not exist; this server serves '{engine.name}'",
+                               "model", "model_not_found")
+        if body.n != 1:
+            raise api.APIError(400, f"n = {body.n}: only n = 1 is supported", "n")
+        asked = max_tokens or body.max_tokens
+        if asked is not None and asked > max_tokens_cap:
+            raise api.APIError(400, f"max_tokens = {asked} is above this server's limit of {max_tokens_cap}",
+                               "max_tokens")
+        return body.params(defaults, max_tokens)
+
+    @app.get("/health")
+    async def health(request: Request):
+        return {"status": "ok", "model": engine.name, **request.app.state.scheduler.stats()}
+
+    @app.get("/v1/models", dependencies=[Depends(authorize)])
+    async def models():
+        return api.models_list(engine.name, created, engine.context_length)
+
+    @app.post("/v1/chat/completions", dependencies=[Depends(authorize)])
+    async def chat(body: api.ChatRequest, request: Request):
+        params = check(body, body.max_completion_tokens)
+        messages = [m.to_message() for m in body.messages]
+        job = submit(request, lambda: engine.request(messages, params), body.stream)
+        ident = api.new_id("chatcmpl")
+        if body.stream:
+            usage = bool(body.stream_options and body.stream_options.include_usage)
+            return StreamingResponse(_chat_events(job, ident, engine.name, usage), media_type="text/event-stream")
+        gen = await _result(job, request)
+        return api.chat_completion(gen, engine.name, ident, api.now())
+
+    @app.post("/v1/completions", dependencies=[Depends(authorize)])
+    async def completions(body: api.CompletionRequest, request: Request):
+        params = check(body, None)
+        prompts = [body.prompt] if isinstance(body.prompt, str) else body.prompt
+        if not prompts or (body.stream and len(prompts) > 1):
+            raise api.APIError(400, "prompt: give one prompt (or, unstreamed, a non-empty list)", "prompt")
+        jobs = [submit(request, lambda p=p: engine.request(params=params, prompt=p, raw=True), body.stream)
+                for p in prompts]
+        ident = api.new_id("cmpl")
+        if body.stream:
+            return StreamingResponse(_completion_events(jobs[0], ident, engine.name), media_type="text/event-stream")
+        gens = [await _result(job, request) for job in jobs]
+        return api.completion(gens, engine.name, ident, api.now())
+
+    return app
+
+
+def check_key(expected: str | None, authorization: str | None) -> None:
+    if expected is None:
+        return
+    if not authorization:
+        raise api.APIError(401, "You didn't provide an API key: send the header 'Authorization: Bearer KEY'",
+                           code="invalid_api_key")
+    scheme, _, token = authorization.partition(" ")
+    if scheme.lower() != "bearer" or not hmac.compare_digest(token.strip().encode(), expected.encode()):
+        raise api.APIError(401, "Incorrect API key provided", code="invalid_api_key")
+
+
+def _code(message: str) -> str | None:
+    return "context_length_exceeded" if "context window" in message else None
+
+
+async def _events(job: Job):
+    """The job's Deltas, then its Generation; a failure in the engine becomes a 500-type error."""
+    while True:
+        item = await job.events.get()
+        if isinstance(item, Exception):
+            raise api.APIError(500, f"generation failed: {item}", kind="server_error")
+        yield item
+        if not isinstance(item, Delta):
+            return
+
+
+async def _result(job: Job, request: Request):
+    """The finished Generation; a client that hangs up meanwhile cancels its job."""
+    try:
+        while True:
+            try:
+                item = await asyncio.wait_for(job.events.get(), timeout=0.5)
+            except asyncio.TimeoutError:
+                if await request.is_disconnected():
+                    raise api.APIError(499, "client closed the request") from None
+                continue
+            if isinstance(item, Exception):
+                raise api.APIError(500, f"generation failed: {item}", kind="server_error")
+            return item
+    finally:
+        job.cancel()  # a no-op once finished; frees the slot if the client left
+
+
+async def _chat_events(job: Job, ident: str, model: str, include_usage: bool):
+    created = api.now()
+    try:
+        yield _sse(api.chat_chunk(ident, created, model, {"role": "assistant", "content": ""}))
+        async for item in _events(job):
+            if isinstance(item, Delta):
+                key = "reasoning_content" if item.kind == REASONING else "content"
+                yield _sse(api.chat_chunk(ident, created, model, {key: item.text}))
+            else:
+                yield _sse(api.chat_chunk(ident, created, model, {}, api.finish_reason(item)))
+                if include_usage:
+                    yield _sse(api.usage_chunk(ident, created, model, "chat.completion.chunk", item))
+        yield "data: [DONE]\n\n"
+    except api.APIError as error:
+        yield _sse(error.body())
+    finally:
+        job.cancel()  # the client left (or we are done): stop generating for it
+
+
+async def _completion_events(job: Job, ident: str, model: str):
+    created = api.now()
+    try:
+        async for item in _events(job):
+            if isinstance(item, Delta):
+                yield _sse(api.completion_chunk(ident, created, model, item.text))
+            else:
+                yield _sse(api.completion_chunk(ident, created, model, "", api.finish_reason(item)))
+        yield "data: [DONE]\n\n"
+    except api.APIError as error:
+        yield _sse(error.body())
+    finally:
+        job.cancel()
+
+
+def _sse(payload: dict) -> str:
+    return f"data: {json.dumps(payload, ensure_ascii=False)}\n\n"
+
+
+# ---------------------------------------------------------------- the verb
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.description = __doc__
+    parser.formatter_class = argparse.RawDescriptionHelpFormatter
+    add_model_arguments(parser)
+    add_sampling_arguments(parser, max_tokens=4096)
+    group = parser.add_argument_group("server")
+    group.add_argument("--host", default="127.0.0.1", help="address to bind (default 127.0.0.1: this machine only)")
+    group.add_argument("--port", type=int, default=8000, help="port (default 8000)")
+    group.add_argument("--api-key", help=f"require 'Authorization: Bearer KEY' (default: ${API_KEY_ENV} if set)")
+    group.add_argument("--max-tokens-cap", type=int, default=4096, help="largest max_tokens a request may ask")
+    group.add_argument("--max-batch", type=int, default=16, help="requests generated together at most")
+    group.add_argument("--served-model-name", help="model id clients use (default: the run or model folder name)")
+
+
+def main(args: argparse.Namespace) -> int:
+    import uvicorn
+
+    engine = load_engine(args)
+    engine.name = args.served_model_name or engine.name
+    defaults = sampling_params(args)
+    defaults.max_tokens = min(defaults.max_tokens, args.max_tokens_cap)
+    api_key = args.api_key or os.environ.get(API_KEY_ENV) or None
+    app = create_app(engine, defaults, api_key=api_key, max_tokens_cap=args.max_tokens_cap,
+                     max_batch=args.max_batch)
+    auth = "API key required" if api_key else "no API key"
+    print(f"medtune serve: {engine.name} on http://{args.host}:{args.port}/v1 ({auth}); Ctrl-C stops", flush=True)
+    uvicorn.run(app, host=args.host, port=args.port, log_level="warning")
+    return 0

@@ -1,0 +1,152 @@
+"""`medtune serve` against a live uvicorn server on a free 127.0.0.1 port, through the official openai client:
+models, answers, streamed reasoning, 16 concurrent clients, auth and validation errors, disconnects."""
+
+import socket
+import threading
+import time
+from concurrent.futures import ThreadPoolExecutor
+from contextlib import contextmanager
+
+import httpx
+import openai
+import pytest
+import torch
+from inference_helpers import QA, cached, train_echo_model
+
+from medtune.inference.engine import Engine
+from medtune.inference.server import create_app
+
+pytestmark = pytest.mark.slow
+KEY = "sk-medtune-test"
+CAP = 3500
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+@contextmanager
+def live_server(app):
+    import uvicorn
+
+    server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=free_port(), log_level="warning"))
+    thread = threading.Thread(target=server.run, daemon=True)
+    thread.start()
+    deadline = time.monotonic() + 30
+    while not server.started:
+        assert thread.is_alive() and time.monotonic() < deadline, "the server did not start"
+        time.sleep(0.05)
+    try:
+        yield f"http://127.0.0.1:{server.config.port}"
+    finally:
+        server.should_exit = True
+        thread.join(timeout=30)
+
+
+@pytest.fixture(scope="module")
+def engine(tmp_path_factory, tiny_llama):
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield Engine.load(model=str(cached(tmp_path_factory, "echo", lambda out: train_echo_model(tiny_llama, out))))
+    torch.set_num_threads(threads)
+
+
+@pytest.fixture(scope="module")
+def url(engine):
+    with live_server(create_app(engine, api_key=KEY, max_tokens_cap=CAP)) as address:
+        yield address
+
+
+@pytest.fixture
+def client(url):
+    return openai.OpenAI(base_url=f"{url}/v1", api_key=KEY, max_retries=0, timeout=60)
+
+
+def chat(client, question, **kw):
+    return client.chat.completions.create(model="echo", messages=[{"role": "user", "content": question}],
+                                          max_tokens=40, **kw)
+
+
+def test_models_and_health(client, url):
+    assert [m.id for m in client.models.list().data] == ["echo"]
+    assert httpx.get(f"{url}/health").json()["status"] == "ok"  # no key needed to check liveness
+
+
+def test_answer_with_reasoning_and_usage(client):
+    reply = chat(client, QA[0][0])
+    choice = reply.choices[0]
+    assert (choice.message.content, choice.message.reasoning_content) == (QA[0][2], QA[0][1])
+    assert choice.finish_reason == "stop" and reply.usage.completion_tokens > 0
+    assert reply.usage.total_tokens == reply.usage.prompt_tokens + reply.usage.completion_tokens
+
+
+def test_streamed_answer_with_reasoning(client):
+    chunks = list(chat(client, QA[1][0], stream=True, stream_options={"include_usage": True}))
+    deltas = [c.choices[0].delta for c in chunks if c.choices]
+    assert "".join(getattr(d, "reasoning_content", None) or "" for d in deltas) == QA[1][1]
+    assert "".join(d.content or "" for d in deltas) == QA[1][2]
+    assert [c.choices[0].finish_reason for c in chunks if c.choices][-1] == "stop"
+    assert chunks[-1].usage.completion_tokens > 0
+
+
+def test_sixteen_concurrent_clients_all_answered_correctly(client, url):
+    with ThreadPoolExecutor(16) as pool:
+        replies = list(pool.map(lambda i: chat(client, QA[i % 4][0]), range(16)))
+    assert [r.choices[0].message.content for r in replies] == [QA[i % 4][2] for i in range(16)]
+    assert httpx.get(f"{url}/health").json()["largest_batch"] > 1  # they were batched, not run one by one
+
+
+def test_completions_raw_text_streamed_and_not(client, engine):
+    prompt = engine.prompt([{"role": "user", "content": QA[2][0]}])
+    expected = f"<think>{QA[2][1]}</think>{QA[2][2]}"
+    assert client.completions.create(model="echo", prompt=prompt, max_tokens=40).choices[0].text == expected
+    streamed = client.completions.create(model="echo", prompt=prompt, max_tokens=40, stream=True)
+    assert "".join(c.choices[0].text for c in streamed) == expected
+
+
+def test_auth_errors_are_401_openai_style(url):
+    bad = openai.OpenAI(base_url=f"{url}/v1", api_key="wrong", max_retries=0)
+    with pytest.raises(openai.AuthenticationError) as error:
+        bad.models.list()
+    assert error.value.status_code == 401 and error.value.code == "invalid_api_key"
+    reply = httpx.post(f"{url}/v1/chat/completions", json={"model": "echo", "messages": []})
+    assert reply.status_code == 401 and "API key" in reply.json()["error"]["message"]
+
+
+@pytest.mark.parametrize("body, status, says", [
+    ({"model": "gpt-4", "messages": [{"role": "user", "content": "hi"}]}, 404, "does not exist"),
+    ({"model": "echo", "messages": []}, 400, "messages"),
+    ({"model": "echo", "messages": "hello"}, 400, "messages"),
+    ({"model": "echo", "messages": [{"role": "doctor", "content": "hi"}]}, 400, "role"),
+    ({"model": "echo", "messages": [{"role": "user", "content": "hi"}], "temperature": "hot"}, 400, "temperature"),
+    ({"model": "echo", "messages": [{"role": "user", "content": "hi"}], "max_tokens": CAP + 1}, 400, "limit of 3500"),
+    ({"model": "echo", "messages": [{"role": "user", "content": "anemia " * 5000}]}, 400, "context window"),
+    ({"messages": [{"role": "user", "content": "hi"}]}, 400, "model: this field is required"),
+])
+def test_validation_errors_are_clear_4xx_and_the_server_keeps_serving(url, client, body, status, says):
+    reply = httpx.post(f"{url}/v1/chat/completions", json=body, headers={"Authorization": f"Bearer {KEY}"},
+                       timeout=60)
+    assert reply.status_code == status and says in reply.json()["error"]["message"], reply.text
+    assert chat(client, QA[3][0]).choices[0].message.content == QA[3][2]
+
+
+def test_bad_json_and_unknown_route(url):
+    headers = {"Authorization": f"Bearer {KEY}", "Content-Type": "application/json"}
+    reply = httpx.post(f"{url}/v1/chat/completions", content=b"{not json", headers=headers)
+    assert reply.status_code == 400 and "not valid JSON" in reply.json()["error"]["message"]
+    assert httpx.get(f"{url}/v1/nothing", headers=headers).status_code == 404
+
+
+def test_a_client_that_disconnects_frees_its_slot(client, url):
+    before = httpx.get(f"{url}/health").json().get("cancelled", 0)
+    stream = client.completions.create(model="echo", prompt="anemia", max_tokens=CAP, stream=True,
+                                       extra_body={"ignore_eos": True})
+    next(iter(stream))  # generation has started
+    stream.close()
+    deadline = time.monotonic() + 20
+    while (health := httpx.get(f"{url}/health").json()).get("cancelled", 0) == before or health["running"]:
+        assert time.monotonic() < deadline, f"the slot was not freed: {health}"
+        time.sleep(0.1)
+    assert chat(client, QA[0][0]).choices[0].message.content == QA[0][2]
