@@ -16,6 +16,9 @@ VERBS: dict[str, tuple[str, str]] = {
     "train": ("medtune.train", "LoRA / QLoRA / full fine-tuning with checkpoints, resume and early stopping"),
     "eval": ("medtune.evaluation.cli",
              "MedQA, MedMCQA, PubMedQA, MMLU-medical accuracy, judge, similarity, base vs tuned"),
+    "generate": ("medtune.inference.generate", "one prompt, one answer: reasoning set apart, then statistics"),
+    "chat": ("medtune.inference.chat", "interactive assistant in the terminal (scriptable through standard input)"),
+    "serve": ("medtune.inference.server", "OpenAI-compatible HTTP API (chat, completions, streaming, API key)"),
 }
 
 
