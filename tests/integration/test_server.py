@@ -150,3 +150,21 @@ def test_a_client_that_disconnects_frees_its_slot(client, url):
         assert time.monotonic() < deadline, f"the slot was not freed: {health}"
         time.sleep(0.1)
     assert chat(client, QA[0][0]).choices[0].message.content == QA[0][2]
+
+
+def test_serve_verb_binds_localhost_and_reads_the_key_from_the_environment(monkeypatch, engine):
+    import uvicorn
+    from fastapi.testclient import TestClient
+
+    from medtune import cli
+
+    started = {}
+    monkeypatch.setattr(uvicorn, "run", lambda app, **kw: started.update(app=app, **kw))
+    monkeypatch.setenv("MEDTUNE_API_KEY", "from-env")
+    model = engine.tokenizer.name_or_path
+    assert cli.main(["serve", "--model", model, "--served-model-name", "med"]) == 0
+    assert (started["host"], started["port"]) == ("127.0.0.1", 8000)
+    with TestClient(started["app"]) as http:
+        assert http.get("/v1/models").status_code == 401
+        models = http.get("/v1/models", headers={"Authorization": "Bearer from-env"}).json()
+        assert [m["id"] for m in models["data"]] == ["med"]
