@@ -11,7 +11,8 @@ import shutil
 from pathlib import Path
 
 EVAL_DIR = Path(__file__).resolve().parents[2] / ".." / "shared" / "data" / "eval"
-SAMPLE = EVAL_DIR.parent / "medical_o1_sample.jsonl"
+REASONING = "Recall the anatomy."
+ANSWER = "The answer is B"
 
 
 def cached(tmp_path_factory, name: str, build) -> Path:
@@ -19,9 +20,30 @@ def cached(tmp_path_factory, name: str, build) -> Path:
     folder = tmp_path_factory.getbasetemp() / "eval-models" / name
     if not (folder / ".done").exists():
         shutil.rmtree(folder, ignore_errors=True)
+        folder.parent.mkdir(parents=True, exist_ok=True)
         build(folder)
         (folder / ".done").touch()
     return folder
+
+
+def answering_model(tmp_path_factory, tiny_llama: Path) -> Path:
+    """The tiny llama trained to write '<think>Recall the anatomy.</think>The answer is B' after the generate-mode
+    prompts of the first mmlu_medical items (and, as it turns out, after any of them)."""
+
+    def build(folder: Path):
+        task, engine = mcq_prompts(tiny_llama, 8)
+        prompts = [engine.prompt(task.messages(ex)) for ex in task.examples()]
+        overfit(tiny_llama, folder, prompts, f"<think>{REASONING}</think>{ANSWER}")
+
+    return cached(tmp_path_factory, "answering", build)
+
+
+def mcq_prompts(model_dir: Path, limit: int):
+    """(the first `limit` mmlu_medical items as a task, an engine on model_dir to render their prompts)."""
+    from medtune.evaluation.tasks import load_task
+    from medtune.inference.engine import Engine
+
+    return load_task("mmlu_medical", str(EVAL_DIR), limit=limit), Engine.load(model=str(model_dir))
 
 
 def overfit(base: Path, out: Path, prompts: list[str], completion: str, steps: int = 70) -> Path:
@@ -85,3 +107,22 @@ def make_adapter_run(model_dir: Path, run_dir: Path, scale: float = 0.5) -> Path
     cfg.eval.data_dir = str(EVAL_DIR)
     cfg.save(run_dir / "config.yaml")
     return run_dir
+
+
+OPEN_REFERENCES = [ANSWER, ANSWER, "Lidocaine blocks voltage-gated sodium channels.",
+                   "Warfarin is reversed with vitamin K and prothrombin complex concentrate."]
+
+
+def open_task_file(path: Path) -> Path:
+    """Four open-ended items (prepared chat rows) whose questions are the answering model's training prompts."""
+    import json
+
+    from medtune.evaluation.tasks import load_task
+
+    task = load_task("mmlu_medical", str(EVAL_DIR), limit=len(OPEN_REFERENCES))
+    with path.open("w") as fh:
+        for i, (ex, reference) in enumerate(zip(task.examples(), OPEN_REFERENCES)):
+            messages = [{"role": "user", "content": task.messages(ex)[-1].content},
+                        {"role": "assistant", "content": reference}]
+            fh.write(json.dumps({"id": f"open-{i}", "messages": messages}) + "\n")
+    return path

@@ -3,29 +3,17 @@
 import json
 from pathlib import Path
 
+import eval_helpers
 import pytest
-from eval_helpers import EVAL_DIR, cached, make_adapter_run, overfit
+from eval_helpers import ANSWER, EVAL_DIR, REASONING, make_adapter_run
 
 from medtune.cli import main
 from medtune.evaluation.tasks import load_task
 
-REASONING = "Recall the anatomy."
-ANSWER = "The answer is B"
-
 
 @pytest.fixture(scope="module")
 def answering_model(tmp_path_factory, tiny_llama):
-    """The tiny llama trained to write '<think>Recall the anatomy.</think>The answer is B' after MCQ prompts."""
-
-    def build(folder: Path):
-        from medtune.inference.engine import Engine
-
-        engine = Engine.load(model=str(tiny_llama))
-        task = load_task("mmlu_medical", str(EVAL_DIR), limit=8)
-        prompts = [engine.prompt(task.messages(ex)) for ex in task.examples()]
-        overfit(tiny_llama, folder, prompts, f"<think>{REASONING}</think>{ANSWER}")
-
-    return cached(tmp_path_factory, "answering", build)
+    return eval_helpers.answering_model(tmp_path_factory, tiny_llama)
 
 
 def run(*argv) -> int:
