@@ -112,16 +112,28 @@ def test_dry_run_prints_the_plan_and_writes_nothing(tiny_models, tmp_path, capsy
 
 
 @pytest.mark.parametrize("values, message", [
-    ({"training.early_stopping_patience": 2}, "needs training.eval_steps"),
     ({"training.early_stopping_patience": 2, "training.eval_steps": 5, "training.save_steps": 10},
      "every evaluation must be saved"),
-    ({"training.early_stopping_patience": 2, "training.eval_steps": 5, "data.split": "1.0,0"}, "validation split"),
+    ({"training.early_stopping_patience": 2, "training.eval_steps": 5, "data.split": "1.0,0"},
+     "needs validation examples"),
     ({"lora.target_modules": ["q_proj", "wq"]}, "no layer named 'wq'"),
+    ({"model.max_length": 16}, "no training example left after the length policy"),
 ])
 def test_refused_before_training(tiny_llama, tmp_path, values, message):
     with pytest.raises(MedtuneError, match=message):
         train(cfg_for(tiny_llama, tmp_path / "run", **values))
     assert not (tmp_path / "run" / "checkpoints").exists()
+
+
+def test_common_layout_early_stopping_evaluates_every_tenth_of_the_run():
+    from medtune.training.args import plan
+
+    cfg = config_mod.load(None, values={"training.early_stopping_patience": 3, "training.max_steps": 36})
+    p = plan(cfg, has_eval=True, n_train=1000)
+    assert (p.eval_steps, p.save_steps, p.total_steps, p.packing) == (3, 3, 36, "padding_free")
+    epochs = config_mod.load(None, values={"training.epochs": 2, "training.batch_size": 4,
+                                           "training.gradient_accumulation_steps": 8})
+    assert plan(epochs, has_eval=True, n_train=100).total_steps == 8  # 25 batches -> 4 steps (last partial) x 2
 
 
 def test_resume_without_a_checkpoint_says_so(tiny_llama, tmp_path):

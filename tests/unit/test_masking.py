@@ -42,7 +42,7 @@ def trainer_for(model_dir, tmp_path, records, tokenizer=None, **values):
                                         "data.system_prompt": SYSTEM, "lora.target_modules": "all-linear", **values})
     tokenizer = tokenizer or load_tokenizer(cfg.model)
     encoded = encode_records(cfg, tokenizer, records)
-    plan = args_mod.plan(cfg, has_eval=False)
+    plan = args_mod.plan(cfg, has_eval=False, n_train=len(encoded))
     return build(cfg, RunDir(tmp_path / "run"), {"train": to_dataset(encoded)}, tokenizer, plan).trainer, encoded
 
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import importlib.util
+import math
 from dataclasses import dataclass
 
 from medtune.config import Config
@@ -24,20 +25,36 @@ class Plan:
     has_eval: bool
     eval_steps: int | None
     save_steps: int | None
+    total_steps: int
 
 
-def plan(cfg: Config, has_eval: bool) -> Plan:
-    """Resolve packing and the eval/save intervals, and refuse combinations that cannot work."""
+def plan(cfg: Config, has_eval: bool, n_train: int) -> Plan:
+    """Resolve packing, the step count and the eval/save intervals; refuse combinations that cannot work."""
     t = cfg.training
     packing = DEFAULT_PACKING if t.packing == "auto" else t.packing
-    if t.early_stopping_patience is not None:
-        _check_early_stopping(cfg, has_eval)
     if t.optimizer == "adamw_8bit" and importlib.util.find_spec("bitsandbytes") is None:
         raise ConfigError("training.optimizer = adamw_8bit needs bitsandbytes: pip install 'medtune[qlora]'")
     if t.max_steps == -1 and t.epochs <= 0:
         raise ConfigError("set training.max_steps > 0, or training.epochs > 0 with max_steps -1")
-    save_steps = t.save_steps or (t.eval_steps if has_eval else None)
-    return Plan(packing, has_eval, t.eval_steps if has_eval else None, save_steps)
+    total = total_steps(cfg, n_train)
+    eval_steps = t.eval_steps if has_eval else None
+    if t.early_stopping_patience is not None:
+        _check_early_stopping(cfg, has_eval)
+        eval_steps = eval_steps or max(1, total // 10)  # the common config layout sets patience but no interval
+        if t.save_steps not in (None, eval_steps):
+            raise ConfigError(f"early stopping keeps the best checkpoint, so every evaluation must be saved: set "
+                              f"training.save_steps to eval_steps ({eval_steps}) or leave it unset")
+    save_steps = t.save_steps or eval_steps
+    return Plan(packing, has_eval, eval_steps, save_steps, total)
+
+
+def total_steps(cfg: Config, n_train: int) -> int:
+    """Optimizer steps of the run, as the Trainer counts them (a last partial accumulation still steps)."""
+    t = cfg.training
+    if t.max_steps > 0:
+        return t.max_steps
+    batches = math.ceil(n_train / t.batch_size)
+    return max(1, math.ceil(math.ceil(batches / t.gradient_accumulation_steps) * t.epochs))
 
 
 def _check_early_stopping(cfg: Config, has_eval: bool) -> None:
@@ -45,13 +62,9 @@ def _check_early_stopping(cfg: Config, has_eval: bool) -> None:
     if t.early_stopping_patience < 1:
         raise ConfigError("training.early_stopping_patience must be at least 1 (or null for no early stopping)")
     if not has_eval:
-        raise ConfigError("training.early_stopping_patience needs a validation split: set data.split with a "
-                          "valid share (e.g. 0.9,0.1) or data.valid_file")
-    if not t.eval_steps:
-        raise ConfigError("training.early_stopping_patience needs training.eval_steps (evaluate every N steps)")
-    if t.save_steps not in (None, t.eval_steps):
-        raise ConfigError(f"early stopping keeps the best checkpoint, so every evaluation must be saved: set "
-                          f"training.save_steps to eval_steps ({t.eval_steps}) or leave it unset")
+        raise ConfigError("training.early_stopping_patience needs validation examples: set data.split with a "
+                          "valid share (e.g. 0.9,0.1) or data.valid_file (if the split has one, the length policy "
+                          "dropped them all: see the length audit)")
 
 
 def sft_config(cfg: Config, run: RunDir, p: Plan, dtype, device: str):

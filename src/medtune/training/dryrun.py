@@ -18,6 +18,10 @@ def describe_targets(cfg: Config, plan) -> dict:
 
     device = default_device()
     dtype = resolve_dtype(cfg.model.dtype, device)
+    if cfg.method == "qlora":
+        from medtune.models.load import nf4_config
+
+        nf4_config(dtype)  # fails now, not hours later, when bitsandbytes is missing
     with init_empty_weights():
         model = AutoModelForCausalLM.from_config(load_config(cfg.model), dtype=dtype,
                                                  trust_remote_code=cfg.model.trust_remote_code)

@@ -10,7 +10,7 @@ from pathlib import Path
 import yaml
 
 from medtune.config import Config
-from medtune.errors import MedtuneError
+from medtune.errors import DataError, MedtuneError
 from medtune.training import args as args_mod
 from medtune.training import rundir as rd
 from medtune.training.data import DataSummary, summarize, to_dataset
@@ -37,7 +37,10 @@ def train(cfg: Config, resume: str | bool | None = None, dry_run: bool = False, 
     prepared = prepare(cfg, tokenizer)
     encoded, dropped = trainable(prepared.encoded, prepared.report.get("dropped", {}))
     data = summarize(encoded, dropped)
-    plan = args_mod.plan(cfg, bool(encoded.get("valid")))
+    if not encoded.get("train"):
+        raise DataError(f"no training example left after the length policy ({data.line()}): raise "
+                        f"model.max_length (now {cfg.model.max_length}) or set data.overlong=truncate")
+    plan = args_mod.plan(cfg, bool(encoded.get("valid")), len(encoded.get("train", [])))
     if dry_run:
         return _dry_run(cfg, run, prepared, data, plan, out)
     checkpoint = _checkpoint_to_resume(run, resume)

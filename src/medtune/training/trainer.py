@@ -92,7 +92,7 @@ def startup_lines(cfg: Config, info: dict, data_line: str, plan) -> list[str]:
         lines.append(f"adapted modules: {_short(info['target_modules'])}")
     lines.append(f"trainable {info['trainable_params']:,} of {info['total_params']:,} parameters "
                  f"({info['trainable_percent']:.2f}%)")
-    steps = f"{t.max_steps} steps" if t.max_steps > 0 else f"{t.epochs:g} epoch(s)"
+    steps = f"{plan.total_steps} steps" + ("" if t.max_steps > 0 else f" ({t.epochs:g} epoch(s))")
     lines += [data_line, f"plan: {steps}, batch {t.batch_size} x accumulation {t.gradient_accumulation_steps}, "
               f"{plan.packing.replace('_', '-')} batches, lr {t.learning_rate:g} {t.lr_scheduler}, "
               f"optimizer {t.optimizer}, {_every('eval', plan.eval_steps, plan.has_eval)}, "
