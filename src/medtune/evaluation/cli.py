@@ -70,6 +70,8 @@ def main(args: argparse.Namespace) -> int:
     tasks = load_tasks(cfg)
     out = output_dir(cfg, args)
     has_open = any(t.kind == "open" for t in tasks)
+    if not has_open and (cfg.eval.judge_url or cfg.eval.judge_model):
+        print("medtune eval: note: the judge grades open-ended tasks only; none was given", file=sys.stderr)
     judge = http_judge(cfg) if has_open else None  # reached now: a judge that is down stops us before loading
     embedder = _embedder(cfg) if has_open else None
     records, systems = [], {}
@@ -236,4 +238,4 @@ def print_summary(results: dict, out: Path) -> None:
             a = p["accuracy"]
             print(f"tuned - base {name}: {a['delta']:+.4f} [{a['ci95'][0]:+.4f}, {a['ci95'][1]:+.4f}], "
                   f"wins/ties/losses {a['wins']}/{a['ties']}/{a['losses']}, McNemar p {a['p_value']:.4g}")
-    print(f"results: {out / 'results.json'}, {out / 'report.md'}", file=sys.stdout)
+    print(f"results: {out / 'results.json'}, {out / 'report.md'}")

@@ -58,16 +58,18 @@ def loglikelihoods(model, tokenizer, requests: list[tuple[str, str]], batch_size
     results: list = [None] * len(requests)
     for start in range(0, len(keys), max(1, batch_size)):
         batch = keys[start:start + batch_size]
-        for key, logprobs in zip(batch, _forward(model, batch)):
+        tails = [max(len(encoded[i][1]) for i in groups[key]) for key in batch]
+        for key, logprobs in zip(batch, _forward(model, batch, tails)):
             for i in groups[key]:
-                results[i] = _continuation_score(logprobs, len(key), encoded[i][1])
+                results[i] = _continuation_score(logprobs, encoded[i][1])
             if progress:
                 progress(len(groups[key]))
     return results
 
 
-def _forward(model, inputs: list[tuple]) -> list:
-    """Log-softmax over the vocabulary for each input, right-padded into one batch."""
+def _forward(model, inputs: list[tuple], tails: list[int]) -> list:
+    """Log-softmax over the vocabulary at the last `tail` positions of each input (all a continuation needs),
+    the inputs right-padded into one batch."""
     import torch
 
     width = max(len(x) for x in inputs)
@@ -78,13 +80,15 @@ def _forward(model, inputs: list[tuple]) -> list:
     # passes none either, so the numbers match it
     with torch.inference_mode():
         logits = model(ids.to(model.device)).logits
-    return list(torch.log_softmax(logits.float(), dim=-1).cpu())
+    # only the scored positions go to float32: a 200k vocabulary times every position would not fit
+    return [torch.log_softmax(logits[row, len(x) - tail: len(x)].float(), dim=-1).cpu()
+            for row, (x, tail) in enumerate(zip(inputs, tails))]
 
 
-def _continuation_score(logprobs, input_len: int, cont: list[int]) -> tuple[float, bool]:
+def _continuation_score(tail_logprobs, cont: list[int]) -> tuple[float, bool]:
     import torch
 
-    scored = logprobs[input_len - len(cont): input_len]
+    scored = tail_logprobs[-len(cont):]
     target = torch.tensor(cont, dtype=torch.long)
     ll = scored.gather(-1, target[:, None]).sum().item()
     return ll, bool((scored.argmax(-1) == target).all())
