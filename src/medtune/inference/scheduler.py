@@ -41,7 +41,7 @@ class Scheduler:
     def __init__(self, engine: Engine, max_batch: int = 16):
         self.engine, self.max_batch = engine, max(1, max_batch)
         self.counts: Counter = Counter()  # finished, cancelled, skipped, failed, batches, largest_batch
-        self.running = 0
+        self.running: list[Job] = []
         self._pending: deque[Job] = deque()
         self._cond = threading.Condition()
         self._closed = False
@@ -56,14 +56,14 @@ class Scheduler:
     def close(self) -> None:
         with self._cond:
             self._closed = True
-            for job in self._pending:
+            for job in [*self._pending, *self.running]:  # the running batch stops at its next step
                 job.cancel()
             self._cond.notify()
         self._thread.join(timeout=30)
 
     def stats(self) -> dict:
         with self._cond:
-            return {"queued": len(self._pending), "running": self.running, **self.counts}
+            return {"queued": len(self._pending), "running": len(self.running), **self.counts}
 
     def _work(self) -> None:
         while (batch := self._next_batch()) is not None:
@@ -88,7 +88,7 @@ class Scheduler:
                 self._cond.wait()
             head = self._pending.popleft()
             batch = [head, *self._compatible(head)]
-            self.running = len(batch)
+            self.running = batch
             self.counts["batches"] += 1
             self.counts["largest_batch"] = max(self.counts["largest_batch"], len(batch))
             return batch
@@ -105,7 +105,7 @@ class Scheduler:
 
     def _finish(self, batch: list[Job], results: list, failed: bool = False) -> None:
         with self._cond:
-            self.running = 0
+            self.running = []
             for result in results:
                 cancelled = not failed and result.finish_reason == "cancelled"
                 self.counts["failed" if failed else "cancelled" if cancelled else "finished"] += 1
