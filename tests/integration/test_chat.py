@@ -80,3 +80,16 @@ def test_ctrl_c_stops_the_answer_and_keeps_the_session(engine):
     del chat.printer.delta
     chat.handle(QA[2][0])
     assert out.getvalue().endswith(f"Answer:\n{QA[2][2]}\n")
+
+
+def test_a_question_the_engine_refuses_is_reported_and_the_session_goes_on(engine):
+    chat, out = session(engine)
+    context = engine.context_length
+    try:
+        engine.context_length = 20
+        assert chat.handle(QA[0][0]) is True
+    finally:
+        engine.context_length = context
+    assert "context window of 20 tokens" in out.getvalue()
+    chat.handle(QA[2][0])
+    assert out.getvalue().endswith(f"Answer:\n{QA[2][2]}\n")

@@ -158,3 +158,18 @@ def test_context_window_limits(echo):
     assert len(small.encode(small.prompt(fitted))) + 10 <= 60
     gen = small.generate([ask("short")], SamplingParams(max_tokens=500, ignore_eos=True))[0]
     assert gen.finish_reason == "length" and gen.stats.prompt_tokens + gen.stats.generated_tokens == 60
+
+
+def test_merged_folder_gives_the_adapter_output_and_its_run_config(tmp_path, tiny_llama):
+    from peft import PeftModel
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+
+    run = make_run(tiny_llama, tmp_path / "run")
+    merged = PeftModel.from_pretrained(AutoModelForCausalLM.from_pretrained(tiny_llama), run / "adapter")
+    merged.merge_and_unload().save_pretrained(run / "merged")
+    AutoTokenizer.from_pretrained(tiny_llama).save_pretrained(run / "merged")
+    from_merged = Engine.load(model=str(run / "merged"))  # run/config.yaml is found one level up
+    assert from_merged.system_prompt == "You are a test assistant." and from_merged.name == "merged"
+    params = SamplingParams(max_tokens=16)
+    expected = Engine.load(run=str(run)).generate([ask("anemia")], params)[0].token_ids
+    assert from_merged.generate([ask("anemia")], params)[0].token_ids == expected

@@ -14,6 +14,7 @@ import sys
 from typing import TextIO
 
 from medtune.data.records import Message
+from medtune.errors import MedtuneError
 from medtune.inference.display import DIM, Printer
 from medtune.inference.options import add_model_arguments, add_sampling_arguments, load_engine, sampling_params
 
@@ -71,10 +72,10 @@ class ChatSession:
             return True
         if line.lower() in QUIT:
             return False
-        if line.startswith("/"):
-            self.command(line)
-        else:
-            self.ask(line)
+        try:
+            self.command(line) if line.startswith("/") else self.ask(line)
+        except MedtuneError as error:  # e.g. a one-turn template asked a second question: say so, go on
+            self.say(str(error))
         return True
 
     def command(self, line: str) -> None:
