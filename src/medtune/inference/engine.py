@@ -133,15 +133,11 @@ class Engine:
         return [self._bos, *ids] if self._bos is not None and not text.startswith(self.tokenizer.bos_token) else ids
 
     def split_stops(self, stops: Sequence[str]) -> tuple[set[int], list[str]]:
-        """Stops that are one token of the vocabulary (<|end|>) stop on the id; others match the text."""
-        ids, strings = set(), []
-        for stop in stops:
-            token_id = self.tokenizer.convert_tokens_to_ids(stop)
-            if token_id is not None and token_id != self.tokenizer.unk_token_id:
-                ids.add(token_id)
-            else:
-                strings.append(stop)
-        return ids, strings
+        """Stops that are added tokens (<|end|>, <|eot_id|>, </think>) stop on the id: special tokens never reach
+        the decoded text. Other stops match the text, however the model happened to tokenize it."""
+        added = self.tokenizer.get_added_vocab()
+        ids = {added[s] for s in stops if s in added}
+        return ids, [s for s in stops if s not in added]
 
     def fit(self, messages: list[Message], reserve: int) -> tuple[list[Message], int]:
         """Drop the oldest turns until the prompt leaves `reserve` tokens of the context; (messages, dropped)."""
