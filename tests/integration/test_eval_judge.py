@@ -70,6 +70,13 @@ def test_judgment_retries_with_a_reminder_then_records_failure():
     assert bad["failed"] and bad["attempts"] == 3 and "no JSON object" in bad["error"]
 
 
+def test_judge_prompt_fills_each_field_once():
+    item = JudgeItem("q1", "Why write {answer} here?", "Ref {question}", "The {reference}", None)
+    body = messages_for(item)[1]["content"]
+    assert "## Question\nWhy write {answer} here?" in body and "## Reference answer\nRef {question}" in body
+    assert "## Assistant's answer\nThe {reference}" in body and "(none shown)" in body
+
+
 def test_cache_key_and_torn_lines(tmp_path):
     a = JudgeItem("q1", "Q", "R", "answer one")
     assert JudgeCache.key("j", a) != JudgeCache.key("j", JudgeItem("q1", "Q", "R", "answer two"))

@@ -58,10 +58,10 @@ class JudgeItem:
 
 
 def messages_for(item: JudgeItem) -> list[dict]:
-    body = RUBRIC
-    for key, value in (("question", item.question), ("reference", item.reference),
-                       ("reasoning", item.reasoning or "(none shown)"), ("answer", item.answer or "(empty)")):
-        body = body.replace("{" + key + "}", value)
+    values = {"question": item.question, "reference": item.reference,
+              "reasoning": item.reasoning or "(none shown)", "answer": item.answer or "(empty)"}
+    # one pass, so a "{answer}" inside the question text stays as written
+    body = re.sub(r"\{(question|reference|reasoning|answer)\}", lambda m: values[m.group(1)], RUBRIC)
     return [{"role": "system", "content": SYSTEM}, {"role": "user", "content": body}]
 
 

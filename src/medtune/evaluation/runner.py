@@ -6,6 +6,7 @@ generated, then scored by embedding similarity. The judge runs afterwards, over 
 
 from __future__ import annotations
 
+import threading
 import time
 from contextlib import contextmanager
 
@@ -20,13 +21,14 @@ def progress_bar(total: int, desc: str, per_item: float = 1.0):
     making one item (e.g. the options of a question in loglik mode)."""
     from tqdm.auto import tqdm
 
-    done = [0.0, 0]  # units reported, items shown
+    done, lock = [0.0, 0], threading.Lock()  # units reported, items shown; judge threads report concurrently
     with tqdm(total=total, desc=desc, unit="item", dynamic_ncols=True) as bar:
         def update(units: float) -> None:
-            done[0] += units
-            items = min(total, int(done[0] / per_item + 1e-9))
-            bar.update(items - done[1])
-            done[1] = items
+            with lock:
+                done[0] += units
+                items = min(total, int(done[0] / per_item + 1e-9))
+                bar.update(items - done[1])
+                done[1] = items
 
         yield update
 
