@@ -18,7 +18,18 @@
 
     engine.complete(["raw prompt text"], params)           # no chat template
     engine.prompt(messages) -> str; engine.encode(text) -> list[int]   # the prompt exactly as training built it
-    engine.model, engine.tokenizer                                      # e.g. for log-likelihood scoring
+    engine.model, engine.tokenizer                    # e.g. for log-likelihood scoring (tokenizer pads left)
+    engine.name, engine.context_length, engine.system_prompt, engine.eos_ids
+
+    # lower level, for servers: build requests, run several as one batch (the scheduler does this)
+    req = engine.request(messages, params, on_delta=callback)   # MedtuneError: too long, bad params
+    engine.run([req, ...]) -> list[Generation]; req.cancel.set() stops a row at its next step
+    engine.fit(messages, reserve) -> (messages, dropped)        # oldest turns out until the prompt fits
+
+Generation: text, reasoning (None: no think block), answer, finish_reason ("stop" | "length" | "cancelled"),
+reasoning_finished, token_ids, prompt, stats (prompt_tokens, generated_tokens, seconds, first_token_s,
+peak_memory_mb, batch_size, tokens_per_s). SamplingParams: max_tokens, temperature, top_p, top_k,
+repetition_penalty, seed, stop, ignore_eos.
 
 Prompts are built as training built them: the run's template (data.template) and system prompt
 (data.system_prompt, else safety.system_prompt) unless overridden. Generation stops on the tokenizer's EOS,
