@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import argparse
 import importlib
+import logging
 import sys
+import warnings
 
 from medtune import __version__
 from medtune.errors import MedtuneError
@@ -38,6 +40,19 @@ def build_parser(verb: str | None = None) -> argparse.ArgumentParser:
     return parser
 
 
+def quiet_libraries() -> None:
+    """Library chatter that says nothing to a medtune user: weight-loading progress bars, a bitsandbytes notice
+    about an optional CPU kernel package, and deprecation warnings raised inside PEFT/transformers."""
+    logging.getLogger("bitsandbytes").setLevel(logging.ERROR)
+    warnings.filterwarnings("ignore", category=FutureWarning, module=r"(transformers|peft|trl)\.")
+    warnings.filterwarnings("ignore", message=r".*is_gradient_checkpointing.*")
+    try:
+        from transformers.utils import logging as hf_logging
+    except ImportError:  # the CLI's --help works before the heavy dependencies are installed
+        return
+    hf_logging.disable_progress_bar()
+
+
 def main(argv: list[str] | None = None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
     verb = next((a for a in argv if not a.startswith("-")), None)
@@ -46,6 +61,7 @@ def main(argv: list[str] | None = None) -> int:
     if args.verb is None:
         parser.print_help()
         return 0
+    quiet_libraries()
     try:
         return importlib.import_module(VERBS[args.verb][0]).main(args) or 0
     except MedtuneError as e:
