@@ -10,20 +10,11 @@ from __future__ import annotations
 import shutil
 from pathlib import Path
 
+from inference_helpers import cached  # noqa: F401 -- one session cache for every tiny test model
+
 EVAL_DIR = Path(__file__).resolve().parents[2] / ".." / "shared" / "data" / "eval"
 REASONING = "Recall the anatomy."
 ANSWER = "The answer is B"
-
-
-def cached(tmp_path_factory, name: str, build) -> Path:
-    """build(folder) once per session, whichever test module asks first."""
-    folder = tmp_path_factory.getbasetemp() / "eval-models" / name
-    if not (folder / ".done").exists():
-        shutil.rmtree(folder, ignore_errors=True)
-        folder.parent.mkdir(parents=True, exist_ok=True)
-        build(folder)
-        (folder / ".done").touch()
-    return folder
 
 
 def answering_model(tmp_path_factory, tiny_llama: Path) -> Path:
@@ -85,25 +76,13 @@ def _pad(rows: list[list[int]], value: int):
 
 
 def make_adapter_run(model_dir: Path, run_dir: Path, scale: float = 0.5) -> Path:
-    """A run directory as `medtune train` leaves it: config.yaml + adapter/ with non-zero LoRA B weights."""
-    import torch
-    from peft import LoraConfig, get_peft_model
-    from transformers import AutoModelForCausalLM
+    """The inference tests' adapter run (config.yaml + perturbed LoRA adapter), pointed at the shared eval data."""
+    from inference_helpers import make_run
 
-    from medtune.config import Config
+    from medtune import config
 
-    model = AutoModelForCausalLM.from_pretrained(model_dir)
-    peft_model = get_peft_model(model, LoraConfig(r=4, lora_alpha=8, target_modules=["q_proj", "v_proj"],
-                                                  task_type="CAUSAL_LM"))
-    generator = torch.Generator().manual_seed(0)
-    with torch.no_grad():
-        for name, param in peft_model.named_parameters():
-            if "lora_B" in name:  # B starts at zero: an untrained adapter changes nothing
-                param.copy_(torch.randn(param.shape, generator=generator) * scale)
-    peft_model.save_pretrained(run_dir / "adapter")
-    cfg = Config()
-    cfg.model.name = str(model_dir)
-    cfg.output_dir = str(run_dir)
+    make_run(model_dir, run_dir, scale)
+    cfg = config.load(run_dir / "config.yaml")
     cfg.eval.data_dir = str(EVAL_DIR)
     cfg.save(run_dir / "config.yaml")
     return run_dir

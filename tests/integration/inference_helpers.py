@@ -22,9 +22,10 @@ QA = [
 
 def cached(tmp_path_factory, name: str, build) -> Path:
     """build(folder) once per session, whichever test module asks first."""
-    folder = tmp_path_factory.getbasetemp() / "inference-models" / name
+    folder = tmp_path_factory.getbasetemp() / "test-models" / name
     if not (folder / ".done").exists():
         shutil.rmtree(folder, ignore_errors=True)
+        folder.parent.mkdir(parents=True, exist_ok=True)
         build(folder)
         (folder / ".done").touch()
     return folder
