@@ -35,16 +35,28 @@ def adapter(run_dir):
 
 
 @pytest.mark.slow
-def test_batch_4x1_matches_batch_1x4_and_same_seed_same_losses(tiny_llama, tmp_path):
-    """The loss is normalised by the supervised tokens of the whole accumulated batch, so both see one gradient."""
-    a = train(cfg_for(tiny_llama, tmp_path / "a", **{"training.batch_size": 4, "training.max_steps": 4}))
-    b = train(cfg_for(tiny_llama, tmp_path / "b", **{"training.batch_size": 1, "training.max_steps": 4,
-                                                      "training.gradient_accumulation_steps": 4}))
+@pytest.mark.parametrize("packing", ["padding_free", "none"])
+def test_batch_4x1_matches_batch_1x4(tiny_llama, tmp_path, packing):
+    """The loss is normalised by the supervised tokens of the whole accumulated batch, so both see one gradient
+    (4 sequences concatenated padding-free, or padded, in one micro-batch vs one sequence per micro-batch)."""
+    common = {"training.max_steps": 3, "training.packing": packing}
+    a = train(cfg_for(tiny_llama, tmp_path / "a", **common, **{"training.batch_size": 4}))
+    b = train(cfg_for(tiny_llama, tmp_path / "b", **common, **{"training.batch_size": 1,
+                                                               "training.gradient_accumulation_steps": 4}))
     assert losses(a.run_dir) == pytest.approx(losses(b.run_dir), abs=2e-5)
     wa, wb = adapter(a.run_dir), adapter(b.run_dir)
     assert all(torch.allclose(wa[k], wb[k], atol=2e-5) for k in wa)
-    again = train(cfg_for(tiny_llama, tmp_path / "a2", **{"training.batch_size": 4, "training.max_steps": 4}))
-    assert losses(again.run_dir) == losses(a.run_dir)  # same config, same seed: the same numbers
+
+
+@pytest.mark.slow
+def test_same_config_same_losses_and_auto_layout_is_the_same_step(tiny_llama, tmp_path):
+    auto = train(cfg_for(tiny_llama, tmp_path / "a", **{"training.batch_size": 4, "training.max_steps": 3}))
+    assert auto.info["packing"] == "per_sequence"  # CPU / sdpa: one sequence per micro-batch
+    again = train(cfg_for(tiny_llama, tmp_path / "b", **{"training.batch_size": 4, "training.max_steps": 3}))
+    assert losses(again.run_dir) == losses(auto.run_dir)  # same config, same seed: the same numbers
+    packed = train(cfg_for(tiny_llama, tmp_path / "c", **{"training.batch_size": 4, "training.max_steps": 3,
+                                                          "training.packing": "padding_free"}))
+    assert losses(packed.run_dir) == pytest.approx(losses(auto.run_dir), abs=2e-5)
 
 
 @pytest.mark.slow
@@ -128,9 +140,13 @@ def test_refused_before_training(tiny_llama, tmp_path, values, message):
 def test_common_layout_early_stopping_evaluates_every_tenth_of_the_run():
     from medtune.training.args import plan
 
-    cfg = config_mod.load(None, values={"training.early_stopping_patience": 3, "training.max_steps": 36})
+    cfg = config_mod.load(None, values={"training.early_stopping_patience": 3, "training.max_steps": 36,
+                                        "training.batch_size": 4, "training.gradient_accumulation_steps": 8})
     p = plan(cfg, has_eval=True, n_train=1000)
-    assert (p.eval_steps, p.save_steps, p.total_steps, p.packing) == (3, 3, 36, "padding_free")
+    assert (p.eval_steps, p.save_steps, p.total_steps, p.packing) == (3, 3, 36, "per_sequence")
+    assert (p.micro_batch, p.accumulation) == (1, 32)  # batch 4 x accumulation 8 as 32 single sequences
+    flash = plan(cfg, has_eval=True, n_train=1000, varlen_attention=True)
+    assert (flash.packing, flash.micro_batch, flash.accumulation) == ("padding_free", 4, 8)
     epochs = config_mod.load(None, values={"training.epochs": 2, "training.batch_size": 4,
                                            "training.gradient_accumulation_steps": 8})
     assert plan(epochs, has_eval=True, n_train=100).total_steps == 8  # 25 batches -> 4 steps (last partial) x 2

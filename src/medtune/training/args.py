@@ -10,9 +10,7 @@ from medtune.config import Config
 from medtune.errors import ConfigError
 from medtune.training.rundir import RunDir
 
-# Chosen by bench/train_throughput.py: padding-free batches (sequences concatenated, isolated by position_ids)
-# beat length-grouped and plain padded batches in supervised tokens/s on CPU; on GPU they also avoid pad FLOPs.
-DEFAULT_PACKING = "padding_free"
+PADDING_FREE = ("padding_free", "per_sequence")
 AT_THE_END = 10**9  # an interval never reached: the Trainer still evaluates and saves at its last step
 OPTIMIZERS = {"adamw": "adamw_torch", "sgd": "sgd", "adamw_8bit": "adamw_bnb_8bit", "adam": "adamw_torch"}
 
@@ -21,17 +19,33 @@ OPTIMIZERS = {"adamw": "adamw_torch", "sgd": "sgd", "adamw_8bit": "adamw_bnb_8bi
 class Plan:
     """The training knobs that need a decision, kept for the start-up lines and run.json."""
 
-    packing: str
+    packing: str  # padding_free | per_sequence | grouped | none
+    micro_batch: int  # sequences per forward pass
+    accumulation: int  # micro-batches per optimizer step (micro_batch x accumulation = the configured batch)
     has_eval: bool
     eval_steps: int | None
     save_steps: int | None
     total_steps: int
 
 
-def plan(cfg: Config, has_eval: bool, n_train: int) -> Plan:
-    """Resolve packing, the step count and the eval/save intervals; refuse combinations that cannot work."""
+def layout(cfg: Config, varlen_attention: bool) -> tuple[str, int, int]:
+    """How sequences share a step. auto, chosen by bench/train_throughput.py: with a varlen attention kernel
+    (flash-attention 2) concatenate the batch padding-free; with sdpa/eager the concatenated row would be attended
+    as one L x L block, so run one sequence per micro-batch instead: no padding and no cross-sequence attention
+    cost. The loss is normalised by the supervised tokens of the whole accumulated batch, so a batch of 4 run
+    as 4 x 1 is the same optimizer step (tests/integration/test_train_controls.py checks it)."""
     t = cfg.training
-    packing = DEFAULT_PACKING if t.packing == "auto" else t.packing
+    if t.packing != "auto":
+        return t.packing, t.batch_size, t.gradient_accumulation_steps
+    if varlen_attention or t.batch_size == 1:
+        return "padding_free", t.batch_size, t.gradient_accumulation_steps
+    return "per_sequence", 1, t.batch_size * t.gradient_accumulation_steps
+
+
+def plan(cfg: Config, has_eval: bool, n_train: int, varlen_attention: bool = False) -> Plan:
+    """Resolve the batch layout, the step count and the eval/save intervals; refuse what cannot work."""
+    t = cfg.training
+    packing, micro_batch, accumulation = layout(cfg, varlen_attention)
     if t.optimizer == "adamw_8bit" and importlib.util.find_spec("bitsandbytes") is None:
         raise ConfigError("training.optimizer = adamw_8bit needs bitsandbytes: pip install 'medtune[qlora]'")
     if t.max_steps == -1 and t.epochs <= 0:
@@ -45,7 +59,16 @@ def plan(cfg: Config, has_eval: bool, n_train: int) -> Plan:
             raise ConfigError(f"early stopping keeps the best checkpoint, so every evaluation must be saved: set "
                               f"training.save_steps to eval_steps ({eval_steps}) or leave it unset")
     save_steps = t.save_steps or eval_steps
-    return Plan(packing, has_eval, eval_steps, save_steps, total)
+    return Plan(packing, micro_batch, accumulation, has_eval, eval_steps, save_steps, total)
+
+
+def varlen_attention(cfg: Config) -> bool:
+    """True when the attention kernel takes packed sequences natively (flash-attention 2 on a GPU)."""
+    from medtune.models.load import default_device, resolve_attn_implementation, resolve_dtype
+
+    device = default_device()
+    dtype = resolve_dtype(cfg.model.dtype, device)
+    return resolve_attn_implementation(cfg.model.attn_implementation, dtype, device) == "flash_attention_2"
 
 
 def total_steps(cfg: Config, n_train: int) -> int:
@@ -74,16 +97,16 @@ def sft_config(cfg: Config, run: RunDir, p: Plan, dtype, device: str):
     t = cfg.training
     return SFTConfig(
         output_dir=str(run.staging), seed=cfg.seed, data_seed=cfg.seed, use_cpu=device == "cpu",
-        per_device_train_batch_size=t.batch_size, per_device_eval_batch_size=t.batch_size,
-        gradient_accumulation_steps=t.gradient_accumulation_steps, max_steps=t.max_steps,
+        per_device_train_batch_size=p.micro_batch, per_device_eval_batch_size=t.batch_size,
+        gradient_accumulation_steps=p.accumulation, max_steps=t.max_steps,
         num_train_epochs=t.epochs, **_optimizer_args(cfg), **_precision(dtype),
         logging_strategy="steps", logging_steps=t.logging_steps, logging_nan_inf_filter=False,
         eval_strategy="steps" if p.has_eval else "no", eval_steps=p.eval_steps or AT_THE_END,
         save_strategy="steps", save_steps=p.save_steps or AT_THE_END, save_total_limit=None,
         activation_checkpointing=t.gradient_checkpointing, activation_checkpointing_kwargs={"use_reentrant": False},
-        padding_free=p.packing == "padding_free", packing=False, max_length=None, completion_only_loss=True,
+        padding_free=p.packing in PADDING_FREE, packing=False, max_length=None, completion_only_loss=True,
         train_sampling_strategy="group_by_length" if p.packing == "grouped" else "random",
-        include_num_input_tokens_seen="all" if p.packing == "padding_free" else "non_padding",
+        include_num_input_tokens_seen="all" if p.packing in PADDING_FREE else "non_padding",
         report_to=[cfg.tracking.report_to] if cfg.tracking.report_to in ("wandb", "mlflow") else "none",
         run_name=cfg.tracking.run_name or run.root.resolve().name, dataloader_num_workers=0,
         restore_callback_states_from_checkpoint=False, dataset_num_proc=None,

@@ -28,11 +28,23 @@ class Result:
 
 def train(cfg: Config, resume: str | bool | None = None, dry_run: bool = False, callbacks=(), stream=None) -> Result:
     """Train as the config says. `resume`: True = latest checkpoint, a path = that checkpoint."""
+    out = stream or sys.stdout
+    run = rd.RunDir(Path(cfg.output_dir))
+    tokenizer, prepared, encoded, data = _prepare(cfg)
+    plan = args_mod.plan(cfg, bool(encoded.get("valid")), len(encoded["train"]), args_mod.varlen_attention(cfg))
+    if dry_run:
+        return _dry_run(cfg, run, prepared, data, plan, out)
+    checkpoint = _checkpoint_to_resume(run, resume)
+    started = time.time()
+    info = _start(cfg, run, prepared, tokenizer, encoded, data, checkpoint, out)
+    return _fit(cfg, run, encoded, tokenizer, plan, data, info, checkpoint, callbacks, out, started)
+
+
+def _prepare(cfg: Config):
+    """The same prepare step as `medtune prepare`, then only examples with something to learn."""
     from medtune.models.load import load_tokenizer
     from medtune.prepare import prepare
 
-    out = stream or sys.stdout
-    run = rd.RunDir(Path(cfg.output_dir))
     tokenizer = load_tokenizer(cfg.model)
     prepared = prepare(cfg, tokenizer)
     encoded, dropped = trainable(prepared.encoded, prepared.report.get("dropped", {}))
@@ -40,13 +52,7 @@ def train(cfg: Config, resume: str | bool | None = None, dry_run: bool = False, 
     if not encoded.get("train"):
         raise DataError(f"no training example left after the length policy ({data.line()}): raise "
                         f"model.max_length (now {cfg.model.max_length}) or set data.overlong=truncate")
-    plan = args_mod.plan(cfg, bool(encoded.get("valid")), len(encoded.get("train", [])))
-    if dry_run:
-        return _dry_run(cfg, run, prepared, data, plan, out)
-    checkpoint = _checkpoint_to_resume(run, resume)
-    started = time.time()
-    info = _start(cfg, run, prepared, tokenizer, encoded, data, checkpoint)
-    return _fit(cfg, run, encoded, tokenizer, plan, data, info, checkpoint, callbacks, out, started)
+    return tokenizer, prepared, encoded, data
 
 
 def trainable(encoded: dict, dropped: dict) -> tuple[dict, dict]:
@@ -70,7 +76,7 @@ def _checkpoint_to_resume(run: rd.RunDir, resume) -> Path | None:
     return path
 
 
-def _start(cfg: Config, run: rd.RunDir, prepared, tokenizer, encoded, data: DataSummary, checkpoint) -> dict:
+def _start(cfg: Config, run: rd.RunDir, prepared, tokenizer, encoded, data: DataSummary, checkpoint, out) -> dict:
     """Files written before the first step: config, prepared data, run.json (status running)."""
     from medtune.prepare import prepared_dir, write_outputs
 
@@ -79,7 +85,7 @@ def _start(cfg: Config, run: rd.RunDir, prepared, tokenizer, encoded, data: Data
     data_hash = rd.data_hash(encoded)
     previous = rd.read_json(run.run_json)
     if checkpoint is not None:
-        _check_same_run(cfg, run, previous, data_hash)
+        _check_same_run(cfg, run, previous, data_hash, out)
         rd.truncate_metrics(run.metrics, _step_of(checkpoint))
     cfg.save(run.root / "config.yaml")
     write_outputs(prepared, cfg, prepared_dir(cfg), tokenizer)
@@ -90,7 +96,7 @@ def _start(cfg: Config, run: rd.RunDir, prepared, tokenizer, encoded, data: Data
     return info
 
 
-def _check_same_run(cfg: Config, run: rd.RunDir, previous: dict, data_hash: str) -> None:
+def _check_same_run(cfg: Config, run: rd.RunDir, previous: dict, data_hash: str, out) -> None:
     """Resuming continues the same curve only on the same data; config changes are named, not refused."""
     if previous.get("data_hash") and previous["data_hash"] != data_hash:
         raise MedtuneError("the prepared data differs from the run being resumed (data hash changed): resume with "
@@ -99,7 +105,7 @@ def _check_same_run(cfg: Config, run: rd.RunDir, previous: dict, data_hash: str)
     if saved.is_file():
         changed = _diff(yaml.safe_load(saved.read_text(encoding="utf-8")), cfg.to_dict())
         if changed:
-            print(f"note: resuming with a config that differs from the run's in {', '.join(changed)}")
+            print(f"note: resuming with a config that differs from the run's in {', '.join(changed)}", file=out)
 
 
 def _diff(a: dict, b: dict, prefix: str = "") -> list[str]:

@@ -9,6 +9,13 @@ from medtune.training import args as args_mod
 from medtune.training.callbacks import CheckpointCallback, EarlyStoppingCallback, NanGuardCallback, ProgressCallback
 from medtune.training.rundir import RunDir
 
+LAYOUTS = {
+    "padding_free": "padding-free: each micro-batch concatenated, no pad tokens",
+    "per_sequence": "padding-free: run as {n} micro-batches of one sequence",
+    "grouped": "length-grouped padded batches",
+    "none": "padded batches",
+}
+
 
 @dataclass
 class Built:
@@ -17,6 +24,7 @@ class Built:
     early_stopping: EarlyStoppingCallback | None
     progress: ProgressCallback
     info: dict = field(default_factory=dict)  # what the start-up lines show, also written to run.json
+    callbacks: list = field(default_factory=list)
 
 
 def build(cfg: Config, run: RunDir, datasets: dict, tokenizer, plan, extra_callbacks=(), stream=None) -> Built:
@@ -25,28 +33,37 @@ def build(cfg: Config, run: RunDir, datasets: dict, tokenizer, plan, extra_callb
     from transformers.trainer_callback import ProgressCallback as HFProgress
     from trl import SFTTrainer
 
-    from medtune.models.load import default_device, describe_device, load_model, peak_memory_mb, resolve_dtype
+    from medtune.models.load import default_device, describe_device, load_model, resolve_dtype
 
     device = default_device()
+    dtype = resolve_dtype(cfg.model.dtype, device)
     model = load_model(cfg.model, cfg.method, device)
     peft_config = None if cfg.method == "full" else _peft_config(cfg, model)
-    dtype = resolve_dtype(cfg.model.dtype, device)
-    nan_guard, progress = NanGuardCallback(), ProgressCallback(run, peak_memory_mb, stream)
-    patience = cfg.training.early_stopping_patience
-    early = EarlyStoppingCallback(patience) if patience else None
-    checkpoints = CheckpointCallback(run, cfg.training.save_total_limit)
-    callbacks = [progress, nan_guard, *([early] if early else []), checkpoints, *extra_callbacks]
+    built = _callbacks(cfg, run, stream)
     trainer = SFTTrainer(
         model=model, args=args_mod.sft_config(cfg, run, plan, dtype, device), train_dataset=datasets["train"],
         eval_dataset=datasets.get("valid"), processing_class=tokenizer, peft_config=peft_config,
-        callbacks=callbacks, optimizer_cls_and_kwargs=args_mod.optimizer_cls_and_kwargs(cfg),
+        callbacks=[*built.callbacks, *extra_callbacks], optimizer_cls_and_kwargs=args_mod.optimizer_cls_and_kwargs(cfg),
     )
     for cls in (HFProgress, PrinterCallback):  # medtune's own progress callback prints one line per log step
         trainer.remove_callback(cls)
     if cfg.method == "qlora":
         _adapter_dtype(trainer.model, dtype)
-    info = describe(cfg, trainer.model, peft_config, describe_device(device), dtype, plan)
-    return Built(trainer, nan_guard, early, progress, info)
+    built.trainer = trainer
+    built.info = describe(cfg, trainer.model, peft_config, describe_device(device), dtype, plan)
+    return built
+
+
+def _callbacks(cfg: Config, run: RunDir, stream) -> Built:
+    """medtune's callbacks, in the order they must run: log the step, guard it, stop early, then publish."""
+    from medtune.models.load import peak_memory_mb
+
+    patience = cfg.training.early_stopping_patience
+    early = EarlyStoppingCallback(patience) if patience else None
+    built = Built(None, NanGuardCallback(), early, ProgressCallback(run, peak_memory_mb, stream))
+    built.callbacks = [built.progress, built.nan_guard, *([early] if early else []),
+                       CheckpointCallback(run, cfg.training.save_total_limit)]
+    return built
 
 
 def _adapter_dtype(model, dtype) -> None:
@@ -93,8 +110,9 @@ def startup_lines(cfg: Config, info: dict, data_line: str, plan) -> list[str]:
     lines.append(f"trainable {info['trainable_params']:,} of {info['total_params']:,} parameters "
                  f"({info['trainable_percent']:.2f}%)")
     steps = f"{plan.total_steps} steps" + ("" if t.max_steps > 0 else f" ({t.epochs:g} epoch(s))")
-    lines += [data_line, f"plan: {steps}, batch {t.batch_size} x accumulation {t.gradient_accumulation_steps}, "
-              f"{plan.packing.replace('_', '-')} batches, lr {t.learning_rate:g} {t.lr_scheduler}, "
+    lines += [data_line, f"plan: {steps}, batch {t.batch_size} x accumulation {t.gradient_accumulation_steps} "
+              f"({LAYOUTS[plan.packing].format(n=plan.micro_batch * plan.accumulation)}), "
+              f"lr {t.learning_rate:g} {t.lr_scheduler}, "
               f"optimizer {t.optimizer}, {_every('eval', plan.eval_steps, plan.has_eval)}, "
               f"{_every('save', plan.save_steps, True)}"]
     return lines
