@@ -143,6 +143,7 @@ def write_outputs(prepared: Prepared, cfg: Config, out_dir: Path, tokenizer=None
         for name, recs in _written_records(prepared).items()
     }
     contents["prepare_report.json"] = json.dumps(prepared.report, indent=2, ensure_ascii=False) + "\n"
+    check_out_dir(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
     paths = []
     for name, text in contents.items():
@@ -151,6 +152,13 @@ def write_outputs(prepared: Prepared, cfg: Config, out_dir: Path, tokenizer=None
         os.replace(tmp, out_dir / name)
         paths.append(out_dir / name)
     return paths
+
+
+def check_out_dir(out_dir: Path) -> None:
+    """One line instead of a traceback when the output folder is a file or sits under one."""
+    for p in (out_dir, *out_dir.parents):
+        if p.exists() and not p.is_dir():
+            raise ConfigError(f"output folder {out_dir}: {p} exists and is not a folder")
 
 
 def _written_records(prepared: Prepared) -> dict[str, list[Record]]:
@@ -208,8 +216,9 @@ def main(args: argparse.Namespace) -> int:
         from medtune.models.load import load_tokenizer
 
         tokenizer = load_tokenizer(cfg.model)
-    prepared = prepare(cfg, tokenizer)
     out = Path(args.out) if args.out else prepared_dir(cfg)
+    check_out_dir(out)  # before the work, not after it
+    prepared = prepare(cfg, tokenizer)
     paths = write_outputs(prepared, cfg, out, tokenizer)
     print(summary(prepared.report))
     print("wrote " + ", ".join(str(p) for p in paths))
@@ -243,7 +252,9 @@ def summary(report: dict) -> str:
                          f"(answer cut {lost['answer_cut']}, answer lost {lost['answer_lost']}, "
                          f"prompt overflow {lost['prompt_overflow']}) -> {report['length']['policy']}")
     if "kept" in c:
-        lines.append("kept after length policy: " + ", ".join(f"{n} {k}" for n, k in c["kept"].items()))
+        test = c["splits"].get("test")
+        whole = f"; test {test} kept whole (evaluation reads the question, not the length)" if test else ""
+        lines.append("kept after length policy: " + ", ".join(f"{n} {k}" for n, k in c["kept"].items()) + whole)
         lines += _overlong_advice(report)
     lines += [f"note: {n}" for n in report["notes"]]
     return "\n".join(lines)

@@ -45,6 +45,7 @@ def test_prepare_real_sample(tmp_path, model_dir, capsys):
     assert train[0]["messages"][1]["content"].startswith("<think>")
     printed = capsys.readouterr().out
     assert "format medical_o1: read 160 records" in printed and "over max_length 1024" in printed
+    assert "test 16 kept whole" in printed
 
 
 def test_same_seed_same_split(tmp_path):
@@ -115,6 +116,15 @@ def test_bad_input_is_one_line_exit_2_nothing_written(tmp_path, capsys, content,
     err = capsys.readouterr().err.strip()
     assert len(err.splitlines()) == 1 and re.search(message, err), err
     assert not out.exists() or not any(out.iterdir())
+
+
+@pytest.mark.parametrize("out_name", ["taken", "taken/sub"])
+def test_output_folder_that_is_a_file_is_one_line_exit_2(tmp_path, capsys, out_name):
+    (tmp_path / "taken").write_text("not a folder")
+    assert run("--data", SAMPLE, "--limit", 10, "--out", tmp_path / out_name) == 2
+    err = capsys.readouterr().err.strip()
+    assert err.endswith(f"{tmp_path / 'taken'} exists and is not a folder") and len(err.splitlines()) == 1
+    assert (tmp_path / "taken").read_text() == "not a folder"
 
 
 def test_skip_bad_counts_lines(tmp_path):
