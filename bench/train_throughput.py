@@ -13,7 +13,11 @@ Speed is supervised tokens per CPU-second of the process (per wall second on a G
 interleaved rounds, with torch on --threads threads (default 1): on a shared machine wall time mostly measures
 the neighbours. Wall seconds are printed too.
 
-Run: .venv/bin/python bench/train_throughput.py [--size small] [--steps 16] [--batch 4] [--repeat 3] [--json F]
+The default model is `new-model --size medium` (~27M parameters): on the tiny sizes a step is mostly per-call
+overhead, which flatters batched layouts; real models (billions of parameters) are dominated by the matrix
+products, like medium.
+
+Run: .venv/bin/python bench/train_throughput.py [--size medium] [--steps 8] [--batch 4] [--repeat 2] [--json F]
 """
 
 from __future__ import annotations
@@ -252,14 +256,14 @@ def main() -> None:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--model", help="model folder (default: a new tiny model of --arch/--size)")
     p.add_argument("--arch", default="llama")
-    p.add_argument("--size", default="small", choices=["tiny", "small"])
+    p.add_argument("--size", default="medium", choices=["tiny", "small", "medium"])
     p.add_argument("--data", default=str(SAMPLE))
     p.add_argument("--reasoning", default="drop", choices=["keep", "drop"],
                    help="drop (default): answers only, so lengths spread below 512 with the tiny tokenizers")
-    p.add_argument("--steps", type=int, default=16)
+    p.add_argument("--steps", type=int, default=8)
     p.add_argument("--batch", type=int, default=4)
     p.add_argument("--accum", type=int, default=1)
-    p.add_argument("--repeat", type=int, default=3)
+    p.add_argument("--repeat", type=int, default=2)
     p.add_argument("--threads", type=int, default=1)
     p.add_argument("--json", help="also write the rows here")
     a = p.parse_args()

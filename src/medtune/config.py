@@ -168,7 +168,7 @@ class TrackingConfig:
     mode: Literal["offline", "online"] = _f(
         "offline", "wandb: offline writes the run under <output_dir>/tracking and needs no account; online uploads it."
     )
-    uri: Optional[str] = _f(None, "mlflow tracking URI (default: a local file store in <output_dir>/tracking/mlruns).")
+    uri: Optional[str] = _f(None, "mlflow tracking URI (default: SQLite at <output_dir>/tracking/mlflow.db).")
 
 
 @dataclass

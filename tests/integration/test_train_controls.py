@@ -1,6 +1,7 @@
 """Training controls and faults: batch x accumulation invariance, same seed same losses, NaN stop, out-of-memory
 advice, tracking without secrets, --dry-run, and the config combinations refused up front."""
 
+import importlib.util
 import json
 import re
 from pathlib import Path
@@ -90,24 +91,44 @@ def test_out_of_memory_ends_with_concrete_advice(tiny_llama, tmp_path):
         assert tip in message
 
 
+# where each tracker leaves its run, under <output_dir>/tracking
+TRACKER_FILES = {"tensorboard": "tensorboard/events.out.tfevents.*", "wandb": "wandb/offline-run-*/run-*.wandb",
+                 "mlflow": "mlflow.db"}
+
+
 @pytest.mark.slow
-def test_tensorboard_tracking_writes_events_and_no_secret(tiny_llama, tmp_path, monkeypatch):
+@pytest.mark.parametrize("tracker", list(TRACKER_FILES))
+def test_tracking_writes_a_local_run_and_no_secret(tiny_llama, tmp_path, monkeypatch, tracker):
+    if importlib.util.find_spec(tracker) is None:
+        pytest.skip(f"{tracker} is not installed")
     secret = "sk-medtune-test-secret-0123456789"
     for name in ("HF_TOKEN", "WANDB_API_KEY", "OPENAI_API_KEY", "MLFLOW_TRACKING_PASSWORD"):
         monkeypatch.setenv(name, secret)
-    cfg = cfg_for(tiny_llama, tmp_path / "run", **{"training.max_steps": 2, "tracking.report_to": "tensorboard"})
-    train(cfg)
-    assert list((tmp_path / "run" / "tracking" / "tensorboard").glob("events.out.tfevents.*"))
+    cfg = cfg_for(tiny_llama, tmp_path / "run", **{"training.max_steps": 2, "training.logging_steps": 1,
+                                                   "tracking.report_to": tracker})
+    train(cfg)  # wandb offline and mlflow's file store: no account, no network
+    assert list((tmp_path / "run" / "tracking").glob(TRACKER_FILES[tracker]))
+    if tracker == "mlflow":
+        import mlflow
+
+        client = mlflow.MlflowClient(f"sqlite:///{tmp_path / 'run' / 'tracking' / 'mlflow.db'}")
+        (run,) = client.search_runs([client.get_experiment_by_name("medtune").experiment_id])
+        assert len(client.get_metric_history(run.info.run_id, "loss")) == 2  # logging_steps 1, two steps
     for path in (tmp_path / "run").rglob("*"):
         if path.is_file():
             assert secret.encode() not in path.read_bytes(), f"secret written to {path}"
 
 
-@pytest.mark.parametrize("tracker", ["wandb", "mlflow"])
-def test_missing_tracker_package_is_one_clear_error(tiny_llama, tmp_path, tracker):
-    pytest.importorskip("importlib").util.find_spec(tracker) and pytest.skip(f"{tracker} is installed")
-    with pytest.raises(ConfigError, match=f"report_to = {tracker} needs the {tracker} package"):
+@pytest.mark.parametrize("tracker, missing", [("wandb", ["wandb"]), ("mlflow", ["mlflow"]),
+                                              ("mlflow", ["sqlalchemy", "alembic"]), ("tensorboard", ["tensorboard"])])
+def test_missing_tracker_package_is_one_clear_error(tiny_llama, tmp_path, monkeypatch, tracker, missing):
+    real = importlib.util.find_spec
+    monkeypatch.setattr(importlib.util, "find_spec", lambda name, *a: None if name in missing else real(name, *a))
+    extra = "tracking" if tracker == "tensorboard" else tracker
+    with pytest.raises(ConfigError, match=rf"report_to = {tracker} needs the {' and '.join(missing)} package.*"
+                                          rf"pip install 'medtune\[{extra}\]'"):
         train(cfg_for(tiny_llama, tmp_path / "run", **{"training.max_steps": 1, "tracking.report_to": tracker}))
+    assert not (tmp_path / "run" / "checkpoints").exists()
 
 
 def test_dry_run_prints_the_plan_and_writes_nothing(tiny_models, tmp_path, capsys):

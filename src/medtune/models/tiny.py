@@ -24,6 +24,9 @@ SIZES = {
                  intermediate_size=128, vocab_size=1024),
     "small": dict(hidden_size=256, num_hidden_layers=4, num_attention_heads=8, num_key_value_heads=4,
                   intermediate_size=512, vocab_size=2048),
+    # wide enough that matrix products, not per-call overhead, dominate a training step: for benchmarks
+    "medium": dict(hidden_size=768, num_hidden_layers=4, num_attention_heads=12, num_key_value_heads=4,
+                   intermediate_size=2048, vocab_size=2048),
 }
 
 BOS, EOS, PAD, UNK, END = "<s>", "</s>", "<pad>", "<unk>", "<|end|>"
@@ -153,7 +156,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--data", help="text to train the tokenizer on: .jsonl (string values) or plain text; "
                                        "default: bundled medical records")
     parser.add_argument("--size", choices=tuple(SIZES), default="tiny",
-                        help="tiny (~140k parameters, 2 blocks) or small (~2.9M parameters, 4 blocks)")
+                        help="tiny (~140k parameters, 2 blocks), small (~2.9M, 4 blocks) or medium (~27M, 4 blocks of "
+                             "width 768, for benchmarks)")
     parser.add_argument("--seed", type=int, default=0, help="seed for the random weights")
 
 

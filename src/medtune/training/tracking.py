@@ -2,7 +2,8 @@
 or written here, so no secret can flow from the environment into the run directory).
 
 tensorboard writes to <output_dir>/tracking/tensorboard; wandb runs offline by default under <output_dir>/tracking
-(no account needed); mlflow logs to a local file store, <output_dir>/tracking/mlruns, unless tracking.uri is set.
+(no account needed); mlflow logs to a local SQLite store, <output_dir>/tracking/mlflow.db (mlflow's file store is
+retired), unless tracking.uri is set.
 The transformers integrations then log into the run opened here.
 """
 
@@ -28,17 +29,21 @@ def start_tracking(cfg: Config, run: RunDir, run_name: str) -> Tracking:
     kind = cfg.tracking.report_to
     if kind == "none":
         return Tracking()
-    _require(kind)
+    _require(cfg)
     folder = run.root / "tracking"
     folder.mkdir(parents=True, exist_ok=True)
     return {"tensorboard": _tensorboard, "wandb": _wandb, "mlflow": _mlflow}[kind](cfg, folder, run_name)
 
 
-def _require(kind: str) -> None:
-    module = {"tensorboard": "tensorboard", "wandb": "wandb", "mlflow": "mlflow"}[kind]
-    if importlib.util.find_spec(module) is None:
-        extra = "pip install 'medtune[tracking]'" if kind == "tensorboard" else f"pip install {module}"
-        raise ConfigError(f"tracking.report_to = {kind} needs the {module} package: {extra} (or report_to none)")
+def _require(cfg: Config) -> None:
+    kind = cfg.tracking.report_to
+    extra = "tracking" if kind == "tensorboard" else kind
+    # the default mlflow store is SQLite, which mlflow-skinny reaches only through sqlalchemy + alembic
+    needs = [kind] + (["sqlalchemy", "alembic"] if kind == "mlflow" and not cfg.tracking.uri else [])
+    missing = [m for m in needs if importlib.util.find_spec(m) is None]
+    if missing:
+        raise ConfigError(f"tracking.report_to = {kind} needs the {' and '.join(missing)} package"
+                          f"{'s' if len(missing) > 1 else ''}: pip install 'medtune[{extra}]' (or report_to none)")
 
 
 def _tensorboard(cfg: Config, folder, run_name: str) -> Tracking:
@@ -61,7 +66,7 @@ def _wandb(cfg: Config, folder, run_name: str) -> Tracking:
 def _mlflow(cfg: Config, folder, run_name: str) -> Tracking:
     import mlflow
 
-    uri = cfg.tracking.uri or (folder / "mlruns").resolve().as_uri()
+    uri = cfg.tracking.uri or f"sqlite:///{(folder / 'mlflow.db').resolve()}"
     mlflow.set_tracking_uri(uri)
     mlflow.set_experiment(cfg.tracking.project)
     mlflow.start_run(run_name=run_name)  # the Trainer's MLflowCallback logs into the active run
