@@ -44,8 +44,10 @@ PAD_TO = 512
 
 class PeakMemory:
     """Peak memory of one variant: CUDA max allocated; on CPU the heap in use (glibc mallinfo2, where torch's CPU
-    tensors live) sampled every 2 ms, above its level at the start. Resident-set size would hide a variant's
-    peak in pages an earlier variant already touched."""
+    tensors live) sampled every 20 ms, above its level at the start. Resident-set size would hide a variant's
+    peak in pages an earlier variant already touched. mallinfo2 walks the heap under its lock: sampled every 2 ms
+    it took a fifth of a run's CPU-seconds and slowed the training thread, so it samples every 20 ms (the same
+    peaks) and its own CPU time is measured for the timer to leave out."""
 
     def __enter__(self):
         if torch.cuda.is_available():
@@ -54,14 +56,20 @@ class PeakMemory:
         self.running = True
         self.thread = threading.Thread(target=self._sample, daemon=True)
         self.thread.start()
+        self.clock = time.pthread_getcpuclockid(self.thread.ident)
         return self
+
+    def sampler_cpu(self) -> float:
+        """CPU-seconds the sampling thread has used so far."""
+        return time.clock_gettime(self.clock) if self.running else self.final_cpu
 
     def _sample(self):
         while self.running:
             self.peak = max(self.peak, heap_in_use())
-            time.sleep(0.002)
+            time.sleep(0.02)
 
     def __exit__(self, *exc):
+        self.final_cpu = time.clock_gettime(self.clock)
         self.running = False
         self.thread.join()
         cuda = torch.cuda.max_memory_allocated() if torch.cuda.is_available() else 0
@@ -86,26 +94,30 @@ def heap_in_use() -> int:
         return psutil.Process().memory_info().rss
 
 
-def timer_callback():
-    """Wall and process-CPU seconds from the start of training to the end of its last step (saving excluded)."""
+def timer_callback(mem: PeakMemory):
+    """Wall and process-CPU seconds from the start of training to the end of its last step (saving excluded),
+    less the memory sampler's CPU."""
     from transformers import TrainerCallback
 
     class Timer(TrainerCallback):
+        def cpu_now(self):
+            return time.process_time() - mem.sampler_cpu()
+
         def on_train_begin(self, args, state, control, **kwargs):
-            self.start, self.cpu_start = time.perf_counter(), time.process_time()
+            self.start, self.cpu_start = time.perf_counter(), self.cpu_now()
 
         def on_step_end(self, args, state, control, **kwargs):
             self.wall = time.perf_counter() - self.start
-            self.cpu = time.process_time() - self.cpu_start
+            self.cpu = self.cpu_now() - self.cpu_start
 
     return Timer()
 
 
 def run(name: str, trainer, supervised: int, valid) -> dict:
     # each keeps its own progress bar (on stderr), as a user would see it
-    timer = timer_callback()
-    trainer.add_callback(timer)
     with PeakMemory() as mem:
+        timer = timer_callback(mem)
+        trainer.add_callback(timer)
         trainer.train()
     losses = [h["loss"] for h in trainer.state.log_history if "loss" in h]
     seconds = timer.wall if torch.cuda.is_available() else timer.cpu
