@@ -107,12 +107,12 @@ class DataConfig:
         "auto", "medical_o1", "alpaca", "instruction_response", "chat", "sharegpt", "prompt_completion", "text"
     ] = _f("auto", "Record layout; auto detects it from the keys.")
     columns: dict = _f({}, "Map your column names onto question / reasoning / answer, e.g. {question: prompt}.")
-    template: str = _f(
+    template: Literal["auto", "phi-think", "r1-cot", "alpaca"] = _f(
         "auto", "auto = the tokenizer's own chat template; or a named one: phi-think, r1-cot, alpaca."
     )
     system_prompt: Optional[str] = _f(None, "System prompt put in front of every example (every template).")
     reasoning: Literal["keep", "drop"] = _f("keep", "drop = answer-only training (for ablations).")
-    split: str = _f("0.9,0.1", "Train,valid[,test] ratios that sum to 1, e.g. 0.8,0.2 or 0.7,0.2,0.1.")
+    split: Union[str, list] = _f("0.9,0.1", "Train,valid[,test] ratios that sum to 1, e.g. 0.8,0.2 or 0.7,0.2,0.1.")
     limit: Optional[int] = _f(None, "Use only the first N records.")
     dedup: bool = _f(True, "Drop exact duplicates (after folding white space and case).")
     leakage_files: list = _f([], "Evaluation files whose questions must not appear in training (reported).")
@@ -123,7 +123,9 @@ class DataConfig:
         "chat", "Prepared file rows: {messages}, {text} or {prompt, completion}; mlx-lm reads all three."
     )
     prepared_dir: Optional[str] = _f(None, "Where prepare writes its files (default <output_dir>/data).")
-    skip_bad: bool = _f(False, "Skip malformed lines (counted with their line numbers) instead of stopping.")
+    skip_bad: bool = _f(
+        False, "Skip malformed lines and records with a missing or empty field (listed by line) instead of stopping."
+    )
 
 
 @dataclass
@@ -202,10 +204,9 @@ def load(path: str | Path | None = None, overrides: list[str] | None = None, val
     """Read a YAML config (or start from defaults), apply dotted key=value overrides (YAML-parsed values) and
     then `values` (dotted key -> Python value, from command-line flags), and validate strictly."""
     raw: dict = {}
-    source = "command line"
     if path is not None:
-        source = str(path)
         raw = _read_yaml(Path(path))
+        from_dict(raw, source=str(path))  # the file's own mistakes are named as the file's
     for item in overrides or []:
         if "=" not in item:
             raise ConfigError(f"override {item!r} is not of the form key=value (e.g. training.learning_rate=1e-4)")
@@ -213,7 +214,7 @@ def load(path: str | Path | None = None, overrides: list[str] | None = None, val
         _set_dotted(raw, key.strip(), yaml.safe_load(value) if value.strip() else None)
     for key, value in (values or {}).items():
         _set_dotted(raw, key, value)
-    return from_dict(raw, source=source)
+    return from_dict(raw, source="command line" if path is None or overrides or values else str(path))
 
 
 def from_dict(raw: dict, source: str = "config") -> Config:
@@ -226,7 +227,10 @@ def _read_yaml(path: Path) -> dict:
     try:
         raw = yaml.safe_load(path.read_text(encoding="utf-8"))
     except yaml.YAMLError as e:
-        raise ConfigError(f"{path}: not valid YAML: {e}") from None
+        mark = getattr(e, "problem_mark", None)
+        where = f":{mark.line + 1}:{mark.column + 1}" if mark else ""
+        problem = getattr(e, "problem", None) or str(e).splitlines()[0]
+        raise ConfigError(f"{path}{where}: not valid YAML: {problem}") from None
     if raw is None:
         return {}
     if not isinstance(raw, dict):
@@ -317,6 +321,8 @@ def _coerce_plain(value: Any, hint: Any, name: str, source: str) -> Any:
                 raise bad from None
         raise bad
     if hint is str:
+        if value is None:  # `key=` on the command line, or an empty YAML value
+            return ""
         if isinstance(value, str):
             return value
         if isinstance(value, (int, float)) and not isinstance(value, bool):

@@ -74,7 +74,8 @@ def _read(cfg: Config, path: str, report: dict) -> tuple[list[Record], str]:
     fmt = cfg.data.format
     if fmt == "auto" and not cfg.data.columns:
         fmt = formats.detect_dataset_format(rows)
-    records = formats.convert(rows, fmt=fmt, columns=cfg.data.columns or None)
+    bad_records = report["bad_lines"] if cfg.data.skip_bad else None  # --skip-bad also skips empty fields
+    records = formats.convert(rows, fmt=fmt, columns=cfg.data.columns or None, bad=bad_records)
     return records, ("columns" if cfg.data.columns else fmt)
 
 
@@ -93,12 +94,17 @@ def _split(cfg: Config, records: list[Record], report: dict) -> dict[str, list[R
 
 
 def _encode(cfg: Config, tokenizer, prepared: Prepared) -> None:
-    audit, dropped = {}, {}
+    audit, dropped, truncated = {}, {}, {}
     for name in ("train", "valid"):
         recs = prepared.splits.get(name, [])
         enc = encode_records(cfg, tokenizer, recs, prepared.report["notes"])
         audit[name] = length_audit(enc, cfg.model.max_length)
         prepared.encoded[name], dropped[name] = apply_overlong(enc, cfg.model.max_length, cfg.data.overlong)
+        if cfg.data.overlong == "truncate":
+            kept = {e.source for e in prepared.encoded[name]}
+            truncated[name] = [e.source for e in enc if e.overflow(cfg.model.max_length) and e.source in kept]
+    if truncated:
+        prepared.report["truncated"] = truncated
     prepared.report["length"] = {"policy": cfg.data.overlong, "tokenizer": tokenizer.name_or_path, **audit}
     prepared.report["dropped"] = dropped
     prepared.report["counts"]["kept"] = {n: len(e) for n, e in prepared.encoded.items()}
@@ -121,6 +127,8 @@ def output_row(record: Record, cfg: Config, tokenizer=None) -> dict:
     """One line of a split file in the chosen output format (all three are read by mlx-lm and by medtune)."""
     keep = cfg.data.reasoning == "keep"
     fmt = cfg.data.output_format
+    if "text" in record.meta and not record.messages:  # a plain-text corpus has no turns: it stays text
+        return {"text": record.meta["text"]}
     if fmt == "text":
         return {"text": render(record, tokenizer, cfg.data.template, cfg.data.system_prompt, keep).text}
     messages = with_system(record, cfg.data.system_prompt)
@@ -138,12 +146,15 @@ def write_outputs(prepared: Prepared, cfg: Config, out_dir: Path, tokenizer=None
     """Render every file in memory first, then write each to a temporary name and rename it into place."""
     if cfg.data.output_format == "text" and tokenizer is None:
         raise ConfigError("output_format text renders the template: it needs model.name (a tokenizer)")
+    written = {name: recs for name, recs in _written_records(prepared).items() if recs or name == "train"}
     contents = {
         f"{name}.jsonl": "".join(json.dumps(output_row(r, cfg, tokenizer), ensure_ascii=False) + "\n" for r in recs)
-        for name, recs in _written_records(prepared).items()
+        for name, recs in written.items()
     }
+    _note_output_caveats(prepared, cfg)
     contents["prepare_report.json"] = json.dumps(prepared.report, indent=2, ensure_ascii=False) + "\n"
-    check_out_dir(out_dir)
+    check_out_dir(out_dir, cfg)
+    had_report = (out_dir / "prepare_report.json").is_file()
     out_dir.mkdir(parents=True, exist_ok=True)
     paths = []
     for name, text in contents.items():
@@ -151,14 +162,46 @@ def write_outputs(prepared: Prepared, cfg: Config, out_dir: Path, tokenizer=None
         tmp.write_text(text, encoding="utf-8")
         os.replace(tmp, out_dir / name)
         paths.append(out_dir / name)
+    if had_report:  # a split this run does not write must not survive from an earlier prepare into this folder
+        for name in SPLIT_FILES:
+            if f"{name}.jsonl" not in contents:
+                (out_dir / f"{name}.jsonl").unlink(missing_ok=True)
     return paths
 
 
-def check_out_dir(out_dir: Path) -> None:
-    """One line instead of a traceback when the output folder is a file or sits under one."""
+def _note_output_caveats(prepared: Prepared, cfg: Config) -> None:
+    """Say what a reader of the files would otherwise not know."""
+    notes = prepared.report["notes"]
+    has_system = bool(cfg.data.system_prompt) or any(r.system for rs in prepared.splits.values() for r in rs)
+    if cfg.data.output_format == "completions" and has_system:
+        notes.append("output_format completions: the system prompt is in each row's 'system' key, which medtune "
+                     "reads and mlx-lm ignores; use output_format chat to give it to mlx-lm")
+    truncated = prepared.report.get("truncated", {})
+    if any(truncated.values()):
+        notes.append("data.overlong=truncate: the files keep each example whole; medtune train cuts the "
+                     f"{sum(map(len, truncated.values()))} listed under 'truncated' to model.max_length="
+                     f"{cfg.model.max_length} (mlx-lm cuts at its --max-seq-length)")
+
+
+def check_out_dir(out_dir: Path, cfg: Config) -> None:
+    """One line instead of a traceback when the output folder is a file or sits under one, or when writing
+    there would overwrite the input data."""
     for p in (out_dir, *out_dir.parents):
         if p.exists() and not p.is_dir():
             raise ConfigError(f"output folder {out_dir}: {p} exists and is not a folder")
+    clash = overwritten_input(out_dir, cfg)
+    if clash:
+        raise ConfigError(f"output folder {out_dir} would overwrite the input {clash}: choose another --out")
+
+
+def overwritten_input(out_dir: Path, cfg: Config) -> str | None:
+    """'data.train_file PATH' when writing the split files into out_dir would replace an input file."""
+    outputs = {(out_dir / f"{name}.jsonl").resolve() for name in SPLIT_FILES}
+    for key in SPLIT_FILES.values():
+        given = getattr(cfg.data, key)
+        if given and Path(given).resolve() in outputs:
+            return f"data.{key} {given}"
+    return None
 
 
 def _written_records(prepared: Prepared) -> dict[str, list[Record]]:
@@ -194,7 +237,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--leakage", action="append", metavar="FILE",
                         help="evaluation file whose questions must not be in training (repeatable)")
     parser.add_argument("--output-format", choices=["chat", "text", "completions"], help="rows of the split files")
-    parser.add_argument("--skip-bad", action="store_true", default=None, help="skip malformed lines, counted")
+    parser.add_argument("--skip-bad", action="store_true", default=None,
+                        help="skip malformed lines and records with a missing or empty field (listed in the report)")
     parser.add_argument("--out", help="output folder (default data.prepared_dir or <output_dir>/data)")
 
 
@@ -217,7 +261,7 @@ def main(args: argparse.Namespace) -> int:
 
         tokenizer = load_tokenizer(cfg.model)
     out = Path(args.out) if args.out else prepared_dir(cfg)
-    check_out_dir(out)  # before the work, not after it
+    check_out_dir(out, cfg)  # before the work, not after it
     prepared = prepare(cfg, tokenizer)
     paths = write_outputs(prepared, cfg, out, tokenizer)
     print(summary(prepared.report))
@@ -255,6 +299,9 @@ def summary(report: dict) -> str:
         test = c["splits"].get("test")
         whole = f"; test {test} kept whole (evaluation reads the question, not the length)" if test else ""
         lines.append("kept after length policy: " + ", ".join(f"{n} {k}" for n, k in c["kept"].items()) + whole)
+        cut = {n: len(s) for n, s in report.get("truncated", {}).items() if s}
+        if cut:
+            lines.append("truncated to max_length: " + ", ".join(f"{n} {k}" for n, k in cut.items()))
         lines += _overlong_advice(report)
     lines += [f"note: {n}" for n in report["notes"]]
     return "\n".join(lines)

@@ -157,3 +157,77 @@ def test_every_architecture_and_template_masks_only_the_answer(tiny_models, arch
         assert record.question[:40] not in trained and "Be careful." not in trained
         assert record.question[:40] in untrained and final.content[-40:] not in untrained
         assert trained.endswith(tok.eos_token)
+
+
+def test_plain_text_records_stay_text_in_every_output_format(tmp_path):
+    data = tmp_path / "corpus.jsonl"
+    data.write_text("".join(json.dumps({"text": f"Note {i}: aspirin inhibits COX-1."}) + "\n" for i in range(10)))
+    for fmt in ("chat", "completions"):
+        out = tmp_path / fmt
+        assert run("--data", data, "--output-format", fmt, "--split", "0.8,0.2", "--out", out) == 0
+        rows = read_jsonl(out / "train.jsonl") + read_jsonl(out / "valid.jsonl")
+        assert sorted(r["text"] for r in rows) == sorted(f"Note {i}: aspirin inhibits COX-1." for i in range(10))
+
+
+def test_a_rerun_leaves_no_split_file_of_the_earlier_run(tmp_path):
+    out = tmp_path / "o"
+    assert run("--data", SAMPLE, "--split", "0.7,0.2,0.1", "--out", out) == 0
+    assert (out / "test.jsonl").is_file()
+    assert run("--data", SAMPLE, "--split", "0.8,0.2", "--seed", 7, "--out", out) == 0
+    assert not (out / "test.jsonl").exists()  # its questions may now be in train.jsonl
+
+
+def test_an_empty_split_is_not_written_and_a_users_own_file_is_never_removed(tmp_path):
+    own = tmp_path / "mine"
+    own.mkdir()
+    (own / "test.jsonl").write_text("my own test set\n")
+    assert run("--data", SAMPLE, "--split", "0.9,0.1,0", "--out", own) == 0
+    assert (own / "test.jsonl").read_text() == "my own test set\n"  # no prepare_report.json was there before
+    assert run("--data", SAMPLE, "--split", "0.9,0.1,0", "--out", tmp_path / "fresh") == 0
+    assert not (tmp_path / "fresh" / "test.jsonl").exists()
+
+
+def test_writing_over_the_input_file_is_refused(tmp_path, capsys):
+    out = tmp_path / "o"
+    assert run("--data", SAMPLE, "--limit", 20, "--out", out) == 0
+    before = (out / "train.jsonl").read_text()
+    assert run("--data", out / "train.jsonl", "--out", out) == 2
+    assert "would overwrite the input data.train_file" in capsys.readouterr().err
+    assert (out / "train.jsonl").read_text() == before
+
+
+def test_completions_rows_keep_the_system_prompt_for_medtune(tmp_path):
+    out = tmp_path / "c"
+    assert run("--data", SAMPLE, "--limit", 10, "--output-format", "completions", "data.system_prompt=Be careful.",
+               "--out", out) == 0
+    row = read_jsonl(out / "train.jsonl")[0]
+    assert row["system"] == "Be careful." and row["completion"].startswith("<think>")
+    report = json.loads((out / "prepare_report.json").read_text())
+    assert any("mlx-lm ignores" in n for n in report["notes"])
+    from medtune import config
+    from medtune.prepare import prepare
+
+    again = prepare(config.load(None, values={"data.train_file": str(out / "train.jsonl")}))
+    assert again.splits["train"][0].system == "Be careful."
+
+
+def test_skip_bad_also_skips_records_with_an_empty_field(tmp_path):
+    data = tmp_path / "holes.jsonl"
+    good = SAMPLE.read_text().splitlines()[:6]
+    hole = json.dumps({"Question": "q?", "Complex_CoT": "c", "Response": ""})
+    data.write_text("\n".join(good[:3] + [hole] + good[3:]) + "\n")
+    assert run("--data", data, "--skip-bad", "--out", tmp_path / "o") == 0
+    report = json.loads((tmp_path / "o" / "prepare_report.json").read_text())
+    assert [b["source"] for b in report["bad_lines"]] == [f"{data}:4"]
+    assert "Response" in report["bad_lines"][0]["error"]
+    assert report["counts"]["read"] == 7 and sum(report["counts"]["splits"].values()) == 6
+
+
+def test_truncate_lists_what_it_cuts(tmp_path, model_dir, capsys):
+    out = tmp_path / "t"
+    assert run("--data", SAMPLE, "--limit", 40, "--model", model_dir, "--max-length", 1024,
+               "data.overlong=truncate", "--out", out) == 0
+    report = json.loads((out / "prepare_report.json").read_text())
+    assert len(report["truncated"]["train"]) == report["length"]["train"]["exceed_max_length"] > 0
+    assert report["dropped"]["train"]["overlong"] == []
+    assert "truncated to max_length: train" in capsys.readouterr().out

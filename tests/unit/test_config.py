@@ -103,3 +103,25 @@ def test_every_field_has_help():
     rows = config.describe()
     assert len(rows) > 50
     assert all(help_text for _, _, help_text in rows)
+
+
+def test_override_mistakes_are_named_as_the_command_line_s(tmp_path):
+    path = write(tmp_path, COMMON_LAYOUT)
+    with pytest.raises(ConfigError, match=r"^command line: unknown key 'training.learnig_rate'"):
+        config.load(path, ["training.learnig_rate=1e-4"])
+    with pytest.raises(ConfigError, match=rf"^{path}: unknown key 'training.learnig_rate'"):
+        config.load(write(tmp_path, "training: {learnig_rate: 1e-4}\n"), ["seed=1"])
+
+
+def test_yaml_error_is_one_line_with_its_place(tmp_path):
+    with pytest.raises(ConfigError) as info:
+        config.load(write(tmp_path, "seed: 1\nmodel: {name: [unclosed\n"))
+    message = str(info.value)
+    assert "\n" not in message and "config.yaml:3:1: not valid YAML" in message
+
+
+def test_template_is_checked_at_load_and_split_takes_a_list():
+    with pytest.raises(ConfigError, match=r"data.template = 'phi_think' is not one of .*did you mean 'phi-think'"):
+        config.load(None, ["data.template=phi_think"])
+    assert config.load(None, ["data.split=[0.7, 0.2, 0.1]"]).data.split == [0.7, 0.2, 0.1]
+    assert config.load(None, ["model.name="]).model.name == ""

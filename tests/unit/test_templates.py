@@ -60,6 +60,14 @@ def test_reasoning_drop(tokenizer):
     assert R not in render(record(), tokenizer, "auto", keep_reasoning=False).text
 
 
+@pytest.mark.parametrize("template", ["phi-think", "auto"])
+def test_reasoning_drop_covers_earlier_turns(tokenizer, template):
+    turns = [Message("user", "Hi"), Message("assistant", "Hello", reasoning="greet back"),
+             Message("user", Q), Message("assistant", A, reasoning=R)]
+    out = render(record(turns=turns), tokenizer, template, keep_reasoning=False)
+    assert "greet back" not in out.text and R not in out.text and "<think>" not in out.text
+
+
 def test_auto_uses_tokenizer_chat_template(tokenizer):
     out = render(record(), tokenizer, "auto", system_prompt="Be careful.")
     expected = tokenizer.apply_chat_template(

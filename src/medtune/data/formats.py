@@ -83,12 +83,21 @@ def _detect_one(row: dict, source: str) -> str:
         raise DataError(f"{source}: {e}") from None
 
 
-def convert(rows: list, fmt: str = "auto", columns: dict | None = None) -> list[Record]:
-    """Rows (as (source, dict) pairs, or plain dicts) -> records; columns, when given, win over fmt."""
+def convert(rows: list, fmt: str = "auto", columns: dict | None = None, bad: list[dict] | None = None) -> list[Record]:
+    """Rows (as (source, dict) pairs, or plain dicts) -> records; columns, when given, win over fmt.
+    With a `bad` list, a row that cannot be converted is recorded there ({source, error}) instead of stopping."""
     pairs = _pairs(rows)
     if not columns and fmt == "auto":
         fmt = detect_dataset_format(pairs)
-    return [to_record(row, fmt, source, columns) for source, row in pairs]
+    records = []
+    for source, row in pairs:
+        try:
+            records.append(to_record(row, fmt, source, columns))
+        except DataError as e:
+            if bad is None:
+                raise
+            bad.append({"source": source, "error": str(e)})
+    return records
 
 
 def _pairs(rows: list) -> list[tuple[str, dict]]:
@@ -183,7 +192,8 @@ def _alpaca(r: _Row) -> Record:
     # Some alpaca sets leave instruction empty and put the question in input.
     question = "\n\n".join(t for t in (r.text("instruction", required=False), r.text("input", required=False)) if t)
     if not question:
-        raise r.error("empty field 'instruction'")
+        missing = r.raw("instruction", required=False) is None and r.raw("input", required=False) is None
+        raise r.error("missing field 'instruction'" if missing else "empty field 'instruction'")
     answer = r.answer(r.text("output"), "output")
     return r.record(_system(r.text("system", required=False)) + _history(r) + [Message("user", question), answer])
 
@@ -217,7 +227,8 @@ def _prompt_completion(r: _Row) -> Record:
     prompt, completion = r.raw("prompt"), r.raw("completion")
     if isinstance(prompt, list) and isinstance(completion, list):  # TRL's conversational prompt-completion
         return r.record(_turns(r, "prompt", "role", "content") + _turns(r, "completion", "role", "content"))
-    return r.record([Message("user", r.text("prompt")), r.answer(r.text("completion"), "completion")])
+    system = _system(r.text("system", required=False))  # prepare's completions rows carry it here
+    return r.record(system + [Message("user", r.text("prompt")), r.answer(r.text("completion"), "completion")])
 
 
 def _text(r: _Row) -> Record:

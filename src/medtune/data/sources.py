@@ -91,7 +91,7 @@ def _parse_line(raw: bytes, source: str) -> dict:
     try:
         value = json.loads(text)
     except json.JSONDecodeError as e:
-        raise DataError(f"{source}: invalid JSON: {e}") from None
+        raise DataError(f"{source}: invalid JSON: {e.msg} at column {e.colno}") from None
     return _object(value, source)
 
 

@@ -59,20 +59,21 @@ def render(
         raise DataError(f"unknown template {template!r}; use auto or one of {', '.join(NAMED_TEMPLATES)}")
     if messages[-1].role != "assistant":
         raise DataError(f"{record.source}: the last turn must be the assistant's answer, got {messages[-1].role}")
-    prompt = render_prompt(messages[:-1], tokenizer, template, source=record.source)
+    prompt = render_prompt(messages[:-1], tokenizer, template, source=record.source, keep_reasoning=keep_reasoning)
     completion = _named_completion(template, messages[-1], tokenizer, keep_reasoning)
     text = prompt + completion
     return Rendered(text, [(len(prompt), len(text))], _answer_start(text, len(prompt), messages[-1], keep_reasoning))
 
 
-def render_prompt(messages: list[Message], tokenizer, template: str = "auto", source: str = "prompt") -> str:
+def render_prompt(messages: list[Message], tokenizer, template: str = "auto", source: str = "prompt",
+                  keep_reasoning: bool = True) -> str:
     """The text a model continues from: every message so far, then the start of the assistant's turn."""
     if template == "auto":
-        return _apply(tokenizer, messages, add_generation_prompt=True)[0]
+        return _apply(tokenizer, messages, add_generation_prompt=True, keep_reasoning=keep_reasoning)[0]
     system = next((m.content for m in messages if m.role == "system"), None)
     turns = [m for m in messages if m.role != "system"]
     if template == "phi-think":
-        return _phi_prompt(system, turns)
+        return _phi_prompt(system, turns, keep_reasoning)
     if template not in NAMED_TEMPLATES:
         raise DataError(f"unknown template {template!r}; use auto or one of {', '.join(NAMED_TEMPLATES)}")
     if len(turns) != 1 or turns[0].role != "user":
@@ -84,13 +85,13 @@ def render_prompt(messages: list[Message], tokenizer, template: str = "auto", so
             f"\n\n### Chain of Thought:\n")
 
 
-def _phi_prompt(system: str | None, turns: list[Message]) -> str:
+def _phi_prompt(system: str | None, turns: list[Message], keep_reasoning: bool = True) -> str:
     parts = [f"<|system|>{system}<|end|>"] if system else []
     for m in turns:
         if m.role == "user":
             parts.append(f"<|user|>{m.content}<|end|>")
         else:
-            parts.append(f"<|assistant|>{assistant_text(m)}<|end|>")
+            parts.append(f"<|assistant|>{assistant_text(m, keep_reasoning)}<|end|>")
     return "".join(parts) + "<|assistant|>"
 
 
