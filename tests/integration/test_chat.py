@@ -28,7 +28,8 @@ def engine(echo_dir):
 
 
 def test_chat_scripted_through_stdin(echo_dir):
-    script = "\n".join([QA[0][0], "/reasoning off", "/reset", QA[2][0], "", "/system Be brief.", "/bogus"])
+    script = "\n".join([QA[0][0], "/reasoning off", "/reset", QA[2][0], "", "/system Be brief.", "/system off",
+                        "/bogus"])
     done = subprocess.run([sys.executable, "-m", "medtune.cli", "chat", "--model", echo_dir, "--max-tokens", "40"],
                           input=script, capture_output=True, text=True, timeout=120)
     assert done.returncode == 0, done.stderr
@@ -37,7 +38,8 @@ def test_chat_scripted_through_stdin(echo_dir):
         "[reasoning off]\n[conversation cleared]\n"
         f"{QA[2][2]}\n"
         "[system prompt: Be brief.]\n"
-        "[unknown command '/bogus'; commands: /reset, /system TEXT, /reasoning on|off, /help, /quit "
+        "[system prompt: (none)]\n"
+        "[unknown command '/bogus'; commands: /reset, /system TEXT (or off), /reasoning on|off, /help, /quit "
         "(Ctrl-C stops an answer, Ctrl-D leaves)]\n"
     )  # no prompt or banner when standard input is not a terminal; the end of input leaves
 

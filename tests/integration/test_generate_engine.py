@@ -173,3 +173,20 @@ def test_merged_folder_gives_the_adapter_output_and_its_run_config(tmp_path, tin
     params = SamplingParams(max_tokens=16)
     expected = Engine.load(run=str(run)).generate([ask("anemia")], params)[0].token_ids
     assert from_merged.generate([ask("anemia")], params)[0].token_ids == expected
+
+
+def test_a_run_with_a_relative_model_path_loads_from_any_folder(tmp_path, monkeypatch, tiny_llama):
+    import json
+    import shutil
+
+    from medtune.config import load
+
+    project = tmp_path / "project"
+    shutil.copytree(tiny_llama, project / "models" / "tiny")
+    run = make_run(project / "models" / "tiny", project / "runs" / "r")
+    cfg = load(run / "config.yaml", ["model.name=./models/tiny"])
+    cfg.save(run / "config.yaml")
+    (run / "run.json").write_text(json.dumps({"working_dir": str(project)}))  # as medtune train records it
+    monkeypatch.chdir(tmp_path)  # not where training ran: ./models/tiny does not exist here
+    for engine in (Engine.load(run=str(run)), Engine.load(adapter=str(run / "adapter"))):
+        assert engine.generate([[Message("user", "hi")]], SamplingParams(max_tokens=3))[0].stats.generated_tokens

@@ -113,6 +113,8 @@ def test_auth_errors_are_401_openai_style(url):
     assert error.value.status_code == 401 and error.value.code == "invalid_api_key"
     reply = httpx.post(f"{url}/v1/chat/completions", json={"model": "echo", "messages": []})
     assert reply.status_code == 401 and "API key" in reply.json()["error"]["message"]
+    reply = httpx.post(f"{url}/v1/chat/completions", content=b"{not json", headers={"Content-Type": "application/json"})
+    assert reply.status_code == 401  # the key is checked before the body is read
 
 
 @pytest.mark.parametrize("body, status, says", [
@@ -122,6 +124,7 @@ def test_auth_errors_are_401_openai_style(url):
     ({"model": "echo", "messages": [{"role": "doctor", "content": "hi"}]}, 400, "role"),
     ({"model": "echo", "messages": [{"role": "user", "content": "hi"}], "temperature": "hot"}, 400, "temperature"),
     ({"model": "echo", "messages": [{"role": "user", "content": "hi"}], "max_tokens": CAP + 1}, 400, "limit of 3500"),
+    ({"model": "echo", "messages": [{"role": "user", "content": "hi"}], "max_tokens": "10"}, 400, "max_tokens"),
     ({"model": "echo", "messages": [{"role": "user", "content": "anemia " * 5000}]}, 400, "context window"),
     ({"messages": [{"role": "user", "content": "hi"}]}, 400, "model: this field is required"),
 ])
@@ -168,3 +171,41 @@ def test_serve_verb_binds_localhost_and_reads_the_key_from_the_environment(monke
         assert http.get("/v1/models").status_code == 401
         models = http.get("/v1/models", headers={"Authorization": "Bearer from-env"}).json()
         assert [m["id"] for m in models["data"]] == ["med"]
+
+
+def test_a_short_answer_does_not_wait_for_the_long_one_in_its_batch(client):
+    def ask(max_tokens):
+        start = time.monotonic()
+        client.completions.create(model="echo", prompt="anemia", max_tokens=max_tokens,
+                                  extra_body={"ignore_eos": True})
+        return time.monotonic() - start
+
+    with ThreadPoolExecutor(3) as pool:
+        pool.submit(ask, 200)  # holds the model, so the next two queue up and share one batch
+        time.sleep(0.1)
+        long, short = pool.submit(ask, 2000), pool.submit(ask, 5)
+        long_s, short_s = long.result(), short.result()
+    assert short_s < long_s / 2, (short_s, long_s)
+
+
+def test_seeded_samples_are_the_same_alone_or_among_others(client):
+    def sample(question):
+        return chat(client, question, temperature=1.5, seed=7).choices[0].message.content
+
+    alone = sample(QA[0][0])
+    with ThreadPoolExecutor(4) as pool:
+        together = list(pool.map(sample, [QA[0][0]] * 4))
+    assert together == [alone] * 4
+
+
+def test_empty_prompt_and_a_rejected_list_run_nothing(url):
+    headers = {"Authorization": f"Bearer {KEY}"}
+    before = httpx.get(f"{url}/health").json()
+    reply = httpx.post(f"{url}/v1/completions", headers=headers, json={"model": "echo", "prompt": "", "max_tokens": 5})
+    assert reply.status_code == 400 and "empty" in reply.json()["error"]["message"]
+    reply = httpx.post(f"{url}/v1/completions", headers=headers, timeout=60,
+                       json={"model": "echo", "prompt": ["hello", "anemia " * 5000], "max_tokens": 200})
+    assert reply.status_code == 400 and reply.json()["error"]["code"] == "context_length_exceeded"
+    time.sleep(0.3)
+    after = httpx.get(f"{url}/health").json()
+    assert (after.get("finished", 0), after["running"], after["queued"]) == (before.get("finished", 0), 0, 0)

@@ -3,6 +3,7 @@ the saved adapter reloads to the same logits, QLoRA and full fine-tuning run, th
 
 import json
 import logging
+import os
 from pathlib import Path
 
 import pytest
@@ -104,6 +105,7 @@ def test_command_line_run_writes_the_whole_run_directory(tiny_llama, tmp_path, c
     info = json.loads((run / "run.json").read_text())
     assert info["status"] == "completed" and info["global_step"] == 4 and info["seed"] == 3
     assert info["versions"]["trl"] and info["data_hash"] and info["trainable_params"] > 0 and info["wall_s"] > 0
+    assert info["working_dir"] == os.getcwd() and info["data"]["train_examples"] > 0
     assert config_mod.load(run / "config.yaml").training.max_steps == 4
     rows = metrics(run)
     assert [r["step"] for r in rows] == [2, 4] and all("val_loss" in r and "tokens_per_s" in r for r in rows)

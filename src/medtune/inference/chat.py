@@ -1,7 +1,8 @@
 """`medtune chat`: a multi-turn assistant in the terminal, streaming its reasoning and answers.
 
-Commands: /reset (forget the conversation), /system TEXT (set the system prompt; /system alone shows it),
-/reasoning on|off, /help, /quit (also quit, exit, Ctrl-D). Ctrl-C stops the current answer and keeps the session.
+Commands: /reset (forget the conversation), /system TEXT (set the system prompt; /system alone shows it,
+/system off clears it), /reasoning on|off, /help, /quit (also quit, exit, Ctrl-D). Ctrl-C stops the current
+answer and keeps the session.
 When standard input is not a terminal, each line is one question, so a chat can be scripted:
 
     printf 'What is anemia?\\n/reset\\nAnd scurvy?\\n' | medtune chat --run runs/phi4-med
@@ -18,7 +19,8 @@ from medtune.errors import MedtuneError
 from medtune.inference.display import DIM, Printer
 from medtune.inference.options import add_model_arguments, add_sampling_arguments, load_engine, sampling_params
 
-HELP = "commands: /reset, /system TEXT, /reasoning on|off, /help, /quit (Ctrl-C stops an answer, Ctrl-D leaves)"
+HELP = ("commands: /reset, /system TEXT (or off), /reasoning on|off, /help, /quit "
+        "(Ctrl-C stops an answer, Ctrl-D leaves)")
 QUIT = {"/quit", "/exit", "quit", "exit"}
 
 
@@ -92,7 +94,9 @@ class ChatSession:
             self.say(HELP if name == "/help" else f"unknown command {line!r}; {HELP}")
 
     def _system(self, text: str) -> None:
-        if text:
+        if text == "off":
+            self.engine.system_prompt = None
+        elif text:
             self.engine.system_prompt = text
         self.say(f"system prompt: {self.engine.system_prompt or '(none)'}")
 

@@ -148,13 +148,18 @@ class Row:
 class RowTracker(StoppingCriteria):
     """The per-step hook generate calls: feeds each row its newest token, returns which rows are finished."""
 
-    def __init__(self, rows: list[Row]):
-        self.rows = rows
+    def __init__(self, rows: list[Row], on_done: Callable[[int], None] | None = None):
+        self.rows, self.on_done = rows, on_done
         self.first_token_at: float | None = None
+        self._reported: set[int] = set()
 
     def __call__(self, input_ids: torch.LongTensor, scores, **kwargs) -> torch.BoolTensor:
         if self.first_token_at is None:
             self.first_token_at = time.perf_counter()
         newest = input_ids[:, -1].tolist()
         done = [row.step(token) for row, token in zip(self.rows, newest)]
+        if self.on_done is not None:
+            for i in (i for i, d in enumerate(done) if d and i not in self._reported):
+                self._reported.add(i)
+                self.on_done(i)
         return torch.tensor(done, dtype=torch.bool, device=input_ids.device)

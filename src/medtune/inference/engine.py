@@ -101,6 +101,7 @@ class Request:
     on_delta: Callable[[Delta], None] | None = None
     cancel: threading.Event = field(default_factory=threading.Event)
     raw: bool = False  # True: no reasoning split, deltas are the text as generated (/v1/completions)
+    on_finish: Callable[[Generation], None] | None = None  # called the step this row ends, not when the batch does
 
 
 class Engine:
@@ -173,6 +174,8 @@ class Engine:
         params = (params or SamplingParams()).check()
         text = prompt if prompt is not None else self.prompt(messages or [])
         ids = self.encode(text)
+        if not ids:
+            raise MedtuneError("the prompt is empty: give some text to continue")
         room = self.context_length - len(ids) if self.context_length else params.max_tokens
         if room < 1:
             raise MedtuneError(f"the prompt has {len(ids)} tokens, which leaves no room in the model's context "
@@ -216,23 +219,34 @@ class Engine:
         import torch
         from transformers import StoppingCriteriaList
 
-        from medtune.models.load import peak_memory_mb
+        from medtune.models.load import peak_memory_mb, reset_peak_memory
 
         params = requests[0].params
         if params.seed is not None:
             torch.manual_seed(params.seed)
         rows = [self._row(r) for r in requests]
-        tracker = RowTracker(rows)
+        done: dict[int, Generation] = {}
+        reset_peak_memory()
+        start = time.perf_counter()
+
+        def finish(i: int) -> None:
+            # a row that ends early is handed over at once: a short answer never waits for its batch's longest
+            first = tracker.first_token_at - start if tracker.first_token_at else None
+            stats = Stats(len(requests[i].prompt_ids), rows[i].count, time.perf_counter() - start, first,
+                          peak_memory_mb(), len(rows))
+            done[i] = self._generation(requests[i], rows[i], stats)
+            if requests[i].on_finish is not None:
+                requests[i].on_finish(done[i])
+
+        tracker = RowTracker(rows, on_done=finish)
         ids, mask = self._left_pad([r.prompt_ids for r in requests])
         config = params.generation_config(max(r.max_tokens for r in requests), sorted(self.eos_ids), self.pad_id)
-        start = time.perf_counter()
         self.model.generate(input_ids=ids, attention_mask=mask, generation_config=config,
                             stopping_criteria=StoppingCriteriaList([tracker]))
-        seconds = time.perf_counter() - start
-        first = tracker.first_token_at - start if tracker.first_token_at else None
-        peak = peak_memory_mb()
-        return [self._generation(r, row, Stats(len(r.prompt_ids), row.count, seconds, first, peak, len(rows)))
-                for r, row in zip(requests, rows)]
+        for i in range(len(rows)):
+            if i not in done:  # generate stopped on its own (max_new_tokens, every row's EOS)
+                finish(i)
+        return [done[i] for i in range(len(rows))]
 
     def _row(self, request: Request) -> Row:
         stop_ids = request.stop_ids | (set() if request.params.ignore_eos else self.eos_ids)

@@ -57,7 +57,8 @@ def resolve(cfg: Config, adapter: str | None = None, run: str | None = None) -> 
         return _from_run(cfg, Path(run))
     if adapter:
         folder = _check_adapter(Path(adapter))
-        cfg = _with_base(cfg, folder)
+        root = next((p for p in (folder, *folder.resolve().parents[:2]) if (p / "run.json").is_file()), None)
+        cfg = _with_base(_base_as_trained(cfg, root) if root else cfg, folder)
         return Source(cfg, folder, _name(folder))
     if not cfg.model.name:
         raise MedtuneError("no model given: use --model (a hub id or a folder), --adapter DIR or --run DIR")
@@ -66,6 +67,7 @@ def resolve(cfg: Config, adapter: str | None = None, run: str | None = None) -> 
 
 
 def _from_run(cfg: Config, root: Path) -> Source:
+    cfg = _base_as_trained(cfg, root)
     if (root / "adapter" / ADAPTER_FILE).is_file():
         return Source(_with_base(cfg, root / "adapter"), root / "adapter", root.name)
     if (root / "model" / "config.json").is_file():  # a full fine-tune saves a whole model
@@ -75,6 +77,21 @@ def _from_run(cfg: Config, root: Path) -> Source:
         raise MedtuneError(f"{root}: no adapter/ or model/ and no checkpoint with an adapter: has training run?")
     log.warning("%s has no final adapter yet: using its latest checkpoint, %s", root, checkpoint.name)
     return Source(_with_base(cfg, checkpoint), checkpoint, f"{root.name}@{checkpoint.name}")
+
+
+def _base_as_trained(cfg: Config, root: Path) -> Config:
+    """A relative model.name ('./runs/tiny-llama') means what it meant where training ran (run.json's
+    working_dir), so a run is usable from any folder."""
+    name = cfg.model.name
+    if not name or Path(name).is_absolute() or Path(name).exists():
+        return cfg
+    try:
+        working_dir = json.loads((root / "run.json").read_text(encoding="utf-8")).get("working_dir")
+    except (OSError, ValueError):
+        return cfg
+    if working_dir and (Path(working_dir) / name).exists():
+        return _with_model(cfg, str(Path(working_dir) / name))
+    return cfg
 
 
 def _latest_checkpoint(root: Path) -> Path | None:

@@ -10,7 +10,7 @@ import time
 import uuid
 from typing import Literal
 
-from pydantic import BaseModel, Field
+from pydantic import BaseModel, ConfigDict, Field
 
 from medtune.data.records import Message
 from medtune.inference.engine import Generation
@@ -50,6 +50,7 @@ class StreamOptions(BaseModel):
 class Sampling(BaseModel):
     """Fields both endpoints share; unset ones take the server's defaults."""
 
+    model_config = ConfigDict(strict=True)  # "max_tokens": "10" is a client bug to report, as OpenAI does
     model: str
     max_tokens: int | None = Field(None, ge=1)
     temperature: float | None = Field(None, ge=0, le=2)

@@ -43,10 +43,12 @@ class SamplingParams:
 
     @property
     def batch_key(self) -> tuple:
-        """What the rows of one batch must share; max_tokens and stop strings are per row."""
+        """What the rows of one batch must share; max_tokens and stop strings are per row. A seeded sample runs
+        alone: its random draws then depend on its seed only, not on which rows shared its batch."""
         if self.greedy:
             return (False, self.repetition_penalty, self.ignore_eos)
-        return (True, self.temperature, self.top_p, self.top_k, self.repetition_penalty, self.seed, self.ignore_eos)
+        alone = id(self) if self.seed is not None else None
+        return (True, self.temperature, self.top_p, self.top_k, self.repetition_penalty, alone, self.ignore_eos)
 
     def generation_config(self, max_new_tokens: int, eos_ids: list[int], pad_id: int | None):
         """Every knob set explicitly, so the model's own sampling defaults (e.g. top_k=50) do not leak in."""

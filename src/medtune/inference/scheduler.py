@@ -2,7 +2,9 @@
 
 Waiting requests that share sampling settings (SamplingParams.batch_key) run together, up to max_batch rows, so
 16 clients at once cost about one generation, not sixteen; each row has its own output, so answers never mix.
-A cancelled request (its client left) is skipped while it waits, and stops at the next step once running.
+A cancelled request (its client left) is skipped while it waits, and stops at the next step once running. Each row's
+answer is handed over the step it ends; a request that arrives while a batch runs waits for that batch to end
+(transformers' generate takes no new rows mid-flight), so a server's --max-tokens-cap bounds that wait.
 Events reach the asyncio side through loop.call_soon_threadsafe.
 """
 
@@ -22,6 +24,7 @@ class Job:
         self.request, self.loop = request, loop
         self.events: asyncio.Queue = asyncio.Queue()
         request.on_delta = self.post if stream else None  # unstreamed rows are decoded once, at the end
+        self.finished = False
 
     def post(self, item) -> None:
         try:
@@ -67,12 +70,16 @@ class Scheduler:
 
     def _work(self) -> None:
         while (batch := self._next_batch()) is not None:
+            for job in batch:
+                job.request.on_finish = lambda gen, job=job: self._finish(job, gen)
             try:
-                generations = self.engine.run([job.request for job in batch])
+                self.engine.run([job.request for job in batch])
             except Exception as error:  # noqa: BLE001 - handed to every waiting client as a 500
-                self._finish(batch, [error] * len(batch), failed=True)
-            else:
-                self._finish(batch, generations)
+                for job in batch:
+                    if not job.finished:
+                        self._finish(job, error, failed=True)
+            with self._cond:
+                self.running = []
 
     def _next_batch(self) -> list[Job] | None:
         """The oldest live job and every waiting job that can share its batch; None once closed."""
@@ -103,11 +110,10 @@ class Scheduler:
                 chosen.append(job)
         return chosen
 
-    def _finish(self, batch: list[Job], results: list, failed: bool = False) -> None:
+    def _finish(self, job: Job, result, failed: bool = False) -> None:
+        """Hand one row's Generation (or the batch's error) to its client, as soon as that row is done."""
         with self._cond:
-            self.running = []
-            for result in results:
-                cancelled = not failed and result.finish_reason == "cancelled"
-                self.counts["failed" if failed else "cancelled" if cancelled else "finished"] += 1
-        for job, result in zip(batch, results):
-            job.post(result)
+            job.finished = True
+            cancelled = not failed and result.finish_reason == "cancelled"
+            self.counts["failed" if failed else "cancelled" if cancelled else "finished"] += 1
+        job.post(result)

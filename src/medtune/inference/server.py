@@ -17,8 +17,8 @@ import json
 import os
 from contextlib import asynccontextmanager
 
-from fastapi import Depends, FastAPI, Header, Request
-from fastapi.responses import StreamingResponse
+from fastapi import FastAPI, Request
+from fastapi.responses import JSONResponse, StreamingResponse
 
 from medtune.errors import MedtuneError
 from medtune.inference import openai_api as api
@@ -47,16 +47,25 @@ def create_app(engine: Engine, defaults: SamplingParams | None = None, *, api_ke
     app = FastAPI(title="medtune", lifespan=lifespan)
     install_error_handlers(app)
 
-    def authorize(authorization: str | None = Header(None)) -> None:
-        check_key(api_key, authorization)
+    @app.middleware("http")
+    async def authorize(request: Request, call_next):
+        # before the body is read: a caller without the key learns nothing about the request's validity
+        if request.url.path.startswith("/v1/"):
+            try:
+                check_key(api_key, request.headers.get("authorization"))
+            except api.APIError as error:
+                return JSONResponse(error.body(), status_code=error.status)
+        return await call_next(request)
 
-    def submit(request: Request, make, stream: bool) -> Job:
+    def submit(request: Request, makers: list, stream: bool) -> list[Job]:
+        """Every prompt checked before any is queued: a rejected request runs nothing."""
         try:
-            job = Job(make(), asyncio.get_running_loop(), stream)
+            jobs = [Job(make(), asyncio.get_running_loop(), stream) for make in makers]
         except MedtuneError as error:  # prompt too long, bad sampling values, a template that rejects the chat
             raise api.APIError(400, str(error), code=_code(str(error))) from None
-        request.app.state.scheduler.submit(job)
-        return job
+        for job in jobs:
+            request.app.state.scheduler.submit(job)
+        return jobs
 
     def check(body: api.Sampling, max_tokens: int | None) -> SamplingParams:
         if body.model != engine.name:
@@ -74,15 +83,15 @@ def create_app(engine: Engine, defaults: SamplingParams | None = None, *, api_ke
     async def health(request: Request):
         return {"status": "ok", "model": engine.name, **request.app.state.scheduler.stats()}
 
-    @app.get("/v1/models", dependencies=[Depends(authorize)])
+    @app.get("/v1/models")
     async def models():
         return api.models_list(engine.name, created, engine.context_length)
 
-    @app.post("/v1/chat/completions", dependencies=[Depends(authorize)])
+    @app.post("/v1/chat/completions")
     async def chat(body: api.ChatRequest, request: Request):
         params = check(body, body.max_completion_tokens)
         messages = [m.to_message() for m in body.messages]
-        job = submit(request, lambda: engine.request(messages, params), body.stream)
+        [job] = submit(request, [lambda: engine.request(messages, params)], body.stream)
         ident = api.new_id("chatcmpl")
         if body.stream:
             usage = bool(body.stream_options and body.stream_options.include_usage)
@@ -90,14 +99,14 @@ def create_app(engine: Engine, defaults: SamplingParams | None = None, *, api_ke
         gen = await _result(job, request)
         return api.chat_completion(gen, engine.name, ident, api.now())
 
-    @app.post("/v1/completions", dependencies=[Depends(authorize)])
+    @app.post("/v1/completions")
     async def completions(body: api.CompletionRequest, request: Request):
         params = check(body, None)
         prompts = [body.prompt] if isinstance(body.prompt, str) else body.prompt
         if not prompts or (body.stream and len(prompts) > 1):
             raise api.APIError(400, "prompt: give one prompt (or, unstreamed, a non-empty list)", "prompt")
-        jobs = [submit(request, lambda p=p: engine.request(params=params, prompt=p, raw=True), body.stream)
-                for p in prompts]
+        jobs = submit(request, [lambda p=p: engine.request(params=params, prompt=p, raw=True) for p in prompts],
+                      body.stream)
         ident = api.new_id("cmpl")
         if body.stream:
             return StreamingResponse(_completion_events(jobs[0], ident, engine.name), media_type="text/event-stream")

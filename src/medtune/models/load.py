@@ -216,8 +216,17 @@ def describe_device(device: str | None = None) -> str:
     return device
 
 
+def reset_peak_memory() -> None:
+    """Start a new peak on the GPU (per generation, not per process); the CPU's resident-set peak cannot be reset."""
+    import torch
+
+    if torch.cuda.is_available() and torch.cuda.is_initialized():
+        torch.cuda.reset_peak_memory_stats()
+
+
 def peak_memory_mb() -> float:
-    """Peak memory so far: CUDA max allocated when torch has used a GPU, else the process's max resident set."""
+    """Peak memory so far: CUDA max allocated since the last reset when torch has used a GPU, else the process's
+    max resident set."""
     import torch
 
     if torch.cuda.is_available() and torch.cuda.is_initialized():

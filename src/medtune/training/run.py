@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import sys
 import time
 from dataclasses import dataclass
@@ -78,7 +79,7 @@ def _checkpoint_to_resume(run: rd.RunDir, resume) -> Path | None:
 
 def _start(cfg: Config, run: rd.RunDir, prepared, tokenizer, encoded, data: DataSummary, checkpoint, out) -> dict:
     """Files written before the first step: config, prepared data, run.json (status running)."""
-    from medtune.prepare import prepared_dir, write_outputs
+    from medtune.prepare import overwritten_input, prepared_dir, write_outputs
 
     run.root.mkdir(parents=True, exist_ok=True)
     run.clear_staging()
@@ -88,9 +89,11 @@ def _start(cfg: Config, run: rd.RunDir, prepared, tokenizer, encoded, data: Data
         _check_same_run(cfg, run, previous, data_hash, out)
         rd.truncate_metrics(run.metrics, _step_of(checkpoint))
     cfg.save(run.root / "config.yaml")
-    write_outputs(prepared, cfg, prepared_dir(cfg), tokenizer)
+    if not overwritten_input(prepared_dir(cfg), cfg):  # training on prepare's own files: they stay as they are
+        write_outputs(prepared, cfg, prepared_dir(cfg), tokenizer)
     info = {"status": "running", "seed": cfg.seed, "data_hash": data_hash, "versions": rd.versions(),
             "git_commit": rd.git_commit(), "data": {**data.__dict__, "dropped": _counts(data.dropped)},
+            "working_dir": os.getcwd(),  # what relative paths in config.yaml mean
             "resumed_from": [*previous.get("resumed_from", []), *([str(checkpoint)] if checkpoint else [])]}
     rd.write_json(run.run_json, info)
     return info
