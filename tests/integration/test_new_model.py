@@ -117,3 +117,34 @@ def test_cli_errors_are_one_line(tmp_path, capsys):
     bad.write_text('{"a": "ok"}\n{oops\n')
     assert cli(["new-model", "--out", str(tmp_path / "m"), "--data", str(bad)]) == 2
     assert f"{bad}:2: not valid JSON" in capsys.readouterr().err
+    taken = tmp_path / "taken"
+    taken.write_text("a file")
+    assert cli(["new-model", "--out", str(taken)]) == 2
+    assert capsys.readouterr().err.strip().endswith(f"{taken} exists and is not a folder")
+    assert cli(["new-model"]) == 2
+    assert "give --out DIR" in capsys.readouterr().err
+    assert cli(["new-model", "--out", str(tmp_path / "w"), "--pretrain-steps", "-1"]) == 2
+
+
+def test_out_comes_from_the_configs_model_name(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "cfg.yaml").write_text("model: {name: ./models/tiny}\n")
+    assert cli(["new-model", "cfg.yaml", "--arch", "phi3"]) == 0
+    assert json.loads((tmp_path / "models/tiny/config.json").read_text())["model_type"] == "phi3"
+    info = json.loads((tmp_path / "models/tiny/medtune_new_model.json").read_text())
+    assert info["arch"] == "phi3" and info["warm_up"] is None
+    (tmp_path / "hub.yaml").write_text("model: {name: microsoft/Phi-4-mini-instruct}\n")
+    assert cli(["new-model", "hub.yaml"]) == 2
+
+
+def test_warm_up_teaches_the_text_and_is_recorded(tmp_path, capsys):
+    assert cli(["new-model", "--out", str(tmp_path / "w"), "--pretrain-steps", "40"]) == 0
+    assert "warm-up: 40 steps" in capsys.readouterr().out
+    warm = json.loads((tmp_path / "w" / "medtune_new_model.json").read_text())["warm_up"]
+    assert warm["steps"] == 40 and warm["last_loss"] < warm["first_loss"] - 1.0
+    model = AutoModelForCausalLM.from_pretrained(tmp_path / "w")
+    tokenizer = AutoTokenizer.from_pretrained(tmp_path / "w")
+    ids = tokenizer("The patient presents with fever and", return_tensors="pt")["input_ids"]
+    random = AutoModelForCausalLM.from_pretrained(build_tiny_model("llama", tmp_path / "r"))
+    with torch.no_grad():
+        assert model(input_ids=ids, labels=ids).loss < random(input_ids=ids, labels=ids).loss

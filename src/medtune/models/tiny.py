@@ -47,20 +47,39 @@ CHAT_TEMPLATE = (
 ROPE_THETA = {"llama": 10000.0, "mistral": 10000.0, "phi3": 10000.0, "qwen2": 1000000.0}
 
 DEFAULT_TEXT = "medical_tiny.jsonl"  # 18 medical-o1 records (see assets/README.md)
+BUILD_INFO = "medtune_new_model.json"  # how the folder was made (arch, size, seed, text, warm-up figures)
 
 
-def build_tiny_model(arch: str, out_dir, data_file=None, size: str = "tiny", seed: int = 0) -> Path:
-    """Write a random-weight `arch` model and a tokenizer trained on `data_file` (or the bundled text) to out_dir."""
+def build_tiny_model(arch: str, out_dir, data_file=None, size: str = "tiny", seed: int = 0,
+                     pretrain_steps: int = 0) -> Path:
+    """Write a random-weight `arch` model and a tokenizer trained on `data_file` (or the bundled text) to out_dir;
+    with pretrain_steps, the model is first warmed up on that text. How it was made goes to BUILD_INFO."""
     if arch not in ARCHS:
         raise MedtuneError(f"unknown arch {arch!r}; choose one of {', '.join(ARCHS)}")
     if size not in SIZES:
         raise MedtuneError(f"unknown size {size!r}; choose one of {', '.join(SIZES)}")
     out = Path(out_dir)
-    tokenizer = train_tokenizer(read_texts(data_file), SIZES[size]["vocab_size"])
+    for p in (out, *out.parents):  # before the tokenizer is trained, not after
+        if p.exists() and not p.is_dir():
+            raise MedtuneError(f"--out {out}: {p} exists and is not a folder")
+    if pretrain_steps < 0:
+        raise MedtuneError(f"--pretrain-steps {pretrain_steps}: give 0 (random weights) or more")
+    texts = read_texts(data_file)
+    tokenizer = train_tokenizer(texts, SIZES[size]["vocab_size"])
     model = random_model(arch, size, tokenizer, seed)
+    warm = None
+    if pretrain_steps:
+        from medtune.models.warmup import warm_up
+
+        try:
+            warm = warm_up(model, tokenizer, texts, pretrain_steps, seed)
+        except ValueError as e:
+            raise MedtuneError(f"--pretrain-steps: {e}") from None
     out.mkdir(parents=True, exist_ok=True)
     model.save_pretrained(out, safe_serialization=True)
     tokenizer.save_pretrained(out)
+    info = {"arch": arch, "size": size, "seed": seed, "data": str(data_file or DEFAULT_TEXT), "warm_up": warm}
+    (out / BUILD_INFO).write_text(json.dumps(info, indent=2) + "\n", encoding="utf-8")
     return out
 
 
@@ -151,23 +170,52 @@ def model_config(arch: str, size: str, tokenizer):
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
+    from medtune.cliargs import add_config_arguments
+
+    parser.description = (
+        "Build a small random-weight model of a real transformers architecture and a byte-level BPE tokenizer "
+        "trained on the spot (chat template, <think> tokens), saved as safetensors in a folder that transformers "
+        "and mlx-lm load. For tests, demos and machines without the model hub. With a config and no --out, the "
+        "model is written where the config's model.name points."
+    )
+    add_config_arguments(parser)
     parser.add_argument("--arch", choices=ARCHS, default="llama", help="transformers architecture (default llama)")
-    parser.add_argument("--out", required=True, help="folder to write the model into")
+    parser.add_argument("--out", help="folder to write the model into (default: the config's model.name)")
     parser.add_argument("--data", help="text to train the tokenizer on: .jsonl (string values) or plain text; "
                                        "default: bundled medical records")
     parser.add_argument("--size", choices=tuple(SIZES), default="tiny",
                         help="tiny (~140k parameters, 2 blocks), small (~2.9M, 4 blocks) or medium (~27M, 4 blocks of "
                              "width 768, for benchmarks)")
     parser.add_argument("--seed", type=int, default=0, help="seed for the random weights")
+    parser.add_argument("--pretrain-steps", type=int, default=0, metavar="N",
+                        help="warm the model up with N steps of next-token training on the same text, so it writes "
+                             "words before any fine-tuning (the demo uses 300; default 0: random weights)")
 
 
 def main(args: argparse.Namespace) -> int:
     start = time.perf_counter()
-    out = build_tiny_model(args.arch, args.out, args.data, args.size, args.seed)
+    out = build_tiny_model(args.arch, _out_dir(args), args.data, args.size, args.seed, args.pretrain_steps)
+    warm = json.loads((out / BUILD_INFO).read_text(encoding="utf-8"))["warm_up"]
+    if warm:
+        print(f"warm-up: {warm['steps']} steps on {warm['tokens']:,} tokens of text, loss {warm['first_loss']:.2f} "
+              f"-> {warm['last_loss']:.2f} in {warm['seconds']:.1f}s")
     params = _count_params(out)
     print(f"new-model: {args.arch} ({args.size}, {params:,} parameters) written to {out} "
           f"in {time.perf_counter() - start:.1f}s")
     return 0
+
+
+def _out_dir(args: argparse.Namespace) -> str:
+    if args.out:
+        return args.out
+    from medtune.cliargs import load_config
+
+    if not (args.config or args.items):
+        raise MedtuneError("give --out DIR, or a config whose model.name is the folder to write")
+    name = load_config(args).model.name
+    if not name or not name.startswith((".", "/", "~")):
+        raise MedtuneError(f"the config's model.name {name!r} is not a local folder path (./..., /...): give --out DIR")
+    return str(Path(name).expanduser())
 
 
 def _count_params(folder: Path) -> int:
