@@ -34,6 +34,7 @@ def prepare(cfg: Config, tokenizer=None) -> Prepared:
     """Records from the configured sources, split, and (with a tokenizer) encoded and length-audited."""
     started = time.perf_counter()
     report: dict = {"notes": []}
+    cfg = with_prepared_splits(cfg, report)
     records = _load_train(cfg, report)
     splits = _split(cfg, records, report)
     prepared = Prepared(splits, report=report)
@@ -46,6 +47,24 @@ def prepare(cfg: Config, tokenizer=None) -> Prepared:
         report["notes"].append("no model.name given: token-length audit skipped")
     report["seconds"] = round(time.perf_counter() - started, 2)
     return prepared
+
+
+def with_prepared_splits(cfg: Config, report: dict) -> Config:
+    """data.train_file naming a folder of split files (prepare's output, mlx-lm's --data layout) means its
+    train/valid/test.jsonl as they are, not train.jsonl split again."""
+    import dataclasses
+
+    folder = Path(cfg.data.train_file or "")
+    if not (folder.is_dir() and (folder / "train.jsonl").is_file()):
+        return cfg
+    files = {key: str(folder / f"{name}.jsonl") for name, key in SPLIT_FILES.items()
+             if (folder / f"{name}.jsonl").is_file() and not (name != "train" and getattr(cfg.data, key))}
+    given = {name: files.get(key) or (getattr(cfg.data, key) if name != "train" else None)
+             for name, key in SPLIT_FILES.items()}
+    report["notes"].append(f"{folder} holds split files: used as they are ("
+                           + ", ".join(f"{n} {p}" for n, p in given.items() if p) + ")")
+    data = dataclasses.replace(cfg.data, **files, split="1,0,0")  # nothing is cut from train.jsonl
+    return dataclasses.replace(cfg, data=data)
 
 
 def _load_train(cfg: Config, report: dict) -> list[Record]:
@@ -197,6 +216,7 @@ def check_out_dir(out_dir: Path, cfg: Config) -> None:
 def overwritten_input(out_dir: Path, cfg: Config) -> str | None:
     """'data.train_file PATH' when writing the split files into out_dir would replace an input file."""
     outputs = {(out_dir / f"{name}.jsonl").resolve() for name in SPLIT_FILES}
+    cfg = with_prepared_splits(cfg, {"notes": []})
     for key in SPLIT_FILES.values():
         given = getattr(cfg.data, key)
         if given and Path(given).resolve() in outputs:

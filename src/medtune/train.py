@@ -42,10 +42,20 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 def main(args: argparse.Namespace) -> int:
     from medtune.training.run import train
 
+    _resume_is_not_a_config(args)
     cfg = load_config(args, {key: getattr(args, flag) for flag, key in FLAG_KEYS.items()})
     quiet_libraries()
     train(cfg, resume=args.resume, dry_run=args.dry_run)
     return 0
+
+
+def _resume_is_not_a_config(args: argparse.Namespace) -> None:
+    """`--resume` takes an optional PATH, so argparse hands it whatever follows: a config file or a key=value
+    override written after --resume goes back to the positional arguments it belongs to."""
+    value = args.resume
+    if isinstance(value, str) and ("=" in value or value.endswith((".yaml", ".yml"))):
+        args.items = [value, *args.items] if "=" not in value else [*args.items, value]
+        args.resume = True
 
 
 def quiet_libraries() -> None:
@@ -58,10 +68,17 @@ def quiet_libraries() -> None:
     logging.getLogger("trl").setLevel(logging.ERROR)
     log = logging.getLogger("medtune")
     if not log.handlers:
-        handler = logging.StreamHandler(sys.stderr)
+        handler = _StderrHandler()
         handler.setFormatter(logging.Formatter("warning: %(message)s"))
         log.addHandler(handler)
         log.setLevel(logging.WARNING)
+
+
+class _StderrHandler(logging.Handler):
+    """Writes to sys.stderr as it is at each warning (a StreamHandler keeps the stream of its first call)."""
+
+    def emit(self, record: logging.LogRecord) -> None:
+        print(self.format(record), file=sys.stderr)
 
 
 if __name__ == "__main__":

@@ -133,14 +133,11 @@ def test_full_fine_tune_trains_every_weight_and_saves_a_model(tiny_llama, tmp_pa
 
 
 @pytest.mark.slow
-def test_qlora_runs_on_cpu_or_says_why_not(tiny_llama, tmp_path):
+def test_qlora_runs_on_cpu(tiny_llama, tmp_path):
+    pytest.importorskip("bitsandbytes")  # installed by the dev extra; its CPU backend runs 4-bit NF4 here
     cfg = cfg_for(tiny_llama, tmp_path / "run", **{"training.method": "qlora", "training.max_steps": 3})
     capture = Capture()
-    try:
-        result = train(cfg, callbacks=[capture])
-    except MedtuneError as e:  # bitsandbytes without a CPU backend: one clear line, naming the way out
-        assert "qlora" in str(e) and "bitsandbytes" in str(e)
-        return
+    result = train(cfg, callbacks=[capture])
     assert result.status == "completed"
     assert all(torch.isfinite(torch.tensor(r["train_loss"])) for r in metrics(result.run_dir) if "train_loss" in r)
     assert (result.weights_dir / "adapter_model.safetensors").is_file()

@@ -73,6 +73,8 @@ def test_nan_loss_stops_with_the_step_and_keeps_the_last_good_checkpoint(tiny_ll
     checkpoints = sorted(p.name for p in (tmp_path / "run" / "checkpoints").glob("checkpoint-*"))
     assert checkpoints and f"checkpoint-{step}" not in checkpoints and f"checkpoint-{step - 1}" in message
     assert not (tmp_path / "run" / "adapter").exists()
+    info = json.loads((tmp_path / "run" / "run.json").read_text())
+    assert info["status"] == "failed" and "NaN" in info["error"]  # not left saying "running"
     assert main(["train", "--config", str(tmp_path / "run" / "config.yaml"), "--resume"]) == 2  # NaN again: exit 2
 
 
@@ -151,11 +153,44 @@ def test_dry_run_prints_the_plan_and_writes_nothing(tiny_models, tmp_path, capsy
      "needs validation examples"),
     ({"lora.target_modules": ["q_proj", "wq"]}, "no layer named 'wq'"),
     ({"model.max_length": 16}, "no training example left after the length policy"),
+    ({"training.lr_scheduler": "cosin"}, "'cosin' is not a transformers scheduler; did you mean 'cosine'"),
+    ({"training.batch_size": 0}, "training.batch_size = 0 must be at least 1"),
+    ({"training.gradient_accumulation_steps": 0}, "must be at least 1"),
+    ({"training.logging_steps": 0}, "training.logging_steps = 0 must be at least 1"),
+    ({"training.learning_rate": -1}, "must be above 0"),
+    ({"lora.dropout": 1.5}, r"lora.dropout = 1.5 must be in \[0, 1\)"),
+    ({"training.eval_steps": 0}, "training.eval_steps = 0 must be at least 1"),
+    ({"lora.method": "full", "training.method": "lora"}, "disagree"),
 ])
 def test_refused_before_training(tiny_llama, tmp_path, values, message):
     with pytest.raises(MedtuneError, match=message):
         train(cfg_for(tiny_llama, tmp_path / "run", **values))
     assert not (tmp_path / "run" / "checkpoints").exists()
+    info_file = tmp_path / "run" / "run.json"
+    assert not info_file.exists() or json.loads(info_file.read_text())["status"] == "failed"
+
+
+def test_dry_run_names_the_attention_kernel_the_run_will_use(tiny_llama, tmp_path, capsys):
+    train(cfg_for(tiny_llama, tmp_path / "run", **{"model.attn_implementation": "eager"}), dry_run=True)
+    assert "attention eager" in capsys.readouterr().out
+
+
+def test_resume_flag_leaves_config_paths_and_overrides_where_they_belong(tiny_llama, tmp_path, capsys):
+    recipe = tmp_path / "recipe.yaml"
+    cfg_for(tiny_llama, tmp_path / "run").save(recipe)
+    for argv in (["train", str(recipe), "--resume", "training.max_steps=3"], ["train", "--resume", str(recipe)]):
+        assert main(argv) == 2
+        assert "nothing to resume" in capsys.readouterr().err  # read as the config, not as a checkpoint path
+
+
+def test_a_prepared_folder_trains_on_its_own_splits(tiny_llama, tmp_path):
+    from medtune.training.run import _prepare
+
+    assert main(["prepare", "--data", str(SAMPLE), "--limit", "40", "--split", "0.8,0.1,0.1",
+                 "--out", str(tmp_path / "prep")]) == 0
+    _, prepared, _, _ = _prepare(cfg_for(tiny_llama, tmp_path / "run", **{"data.train_file": str(tmp_path / "prep"),
+                                                                          "model.max_length": 4096}))
+    assert {n: len(r) for n, r in prepared.splits.items()} == {"train": 32, "valid": 4, "test": 4}
 
 
 def test_common_layout_early_stopping_evaluates_every_tenth_of_the_run():

@@ -2,6 +2,7 @@
 losses as an uninterrupted run and ends with the same adapter; early stopping keeps the best adapter."""
 
 import json
+import shutil
 import signal
 import subprocess
 import sys
@@ -108,3 +109,33 @@ def test_early_stopping_stops_and_keeps_the_best_adapter(tiny_llama, tmp_path, c
     final = adapter(tmp_path / "run")
     assert all(torch.equal(final[k], best_ckpt[k]) for k in final) and info["weights_from_best"]
     assert f"best validation loss {best['val_loss']:.4f} at step {best['step']}" in capsys.readouterr().out
+    stopped = rf"stopped early at step {result.global_step} \(best step {best['step']}\)"
+    with pytest.raises(MedtuneError, match=stopped):
+        train(cfg, resume=True)  # it would only stop again
+
+
+@pytest.mark.slow
+def test_resuming_a_finished_run_trains_nothing_and_a_killed_last_step_is_completed(tiny_llama, tmp_path):
+    cfg = cfg_for(tiny_llama, tmp_path / "run", **{"training.max_steps": 3, "training.save_steps": 3})
+    train(cfg)
+    before = adapter(tmp_path / "run")
+    with pytest.raises(MedtuneError, match="finished at step 3 of 3: nothing to resume; raise training.max_steps"):
+        train(cfg, resume=True)
+    # killed after its last checkpoint, before adapter/ was written: resume writes it from the checkpoint
+    shutil.rmtree(tmp_path / "run" / "adapter")
+    info = json.loads((tmp_path / "run" / "run.json").read_text())
+    (tmp_path / "run" / "run.json").write_text(json.dumps({**info, "status": "running"}))
+    result = train(cfg, resume=True)
+    assert result.status == "completed" and result.global_step == 3
+    after = adapter(tmp_path / "run")
+    assert all(torch.equal(before[k], after[k]) for k in before)
+    assert [s for s, _, _ in curve(tmp_path / "run")] == [1, 2, 3]  # no extra step was trained or logged
+    assert not (tmp_path / "run" / "checkpoints" / "checkpoint-4").exists()
+
+
+def test_a_fresh_start_does_not_append_to_an_unfinished_start_s_metrics(tiny_llama, tmp_path):
+    run = tmp_path / "run"
+    run.mkdir()
+    (run / "metrics.jsonl").write_text('{"step": 1, "train_loss": 9.0}\n{"step": 2, "train_loss": 9.0}\n')
+    train(cfg_for(tiny_llama, run, **{"training.max_steps": 2}))
+    assert [s for s, _, _ in curve(run)] == [1, 2] and 9.0 not in [loss for _, loss, _ in curve(run)]

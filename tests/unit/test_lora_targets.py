@@ -81,7 +81,7 @@ def test_unknown_name_lists_the_model_layers(models):
     with pytest.raises(ConfigError) as e:
         resolve_target_modules(models["phi3"], ["q_proj", "query"])
     assert str(e.value) == ("lora.target_modules: no layer named 'query' in Phi3; its linear layers are o_proj, "
-                            "qkv_proj, gate_up_proj, down_proj (or a preset: attention, mlp, all-linear)")
+                            "qkv_proj, gate_up_proj, down_proj, lm_head (or a preset: attention, mlp, all-linear)")
 
 
 def test_empty_list_is_an_error(models):
@@ -141,3 +141,23 @@ def test_an_already_wrapped_model_lists_its_layers_once(tiny_models):
     peft_model = get_peft_model(model, build_peft_config(LoraConfig(target_modules="attention"), model))
     assert [n.removeprefix("base_model.model.") for n in linear_layers(peft_model)] == before
     assert resolve_target_modules(peft_model, "mlp")[0] == ["gate_up_proj", "down_proj"]
+
+
+def test_full_paths_regular_expressions_and_the_head_reach_peft(models):
+    import copy
+
+    model = models["phi3"]
+    path = "model.layers.0.self_attn.qkv_proj"
+    names, _ = resolve_target_modules(model, [path, "lm_head"])
+    assert names == ["lm_head", path]
+    adapted = wrapped(get_peft_model(copy.deepcopy(model), build_peft_config(LoraConfig(target_modules=[path]),
+                                                                             model)))
+    assert adapted == [path]
+    names, _ = resolve_target_modules(model, r".*\.1\.self_attn\.(qkv|o)_proj")
+    assert names == ["model.layers.1.self_attn.o_proj", "model.layers.1.self_attn.qkv_proj"]
+    for bad, message in [(["model.layers.9.mlp.down_proj"], "no linear layer at"), ("(", "not a valid regular"),
+                         (r".*nothing", "matches no linear layer")]:
+        with pytest.raises(ConfigError, match=message):
+            resolve_target_modules(model, bad)
+    with pytest.raises(ConfigError, match="num_layers picks blocks by layer name"):
+        resolve_target_modules(model, [path], num_layers=1)

@@ -54,16 +54,50 @@ def resolve_target_modules(model, requested, num_layers: int | None = None) -> t
     names, warnings = _names(model, paths, requested)
     if num_layers is None:
         return names, warnings
+    if any("." in n for n in names):
+        raise ConfigError("lora.num_layers picks blocks by layer name: give target_modules as names or a preset, "
+                          "not full paths or a regular expression")
     return _top_blocks(model, paths, names, num_layers, warnings), warnings
 
 
 def _names(model, paths: list[str], requested) -> tuple[list[str], list[str]]:
     if isinstance(requested, str) and requested.replace("_", "-") in PRESETS:
         return _preset(model, paths, requested.replace("_", "-")), []
+    if isinstance(requested, str) and _REGEX_CHARS.search(requested):
+        return _regex(model, paths, requested), []
     asked = [requested] if isinstance(requested, str) else list(requested)
     if not asked:
         raise ConfigError("lora.target_modules is empty; give names or a preset: " + ", ".join(PRESETS))
-    return _map_names(model, leaf_names(paths), asked)
+    full = [a for a in asked if "." in a]  # full module paths (model.layers.0.self_attn.q_proj), as PEFT takes
+    for path in full:
+        if not any(p == path or p.endswith("." + path) for p in paths):
+            raise ConfigError(f"lora.target_modules: no linear layer at {path!r} in {_arch(model)} "
+                              f"(e.g. {paths[0]})")
+    head = _head_name(model)
+    names, warnings = _map_names(model, [*leaf_names(paths), *([head] if head else [])],
+                                 [a for a in asked if "." not in a])
+    return [*names, *full], warnings
+
+
+_REGEX_CHARS = re.compile(r"[\\^$*+?\[\]()|{}]")
+
+
+def _regex(model, paths: list[str], pattern: str) -> list[str]:
+    """A regular expression (PEFT's own string form): matched whole against every linear layer's path."""
+    try:
+        matched = [p for p in paths if re.fullmatch(pattern, p)]
+    except re.error as e:
+        raise ConfigError(f"lora.target_modules = {pattern!r} is not a valid regular expression ({e})") from None
+    if not matched:
+        raise ConfigError(f"lora.target_modules = {pattern!r} matches no linear layer of {_arch(model)} "
+                          f"(paths look like {paths[0]})")
+    return matched
+
+
+def _head_name(model) -> str | None:
+    """The output head's name (lm_head): not adapted by presets, but may be asked for by name."""
+    head = model.get_output_embeddings()
+    return next((n.rsplit(".", 1)[-1] for n, m in model.named_modules() if m is head and n), None)
 
 
 def _preset(model, paths: list[str], preset: str) -> list[str]:

@@ -50,6 +50,7 @@ def plan(cfg: Config, has_eval: bool, n_train: int, varlen_attention: bool = Fal
         raise ConfigError("training.optimizer = adamw_8bit needs bitsandbytes: pip install 'medtune[qlora]'")
     if t.max_steps == -1 and t.epochs <= 0:
         raise ConfigError("set training.max_steps > 0, or training.epochs > 0 with max_steps -1")
+    _check_scheduler(t.lr_scheduler)
     total = total_steps(cfg, n_train)
     eval_steps = t.eval_steps if has_eval else None
     if t.early_stopping_patience is not None:
@@ -58,8 +59,21 @@ def plan(cfg: Config, has_eval: bool, n_train: int, varlen_attention: bool = Fal
         if t.save_steps not in (None, eval_steps):
             raise ConfigError(f"early stopping keeps the best checkpoint, so every evaluation must be saved: set "
                               f"training.save_steps to eval_steps ({eval_steps}) or leave it unset")
-    save_steps = t.save_steps or eval_steps
+    save_steps = t.save_steps or eval_steps or max(1, total // 10)  # a killed run can always be resumed
     return Plan(packing, micro_batch, accumulation, has_eval, eval_steps, save_steps, total)
+
+
+def _check_scheduler(name: str) -> None:
+    """The Trainer's scheduler names, checked before the run directory is touched."""
+    import difflib
+
+    from transformers.trainer_utils import SchedulerType
+
+    names = [s.value for s in SchedulerType]
+    if name not in names:
+        close = difflib.get_close_matches(name, names, n=1)
+        hint = f"; did you mean {close[0]!r}?" if close else f"; one of {', '.join(names)}"
+        raise ConfigError(f"training.lr_scheduler = {name!r} is not a transformers scheduler{hint}")
 
 
 def varlen_attention(cfg: Config) -> bool:
@@ -116,7 +130,8 @@ def sft_config(cfg: Config, run: RunDir, p: Plan, dtype, device: str):
 def _optimizer_args(cfg: Config) -> dict:
     t = cfg.training
     warmup = t.warmup_steps if t.warmup_steps > 0 else t.warmup_ratio  # a float < 1 is a share of the steps
-    return dict(learning_rate=t.learning_rate, lr_scheduler_type=t.lr_scheduler, warmup_steps=warmup,
+    return dict(learning_rate=t.learning_rate, lr_scheduler_type=t.lr_scheduler,
+                lr_scheduler_kwargs=dict(t.lr_scheduler_kwargs), warmup_steps=warmup,
                 optim=OPTIMIZERS[t.optimizer], weight_decay=t.weight_decay, max_grad_norm=t.max_grad_norm)
 
 

@@ -13,7 +13,13 @@ def describe_targets(cfg: Config, plan) -> dict:
     from accelerate import init_empty_weights
     from transformers import AutoModelForCausalLM
 
-    from medtune.models.load import default_device, describe_device, load_config, resolve_dtype
+    from medtune.models.load import (
+        default_device,
+        describe_device,
+        load_config,
+        resolve_attn_implementation,
+        resolve_dtype,
+    )
     from medtune.training.trainer import describe
 
     device = default_device()
@@ -22,8 +28,9 @@ def describe_targets(cfg: Config, plan) -> dict:
         from medtune.models.load import nf4_config
 
         nf4_config(dtype)  # fails now, not hours later, when bitsandbytes is missing
+    attention = resolve_attn_implementation(cfg.model.attn_implementation, dtype, device)
     with init_empty_weights():
-        model = AutoModelForCausalLM.from_config(load_config(cfg.model), dtype=dtype,
+        model = AutoModelForCausalLM.from_config(load_config(cfg.model), dtype=dtype, attn_implementation=attention,
                                                  trust_remote_code=cfg.model.trust_remote_code)
     model.tie_weights()  # from_config on the meta device leaves tied embeddings untied (counted twice)
     peft_config = None

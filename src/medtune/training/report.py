@@ -37,7 +37,8 @@ HYPERPARAMETERS = [
     ("method", lambda c: c.method), ("max_length", lambda c: c.model.max_length),
     ("lora r / alpha / dropout", lambda c: f"{c.lora.r} / {c.lora.alpha} / {c.lora.dropout}"),
     ("batch size x accumulation", lambda c: f"{c.training.batch_size} x {c.training.gradient_accumulation_steps}"),
-    ("steps / epochs", lambda c: f"{c.training.max_steps} / {c.training.epochs}"),
+    ("length", lambda c: f"{c.training.max_steps} steps" if c.training.max_steps > 0
+        else f"{c.training.epochs:g} epochs"),
     ("learning rate, scheduler", lambda c: f"{c.training.learning_rate:g}, {c.training.lr_scheduler}"),
     ("optimizer, weight decay", lambda c: f"{c.training.optimizer}, {c.training.weight_decay:g}"),
     ("template", lambda c: c.data.template), ("seed", lambda c: c.seed),

@@ -37,6 +37,8 @@ def train(cfg: Config, resume: str | bool | None = None, dry_run: bool = False, 
         return _dry_run(cfg, run, prepared, data, plan, out)
     checkpoint = _checkpoint_to_resume(run, resume)
     started = time.time()
+    if checkpoint is not None and _already_done(cfg, run, checkpoint, plan):
+        return _complete_from_checkpoint(cfg, run, checkpoint, started, out)
     info = _start(cfg, run, prepared, tokenizer, encoded, data, checkpoint, out)
     return _fit(cfg, run, encoded, tokenizer, plan, data, info, checkpoint, callbacks, out, started)
 
@@ -72,9 +74,30 @@ def _checkpoint_to_resume(run: rd.RunDir, resume) -> Path | None:
         run.check_fresh()
         return None
     path = run.latest_checkpoint() if resume is True else Path(resume)
+    if not path.exists():
+        found = ", ".join(p.name for _, p in run.list_checkpoints()) or "none"
+        raise MedtuneError(f"{path}: no such checkpoint (complete checkpoints in {run.checkpoints}: {found})")
     if not (path / "trainer_state.json").is_file():
         raise MedtuneError(f"{path}: not a complete checkpoint (no trainer_state.json)")
     return path
+
+
+def _already_done(cfg: Config, run: rd.RunDir, checkpoint: Path, plan) -> bool:
+    """True when the checkpoint already holds the whole run (killed before its weights were written).
+    A run that finished or stopped early is refused: resuming it would train past its own end."""
+    previous = rd.read_json(run.run_json)
+    step = rd.read_json(checkpoint / "trainer_state.json").get("global_step", _step_of(checkpoint))
+    if previous.get("status") == "early_stopped" and cfg.training.early_stopping_patience is not None:
+        best = (previous.get("best") or {}).get("step")
+        raise MedtuneError(f"{run.root} stopped early at step {previous.get('global_step')} (best step {best}): "
+                           "resuming would stop again; start a new output_dir, or set "
+                           "training.early_stopping_patience=null and raise training.max_steps to train on")
+    if step < plan.total_steps:
+        return False
+    if previous.get("status") == "completed":
+        raise MedtuneError(f"{run.root} finished at step {step} of {plan.total_steps}: nothing to resume; raise "
+                           f"training.max_steps (now {cfg.training.max_steps}) to train further")
+    return True
 
 
 def _start(cfg: Config, run: rd.RunDir, prepared, tokenizer, encoded, data: DataSummary, checkpoint, out) -> dict:
@@ -88,6 +111,8 @@ def _start(cfg: Config, run: rd.RunDir, prepared, tokenizer, encoded, data: Data
     if checkpoint is not None:
         _check_same_run(cfg, run, previous, data_hash, out)
         rd.truncate_metrics(run.metrics, _step_of(checkpoint))
+    else:  # check_fresh found no checkpoint or weights; what an unfinished earlier start logged goes too
+        run.clear_logs()
     cfg.save(run.root / "config.yaml")
     if not overwritten_input(prepared_dir(cfg), cfg):  # training on prepare's own files: they stay as they are
         write_outputs(prepared, cfg, prepared_dir(cfg), tokenizer)
@@ -134,21 +159,58 @@ def _counts(dropped: dict) -> dict:
 def _fit(cfg, run, encoded, tokenizer, plan, data, info, checkpoint, callbacks, out, started) -> Result:
     from medtune.training.faults import run_trainer
     from medtune.training.tracking import start_tracking
-    from medtune.training.trainer import build, startup_lines
 
     datasets = {name: to_dataset(e) for name, e in encoded.items() if e}
     tracking = start_tracking(cfg, run, cfg.tracking.run_name or run.root.resolve().name)
-    built = build(cfg, run, datasets, tokenizer, plan, [*tracking.callbacks, *callbacks], out)
-    info.update(built.info)
-    lines = startup_lines(cfg, built.info, data.line(), plan)
-    lines += [f"tracking: {tracking.where}"] if tracking.where else []
-    lines += [f"resuming from {checkpoint}"] if checkpoint else []
-    print("\n".join(lines), file=out, flush=True)
+    built = None
     try:
+        built = _build(cfg, run, datasets, tokenizer, plan, data, info, checkpoint,
+                       [*tracking.callbacks, *callbacks], tracking.where, out)
         run_trainer(cfg, built, checkpoint)
+    except BaseException as error:  # run.json must not say "running" for a run that is over
+        _record_failure(run, info, built.trainer.state.global_step if built else 0, error, started)
+        raise
     finally:
         tracking.finish()
     return _finish(cfg, run, built, info, started, out)
+
+
+def _build(cfg, run, datasets, tokenizer, plan, data, info, checkpoint, callbacks, where, out):
+    """The trainer, and the start-up lines that say what it will do."""
+    from medtune.training.trainer import build, startup_lines
+
+    built = build(cfg, run, datasets, tokenizer, plan, callbacks, out)
+    info.update(built.info)
+    lines = startup_lines(cfg, built.info, data.line(), plan)
+    lines += [f"tracking: {where}"] if where else []
+    lines += [f"resuming from {checkpoint}"] if checkpoint else []
+    print("\n".join(lines), file=out, flush=True)
+    return built
+
+
+def _record_failure(run: rd.RunDir, info: dict, step: int, error: BaseException, started: float) -> None:
+    status = "interrupted" if isinstance(error, KeyboardInterrupt) else "failed"
+    info.update(status=status, global_step=step, error=str(error).splitlines()[0][:300] if str(error) else
+                type(error).__name__, wall_s=round(time.time() - started, 1))
+    rd.write_json(run.run_json, info)
+
+
+def _complete_from_checkpoint(cfg: Config, run: rd.RunDir, checkpoint: Path, started: float, out) -> Result:
+    """The run was killed after its last checkpoint but before its weights were written: write them from it."""
+    state = rd.read_json(checkpoint / "trainer_state.json")
+    weights = run.weights_dir(cfg.method)
+    rd.copy_weights(checkpoint, weights)
+    info = rd.read_json(run.run_json)
+    rows = rd.read_metrics(run.metrics)
+    info.update(status="completed", global_step=state.get("global_step"), epoch=state.get("epoch"),
+                weights_dir=weights.name, weights_from_best=False, final_train_loss=_last(rows, "train_loss"),
+                final_val_loss=_last(rows, "val_loss"), completed_from=str(checkpoint))
+    rd.write_json(run.run_json, info)
+    plot_losses(rows, run.plots / "loss.png", f"{Path(cfg.output_dir).name}: {cfg.model.name}")
+    (run.root / "README.md").write_text(model_card(cfg, info), encoding="utf-8")
+    print(f"{checkpoint} already holds the whole run (step {state.get('global_step')}): wrote {weights} from it, "
+          "nothing trained", file=out, flush=True)
+    return Result(run.root, "completed", state.get("global_step", 0), weights, info)
 
 
 def _finish(cfg: Config, run: rd.RunDir, built, info: dict, started: float, out) -> Result:

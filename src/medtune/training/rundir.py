@@ -74,6 +74,12 @@ class RunDir:
             raise MedtuneError(f"nothing to resume: {self.checkpoints} holds no complete checkpoint")
         return found[-1][1]
 
+    def clear_logs(self) -> None:
+        """metrics.jsonl, plots/ and tracking/ of an earlier start that left no checkpoint: a fresh run's own."""
+        self.metrics.unlink(missing_ok=True)
+        shutil.rmtree(self.plots, ignore_errors=True)
+        shutil.rmtree(self.root / "tracking", ignore_errors=True)
+
     def clear_staging(self) -> None:
         shutil.rmtree(self.staging, ignore_errors=True)
 
