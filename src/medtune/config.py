@@ -75,6 +75,7 @@ class TrainingConfig:
     epochs: float = _f(1.0, "Passes over the training split when max_steps is -1.")
     learning_rate: float = _f(2e-4, "Peak learning rate.")
     lr_scheduler: str = _f("cosine", "Scheduler name as in transformers (linear, cosine, constant, ...).")
+    lr_scheduler_kwargs: dict = _f({}, "Extra scheduler arguments, e.g. {min_lr_rate: 0.1} for cosine_with_min_lr.")
     warmup_ratio: float = _f(0.0, "Share of steps spent warming up the learning rate.")
     warmup_steps: int = _f(0, "Warm-up steps (overrides warmup_ratio when > 0).")
     optimizer: Literal["adamw", "adam", "sgd", "adamw_8bit"] = _f("adamw", "Optimizer.")
@@ -82,7 +83,9 @@ class TrainingConfig:
     max_grad_norm: float = _f(1.0, "Gradient clipping norm (0 = off).")
     logging_steps: int = _f(1, "Log a progress line every N optimizer steps.")
     eval_steps: Optional[int] = _f(None, "Evaluate on the validation split every N steps (None = at the end).")
-    save_steps: Optional[int] = _f(None, "Write a checkpoint every N steps (None = eval_steps, or at the end).")
+    save_steps: Optional[int] = _f(
+        None, "Write a checkpoint every N steps (None = eval_steps, else every tenth of the run)."
+    )
     save_total_limit: Optional[int] = _f(3, "Keep at most N checkpoints (the best one is always kept).")
     early_stopping_patience: Optional[int] = _f(
         None, "Stop after N evaluations without validation-loss improvement; the best adapter is kept."
@@ -130,12 +133,19 @@ class DataConfig:
 
 @dataclass
 class EvalConfig:
-    tasks: list = _f([], "Benchmarks: medqa, medmcqa, pubmedqa, mmlu_medical, or paths to MCQ .jsonl files.")
-    data_dir: Optional[str] = _f(None, "Folder holding <task>.jsonl for the built-in task names.")
+    tasks: list = _f(
+        [], "Benchmarks: medqa, medmcqa, pubmedqa, mmlu_medical, MCQ or open-ended files, or hub dataset ids."
+    )
+    data_dir: Optional[str] = _f(
+        None, "Folder holding <task>.jsonl for the built-in task names; without it they load from the hub "
+        "(pubmedqa then means all 1000 PQA-L items, not the 500-item test split of the local file).",
+    )
+    hub_split: str = _f("test", "Split of a task given as a hub dataset id (built-in names use their own).")
+    hub_config: Optional[str] = _f(None, "Config of a task given as a hub dataset id, e.g. pqa_labeled.")
     mode: Literal["loglik", "generate"] = _f("loglik", "Score options by log-likelihood, or generate and parse.")
     limit: Optional[int] = _f(None, "Evaluate the first N items of each task.")
-    batch_size: int = _f(8, "Prompts per forward pass.")
-    max_tokens: int = _f(1024, "Generation budget per item in generate mode.")
+    batch_size: int = _f(8, "Prompts per forward pass (at least 1).")
+    max_tokens: int = _f(1024, "Generation budget per item in generate mode (at least 1).")
     similarity_model: Optional[str] = _f(None, "sentence-transformers model (default: bundled all-MiniLM-L6-v2).")
     judge_url: Optional[str] = _f(None, "OpenAI-compatible endpoint of the judge model.")
     judge_model: Optional[str] = _f(None, "Model name at judge_url; without judge_url, a local model to judge with.")
@@ -147,7 +157,7 @@ class EvalConfig:
     out_dir: Optional[str] = _f(None, "Where results go (default: <run>/eval with --run, else <output_dir>/eval).")
     compare_base: bool = _f(False, "Also evaluate the base model without the adapter and report paired deltas.")
     compare_model: Optional[str] = _f(None, "A second model or run directory to compare against (as the base).")
-    judge_workers: int = _f(4, "Concurrent requests to the judge endpoint.")
+    judge_workers: int = _f(4, "Concurrent requests to the judge endpoint (at least 1).")
     judge_api_key_env: str = _f("OPENAI_API_KEY", "Environment variable holding the judge endpoint's API key.")
     judge_cache: Optional[str] = _f(None, "Judgment cache file (default: <out_dir>/judge_cache.jsonl).")
 
@@ -218,7 +228,45 @@ def load(path: str | Path | None = None, overrides: list[str] | None = None, val
 
 
 def from_dict(raw: dict, source: str = "config") -> Config:
-    return _build(Config, raw, prefix="", source=source)
+    cfg = _build(Config, raw, prefix="", source=source)
+    _check_ranges(cfg, source)
+    lora_method = (raw.get("lora") or {}).get("method")
+    if lora_method and cfg.training.method and lora_method != cfg.training.method:
+        raise ConfigError(f"{source}: lora.method = {lora_method} and training.method = {cfg.training.method} "
+                          "disagree: set one of them")
+    return cfg
+
+
+# (dotted key, test the value must pass, what it must be): a value outside its range fails at load, not as a
+# traceback an hour into training.
+RANGES = [
+    ("model.max_length", lambda v: v >= 1, "at least 1"),
+    ("lora.r", lambda v: v >= 1, "at least 1"),
+    ("lora.alpha", lambda v: v > 0, "above 0"),
+    ("lora.dropout", lambda v: 0 <= v < 1, "in [0, 1)"),
+    ("training.batch_size", lambda v: v >= 1, "at least 1"),
+    ("training.gradient_accumulation_steps", lambda v: v >= 1, "at least 1"),
+    ("training.max_steps", lambda v: v == -1 or v >= 1, "-1 (use epochs) or at least 1"),
+    ("training.learning_rate", lambda v: v > 0, "above 0"),
+    ("training.warmup_ratio", lambda v: 0 <= v < 1, "in [0, 1)"),
+    ("training.warmup_steps", lambda v: v >= 0, "0 or more"),
+    ("training.weight_decay", lambda v: v >= 0, "0 or more"),
+    ("training.max_grad_norm", lambda v: v >= 0, "0 (off) or more"),
+    ("training.logging_steps", lambda v: v >= 1, "at least 1"),
+    ("training.eval_steps", lambda v: v is None or v >= 1, "at least 1, or null (at the end)"),
+    ("training.save_steps", lambda v: v is None or v >= 1, "at least 1, or null"),
+    ("training.save_total_limit", lambda v: v is None or v >= 1, "at least 1, or null (keep all)"),
+    ("eval.batch_size", lambda v: v >= 1, "at least 1"),
+    ("eval.max_tokens", lambda v: v >= 1, "at least 1"),
+]
+
+
+def _check_ranges(cfg: Config, source: str) -> None:
+    for key, ok, expected in RANGES:
+        section, name = key.split(".")
+        value = getattr(getattr(cfg, section), name)
+        if not ok(value):
+            raise ConfigError(f"{source}: {key} = {value!r} must be {expected}")
 
 
 def _read_yaml(path: Path) -> dict:

@@ -108,3 +108,43 @@ def test_bad_task_file_is_one_line_and_exit_2(tmp_path, capsys):
 def test_no_task_is_an_error(tmp_path, capsys):
     assert run("--model", tmp_path) == 2
     assert "no task to evaluate" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("argv, key", [
+    (["--batch-size", 0], "eval.batch_size"), (["--batch-size", -3], "eval.batch_size"),
+    (["--max-tokens", 0], "eval.max_tokens"), (["eval.judge_workers=0"], "eval.judge_workers")])
+def test_counts_below_one_are_refused_before_any_model_loads(tmp_path, capsys, argv, key):
+    code = run("--model", tmp_path / "never-loaded", "--task", "medqa", "--data-dir", EVAL_DIR, "--limit", 2, *argv)
+    err = capsys.readouterr().err.strip()
+    assert code == 2 and "\n" not in err
+    assert err.startswith("medtune eval: error: ") and key in err and "at least 1" in err
+
+
+def test_generate_mode_records_prompts_too_long_for_the_model_and_goes_on(tmp_path, tiny_llama):
+    long_question = "Question: " + "word " * 6000  # the tiny llama's context is 4096 tokens
+    options = {"A": "yes", "B": "no"}
+    mcq = tmp_path / "mcq.jsonl"
+    mcq.write_text("".join(json.dumps({"id": f"m{i}", "question": q, "options": options, "answer": "A"}) + "\n"
+                           for i, q in enumerate(["Is water wet?", long_question, "Is fire hot?"])))
+    open_file = tmp_path / "open.jsonl"
+    open_file.write_text("".join(json.dumps({"id": f"o{i}", "messages": [
+        {"role": "user", "content": q}, {"role": "assistant", "content": "Yes."}]}) + "\n"
+        for i, q in enumerate([long_question, "Is ice cold?"])))
+    out = tmp_path / "eval"
+    assert run("--model", tiny_llama, "--task", mcq, "--task", open_file, "--mode", "generate", "--max-tokens", 4,
+               "--out", out) == 0
+    results, items = read(out)
+    assert len({frozenset(r) for r in items}) == 1  # every line has the same keys, whatever the task
+    failed = {r["id"]: r for r in items if r["error"]}
+    assert set(failed) == {"m1", "o0"}
+    assert all(r["error"].startswith("too long: the prompt has ") and r["answer"] is None for r in failed.values())
+    assert (failed["m1"]["correct"], failed["m1"]["prediction"], failed["m1"]["parsed"]) == (False, None, None)
+    assert failed["o0"]["scores"]["similarity"] == 0.0 and failed["o0"]["correct"] is None
+    tasks = results["systems"]["model"]["tasks"]
+    mcq_metrics = tasks["mcq"]["metrics"]
+    ran = [r for r in items if r["task"] == "mcq" and not r["error"]]
+    assert (mcq_metrics["items"], mcq_metrics["too_long"]) == (3, 1)
+    assert mcq_metrics["accuracy"] == sum(r["correct"] for r in ran) / 3  # the item that never ran is wrong
+    assert mcq_metrics["unparseable"] == sum(r["parsed"] is False for r in ran)  # and not unparseable
+    assert tasks["open"]["metrics"]["too_long"] == 1 and tasks["open"]["metrics"]["items"] == 2
+    assert "| too long |" in (out / "report.md").read_text()

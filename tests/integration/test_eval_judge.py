@@ -97,6 +97,7 @@ def stub():
     BROKEN -> junk always. Counts requests and the most requests in flight at once."""
     import uvicorn
     from fastapi import FastAPI
+    from fastapi.responses import JSONResponse
 
     app, state, lock = FastAPI(), {"requests": 0, "inflight": 0, "max_inflight": 0, "seen": set()}, threading.Lock()
 
@@ -113,6 +114,9 @@ def stub():
         time.sleep(0.2)
         with lock:
             state["inflight"] -= 1
+        refusal = refused(body, state, lock)
+        if refusal:
+            return JSONResponse({"error": {"message": refusal[1]}}, status_code=refusal[0])
         return {"object": "chat.completion", "model": body["model"],
                 "choices": [{"index": 0, "finish_reason": "stop",
                              "message": {"role": "assistant", "content": scripted(body["messages"], state)}}]}
@@ -126,6 +130,19 @@ def stub():
     yield f"http://127.0.0.1:{port}", state
     server.should_exit = True
     thread.join(timeout=10)
+
+
+def refused(body: dict, state: dict, lock) -> tuple[int, str] | None:
+    """(HTTP status, message) for requests the stub turns down: an unknown model (404, for good), and the first
+    request about a BUSY answer (429, retry later)."""
+    if body["model"] != "stub-judge":
+        return 404, f"model {body['model']!r} not found"
+    prompt = body["messages"][1]["content"]
+    with lock:
+        if "BUSY" in prompt and prompt not in state["seen"]:
+            state["seen"].add(prompt)
+            return 429, "rate limited"
+    return None
 
 
 def scripted(messages: list[dict], state: dict) -> str:
@@ -167,6 +184,31 @@ def test_judge_down_or_refusing_is_one_error_before_the_run(tmp_path, capsys):
     err = capsys.readouterr().err.strip()
     assert err.startswith(f"medtune eval: error: judge endpoint {dead} is not reachable") and "\n" not in err
     assert base_url("http://h:1/v1/chat/completions/") == "http://h:1/v1"
+
+
+def test_a_judge_model_the_endpoint_does_not_serve_is_an_error_before_the_run(stub, tmp_path, capsys):
+    url, _ = stub
+    with pytest.raises(MedtuneError, match=r"does not serve model 'no-such-judge'; it serves: stub-judge"):
+        ChatEndpoint(url, "no-such-judge").check()
+    path = eval_helpers.open_task_file(tmp_path / "open.jsonl")
+    start = time.perf_counter()
+    code = main(["eval", "--model", str(tmp_path / "not-loaded"), "--task", str(path), "--judge-url", url,
+                 "--judge-model", "no-such-judge"])
+    err = capsys.readouterr().err.strip()
+    assert code == 2 and time.perf_counter() - start < 10 and "\n" not in err
+    assert err.startswith(f"medtune eval: error: judge endpoint {url} does not serve model 'no-such-judge'")
+
+
+def test_http_4xx_is_not_retried_except_timeouts_and_rate_limits(stub):
+    url, state = stub
+    item = JudgeItem("q1", "Q?", "R", "GOOD answer")
+    before = state["requests"]
+    refused = judgment(ChatEndpoint(url, "no-such-judge").reply, item)  # check() skipped: a 404 per request
+    assert refused["failed"] and refused["attempts"] == 1 and "HTTP 404" in refused["error"]
+    assert "not found" in refused["error"] and state["requests"] - before == 1
+    busy = judgment(ChatEndpoint(url, "stub-judge").reply, JudgeItem("q2", "Q?", "R", "BUSY answer"))
+    assert (busy["failed"], busy["attempts"], busy["scores"]) == (False, 2, SCORES)  # 429, then asked again
+    assert state["requests"] - before == 3
 
 
 # ---------------------------------------------------------------- live: medtune serve as the judge
@@ -238,6 +280,39 @@ def test_local_model_as_the_judge(judge_model):
     judge = EngineJudge(Engine.load(model=str(judge_model)), max_tokens=128)
     verdicts = judge_all(judge, LIVE_ITEMS, JudgeCache(None))
     assert [v["scores"] for v in verdicts] == [json.loads(LIVE_VERDICT)] * 2
+
+
+def test_a_local_judge_is_checked_before_any_model_loads(tmp_path, tmp_path_factory, tiny_llama, capsys):
+    model = eval_helpers.answering_model(tmp_path_factory, tiny_llama)
+    path = eval_helpers.open_task_file(tmp_path / "open.jsonl")
+    for judge, problem in [(tmp_path / "no-such-judge", "no such local folder"),
+                           (tmp_path, "this folder has no config.json")]:
+        out = tmp_path / "eval"
+        code = main(["eval", "--model", str(model), "--task", str(path), "--mode", "generate", "--max-tokens", "8",
+                     "--judge-model", str(judge), "--out", str(out)])
+        err = capsys.readouterr().err.strip()
+        assert code == 2 and "\n" not in err and not out.exists()  # nothing ran, nothing was lost
+        assert err.startswith(f"medtune eval: error: judge model (eval.judge_model): {judge}") and problem in err
+
+
+def test_local_judges_are_cached_under_their_resolved_path(tmp_path, tiny_llama, monkeypatch):
+    from medtune import config
+    from medtune.evaluation.judge import EngineJudge
+    from medtune.evaluation.judging import local_judge
+
+    names = []
+    for parent in ("a", "b"):  # two judges in folders of the same name
+        folder = tmp_path / parent / "judge"
+        folder.mkdir(parents=True)
+        (folder / "config.json").write_text((tiny_llama / "config.json").read_text())
+        monkeypatch.chdir(tmp_path / parent)
+        _, name = local_judge(config.load(values={"eval.judge_model": "judge"}))  # relative: resolved
+        names.append(name)
+    assert names == [str(tmp_path / "a" / "judge"), str(tmp_path / "b" / "judge")]
+    engine = type("FakeEngine", (), {"name": "judge"})()
+    ids = [EngineJudge(engine, name=n).id for n in names]
+    item = JudgeItem("q1", "Q", "R", "A")
+    assert ids[0] != ids[1] and JudgeCache.key(ids[0], item) != JudgeCache.key(ids[1], item)
 
 
 # ---------------------------------------------------------------- the eval verb with a judge

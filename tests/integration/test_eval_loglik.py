@@ -66,7 +66,16 @@ def test_batching_and_shared_inputs_do_not_change_scores(model_and_tokenizer):
 
 
 def test_long_items_are_truncated_from_the_left(model_and_tokenizer):
+    """lm-eval's rule: keep the last max_length + 1 tokens of context + continuation, score the continuation."""
     model, tokenizer = model_and_tokenizer
     context = "Question: " + "word " * 6000 + "\nAnswer:"
     (ll, _), = loglikelihoods(model, tokenizer, [(context, " A")], batch_size=1)
-    assert ll < 0
+    ctx, cont = encode_pair(tokenizer, context, " A")
+    limit = model.config.max_position_embeddings
+    window = (ctx + cont)[-(limit + 1):]
+    assert len(ctx + cont) > limit + 1  # the context really is cut
+    with torch.no_grad():
+        logp = torch.log_softmax(model(torch.tensor([window[:-1]])).logits[0].float(), dim=-1)
+    n = len(window) - 1
+    expected = sum(logp[n - len(cont) + k, cont[k]].item() for k in range(len(cont)))
+    assert ll == pytest.approx(expected, abs=1e-3)

@@ -1,6 +1,7 @@
 """Answer similarity with the bundled all-MiniLM-L6-v2: known pairs, and open-ended tasks through the CLI."""
 
 import json
+import time
 
 import eval_helpers
 import pytest
@@ -40,20 +41,35 @@ def test_any_sentence_transformers_folder_and_bad_names():
         load_embedder("/no/such/embedding-model")
 
 
+@pytest.mark.timeout(60)
+def test_a_hub_id_out_of_reach_fails_fast():
+    # sentence-transformers alone retries an unreachable hub for about two minutes
+    start = time.perf_counter()
+    with pytest.raises(MedtuneError) as err:
+        load_embedder("medtune-tests/no-such-embedder-7b2d")
+    assert time.perf_counter() - start < 20
+    message = str(err.value)
+    assert message.startswith("medtune-tests/no-such-embedder-7b2d: cannot load this sentence-transformers model")
+    if "cannot be reached" in message:  # offline (this build machine); online the hub says there is no such model
+        assert "--similarity-model" in message and "\n" not in message
+
+
 def test_open_ended_task_through_the_cli(tmp_path, tmp_path_factory, tiny_llama):
     """The answering model writes 'The answer is B'; two references say exactly that, two say something else."""
     model = eval_helpers.answering_model(tmp_path_factory, tiny_llama)
     path = eval_helpers.open_task_file(tmp_path / "open.jsonl")
     out = tmp_path / "eval"
-    assert main(["eval", "--model", str(model), "--task", str(path), "--mode", "generate", "--max-tokens", "24",
-                 "--out", str(out)]) == 0
+    assert main(["eval", "--model", str(model), "--task", str(path), "--max-tokens", "24", "--out", str(out)]) == 0
     results = json.loads((out / "results.json").read_text())
     metrics = results["systems"]["model"]["tasks"]["open"]["metrics"]
     items = [json.loads(line) for line in (out / "items.jsonl").read_text().splitlines()]
     scores = [r["scores"]["similarity"] for r in items]
-    assert [r["answer"] for r in items] == [eval_helpers.ANSWER] * 4
+    assert [r["answer"] for r in items] == [eval_helpers.ANSWER] * 4  # open-ended items are generated in any mode
+    assert all(r["prediction"] is None and r["correct"] is None and r["error"] is None for r in items)
     assert scores[:2] == pytest.approx([1.0, 1.0], abs=1e-5) and max(scores[2:]) <= 0.3
     assert metrics["similarity"]["good_share"] == 0.5 and metrics["similarity"]["poor_share"] == 0.5
     assert metrics["format_compliance"] == 1.0
     assert (out / "plots" / "similarity.png").is_file()
-    assert "## Open-ended answers" in (out / "report.md").read_text()
+    report = (out / "report.md").read_text()
+    assert "## Open-ended answers" in report and "## Multiple choice" not in report
+    assert report.startswith("# medtune eval (open-ended answers generated, seed ")  # no loglik mode: none ran

@@ -30,6 +30,18 @@ OPTIONS = {"A": "Hypertension", "B": "Diabetes mellitus", "C": "Sarcoidosis", "D
     ("Option A is tempting, but the answer is C.", "C"),
     ("The answer is A, not C.", "A"),
     ("The answer is C. Option A is wrong.", "C"),
+    ("\\boxed{C}", "C"),
+    ("$\\boxed{C}$", "C"),
+    ("so the final answer is $\\boxed{\\text{C}}$.", "C"),
+    ("the answer is c", "C"),  # lower case right after an explicit 'answer is', ending the sentence
+    ("The answer is c.", "C"),
+    ("Option A is tempting, but the answer is c.", "C"),
+    ("Option C", "C"),
+    ("Option C is correct", "C"),
+    ("C is correct", "C"),
+    ("A is incorrect; C is correct.", "C"),
+    ("Therefore, C.", "C"),
+    ("The most likely diagnosis is C", "C"),
 ])
 def test_extracts(answer, letter):
     assert extract_letter(answer, OPTIONS) == letter
@@ -43,7 +55,11 @@ def test_extracts(answer, letter):
     "It could be (A) or (C).",  # two different letters: ambiguous
     "Either hypertension or sarcoidosis.",  # two option texts: ambiguous
     "The answer is E",  # not among the options
-    "the answer is c",  # lower-case letters are words, not option letters
+    "the answer is a benign process",  # lower case after 'answer is' is a word unless it ends the sentence
+    "I think a biopsy is needed.",  # a lone lower-case 'a' in prose is an article
+    "Vitamin A is the best source here.",  # 'is correct/best' needs the letter to open a sentence or follow 'option'
+    "Option A or option C, hard to say.",  # two options named: ambiguous
+    "It is A patient-specific choice",  # a letter that does not end the sentence concludes nothing
 ])
 def test_unparseable(answer):
     assert extract_letter(answer, OPTIONS) is None

@@ -90,3 +90,23 @@ def test_paired_judge_deltas_skip_failed_judgments():
     assert out["judge"]["correctness"]["delta"] == 2.0 and out["judge"]["correctness"]["n"] == 1
     summary = stats.open_summary(tuned, criteria=("correctness", "safety"))
     assert summary["judge"] == {"judged": 1, "failed": 1, "correctness": 4, "safety": 4}
+
+
+def test_items_too_long_to_run_count_as_wrong_and_apart_from_unparseable():
+    never_ran = {"parsed": None, "format_ok": None, "error": "too long: the prompt has 5000 tokens", "reasoning": None}
+    records = [record(0, True, parsed=True, format_ok=True, reasoning_tokens=4, error=None),
+               record(1, False, parsed=False, format_ok=False, reasoning_tokens=2, error=None),
+               record(2, False, **never_ran)]
+    out = stats.mcq_summary(records)
+    assert out["items"] == 3 and out["accuracy"] == pytest.approx(1 / 3)
+    assert (out["unparseable"], out["too_long"]) == (1, 1)
+    assert out["format_compliance"] == 0.5 and out["mean_reasoning_tokens"] == 3  # over the items that ran
+    assert "too_long" not in stats.mcq_summary([record(0, True, parsed=True)])  # loglik: nothing is generated
+    assert stats.open_summary([{"id": "o1", "correct": None, **never_ran}])["too_long"] == 1
+
+
+def test_paired_summary_of_open_ended_items_has_no_accuracy():
+    base = [record(i, None, scores={"similarity": 0.5}) for i in range(4)]
+    tuned = [record(i, None, scores={"similarity": 0.7}) for i in range(4)]
+    out = stats.paired_summary(base, tuned)
+    assert "accuracy" not in out and out["similarity"]["delta"] == pytest.approx(0.2)

@@ -1,6 +1,7 @@
 """Task files: loading the real benchmarks, prompts as lm-eval builds them, and one clear error per bad line."""
 
 import json
+import time
 from pathlib import Path
 
 import pytest
@@ -93,8 +94,6 @@ def test_malformed_task_files_name_file_line_and_field(tmp_path, row, message):
 
 
 def test_unknown_names_and_missing_data_dir(tmp_path):
-    with pytest.raises(DataError, match="needs eval.data_dir"):
-        load_task("medqa")
     with pytest.raises(DataError, match="task file not found"):
         load_task("medqa", str(tmp_path))
     with pytest.raises(DataError, match="no such task file"):
@@ -119,3 +118,151 @@ def test_open_ended_prepared_chat_rows_keep_their_system_prompt(tmp_path):
     ex = task.examples()[0]
     assert ex.reference == "The answer."
     assert [m.content for m in task.messages(ex, system="Other")] == ["Own prompt.", "Q?"]
+
+
+# ---------------------------------------------------------------- which files are multiple choice
+
+
+def test_a_file_is_mcq_when_any_line_is_and_then_every_line_must_be(tmp_path):
+    open_row = {"question": "What causes scurvy?", "answer": "Vitamin C deficiency."}  # open-ended on its own
+    path = write(tmp_path, open_row, GOOD, {**GOOD, "id": "q2"})
+    with pytest.raises(DataError) as err:
+        load_task(str(path))
+    assert str(err.value).startswith(f"{path}:1: field 'options' is missing ({path}:2 is multiple choice")
+    path = write(tmp_path, GOOD, {**open_row, "id": "q2"}, name="late.jsonl")
+    with pytest.raises(DataError, match=r"late\.jsonl:2: field 'options' is missing"):
+        load_task(str(path))
+
+
+# ---------------------------------------------------------------- hub layouts, rebuilt from the shared files
+
+
+def shared_rows(name: str, n: int = 30) -> list[dict]:
+    with (EVAL_DIR / f"{name}.jsonl").open(encoding="utf-8") as fh:
+        return [json.loads(next(fh)) for _ in range(n)]
+
+
+def same_items(task, rows: list[dict]) -> None:
+    items = task.examples()
+    assert isinstance(task, MCQTask) and len(items) == len(rows)
+    for ex, row in zip(items, rows):
+        assert (ex.question, ex.options, ex.answer) == (row["question"], row["options"], row["answer"])
+
+
+def test_medqa_hub_and_huatuogpt_layout(tmp_path):
+    rows = shared_rows("medqa")
+    hub = [{"question": r["question"], "options": r["options"], "answer_idx": r["answer"],
+            "answer": r["options"][r["answer"]], "meta_info": "step1"} for r in rows]
+    same_items(load_task(str(write(tmp_path, *hub))), rows)
+
+
+def test_medmcqa_hub_layout_is_zero_based_and_the_original_release_one_based(tmp_path):
+    rows = shared_rows("medmcqa", 60)
+    assert {r["answer"] for r in rows} == set("ABCD")  # every cop value occurs, so the base is unambiguous
+    for base in (0, 1):
+        hub = [{"id": r["id"], "question": r["question"], **dict(zip(("opa", "opb", "opc", "opd"),
+                r["options"].values())), "cop": "ABCD".index(r["answer"]) + base, "choice_type": "single"}
+               for r in rows]
+        task = load_task(str(write(tmp_path, *hub, name=f"medmcqa{base}.jsonl")))
+        same_items(task, rows)
+        assert task.examples()[0].id == rows[0]["id"]
+
+
+def test_mmlu_hub_layout(tmp_path):
+    rows = shared_rows("mmlu_medical")
+    hub = [{"question": r["question"], "subject": "anatomy", "choices": list(r["options"].values()),
+            "answer": "ABCD".index(r["answer"])} for r in rows]
+    same_items(load_task(str(write(tmp_path, *hub))), rows)
+
+
+def test_pubmedqa_hub_layout_builds_the_question_as_the_shared_file_does(tmp_path):
+    rows = shared_rows("pubmedqa")
+    hub = []
+    for r in rows:  # undo SOURCES.md's construction: labelled context lines, then the question
+        context, question = r["question"].removeprefix("Context:\n").split("\n\nQuestion: ")
+        labels, contexts = zip(*(line.split(": ", 1) for line in context.split("\n")))
+        hub.append({"pubid": int(r["id"].rsplit("-", 1)[1]), "question": question,
+                    "context": {"contexts": list(contexts), "labels": list(labels), "meshes": []},
+                    "long_answer": "The conclusion, which gives the answer away.",
+                    "final_decision": r["options"][r["answer"]]})
+    task = load_task(str(write(tmp_path, *hub)))
+    same_items(task, rows)
+    assert all("gives the answer away" not in ex.question for ex in task.examples())
+    assert task.examples()[0].id == f"pubmedqa-pqal-{hub[0]['pubid']}"
+
+
+MEDMCQA = {"id": "m1", "question": "Q?", "opa": "a", "opb": "b", "opc": "c", "opd": "d", "cop": 0}
+MMLU = {"question": "Q?", "subject": "anatomy", "choices": ["w", "x", "y", "z"], "answer": 1}
+PUBMEDQA = {"pubid": 1, "question": "Q?", "context": {"contexts": ["Text."], "labels": ["AIMS"]},
+            "final_decision": "yes"}
+MEDQA = {"question": "Q?", "options": {"A": "w", "B": "x"}, "answer_idx": "B", "answer": "x"}
+
+
+@pytest.mark.parametrize("good, bad, message", [
+    (MEDMCQA, {**MEDMCQA, "id": "m2", "opb": " "}, "field 'opb' is missing or empty"),
+    (MEDMCQA, {**MEDMCQA, "id": "m2", "cop": 7}, "field 'cop' = 7 is not an option number (0 to 3)"),
+    (MEDMCQA, {**MEDMCQA, "id": "m2", "cop": -1}, "field 'cop' = -1: no answer"),
+    (MEDMCQA, {k: v for k, v in MEDMCQA.items() if k not in ("opa", "cop")} | {"id": "m2"}, "field 'opa' is missing"),
+    (MMLU, {**MMLU, "answer": 4}, "field 'answer' = 4 is not an index of 'choices' (0 to 3)"),
+    (MMLU, {**MMLU, "choices": ["w", ""]}, "field 'choices[1]' is empty"),
+    (PUBMEDQA, {**PUBMEDQA, "pubid": 2, "final_decision": "perhaps"}, "field 'final_decision' = 'perhaps'"),
+    (PUBMEDQA, {**PUBMEDQA, "pubid": 2, "context": {"contexts": ["a", "b"], "labels": ["X"]}},
+     "field 'context.labels' must give one label per paragraph"),
+    (MEDQA, {**MEDQA, "answer_idx": "E"}, "field 'answer_idx' = 'E' is not one of the option letters A, B"),
+    (MEDQA, {**MEDQA, "answer": "w"}, "field 'answer' = 'w' is not the text of option B (field 'answer_idx')"),
+])
+def test_hub_layout_errors_name_file_line_and_the_layouts_own_field(tmp_path, good, bad, message):
+    path = write(tmp_path, good, bad)
+    with pytest.raises(DataError) as err:
+        load_task(str(path))
+    assert str(err.value).startswith(f"{path}:2: ") and message in str(err.value)
+
+
+# ---------------------------------------------------------------- built-in names without a data folder
+
+
+def test_builtin_names_without_a_data_dir_mean_their_hub_datasets():
+    from medtune.evaluation.hub import BUILTIN_HUB, MMLU_MEDICAL
+
+    assert set(BUILTIN_HUB) == set(BUILTIN)
+    assert (BUILTIN_HUB["medqa"].id, BUILTIN_HUB["medqa"].split) == ("GBaker/MedQA-USMLE-4-options", "test")
+    assert (BUILTIN_HUB["medmcqa"].id, BUILTIN_HUB["medmcqa"].split) == ("openlifescienceai/medmcqa", "validation")
+    assert BUILTIN_HUB["pubmedqa"] == type(BUILTIN_HUB["pubmedqa"])("qiaojin/PubMedQA", "train", ("pqa_labeled",))
+    assert (BUILTIN_HUB["mmlu_medical"].id, BUILTIN_HUB["mmlu_medical"].configs) == ("cais/mmlu", MMLU_MEDICAL)
+    assert len(MMLU_MEDICAL) == 6 and "professional_medicine" in MMLU_MEDICAL
+
+
+def hub_reachable() -> bool:
+    from huggingface_hub import HfApi
+
+    try:
+        HfApi().dataset_info("cais/mmlu", timeout=5)
+    except Exception:
+        return False
+    return True
+
+
+@pytest.mark.timeout(60)
+def test_builtin_name_offline_fails_fast_and_says_to_pass_a_data_dir_or_a_file():
+    if hub_reachable():
+        pytest.skip("the hub is reachable: loading would download the benchmark")
+    start = time.monotonic()
+    with pytest.raises(DataError) as err:
+        load_task("medqa")
+    message = str(err.value)
+    assert time.monotonic() - start < 20
+    assert message.startswith("GBaker/MedQA-USMLE-4-options: ") and "cannot be reached" in message
+    assert "--data-dir DIR (a folder holding medqa.jsonl)" in message and "--task FILE" in message
+    assert "data.train_file" not in message and "\n" not in message
+
+
+@pytest.mark.timeout(60)
+def test_other_hub_ids_fail_fast_with_the_eval_hint():
+    start = time.monotonic()
+    with pytest.raises(DataError) as err:
+        load_task("medtune-tests/no-such-benchmark-3c9e", hub_split="validation", hub_config="x")
+    assert time.monotonic() - start < 20
+    message = str(err.value)
+    assert message.startswith("medtune-tests/no-such-benchmark-3c9e: file not found")
+    if "cannot be reached" in message:  # offline (this build machine); online it is plainly not found
+        assert "--task FILE" in message and "data.train_file" not in message

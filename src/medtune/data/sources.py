@@ -24,16 +24,18 @@ _LOCAL_COPY_HINT = (
 
 
 def load_rows(
-    path_or_id: str | Path, *, hub_config: str | None = None, hub_split: str = "train", skip_bad: bool = False
+    path_or_id: str | Path, *, hub_config: str | None = None, hub_split: str = "train", skip_bad: bool = False,
+    hub_hint: str = _LOCAL_COPY_HINT,
 ) -> tuple[list[Row], list[dict]]:
-    """(rows, bad_lines): rows as (source, dict); bad_lines as {source, error}, only filled when skip_bad."""
+    """(rows, bad_lines): rows as (source, dict); bad_lines as {source, error}, only filled when skip_bad.
+    hub_hint: what a hub failure message tells the user to do instead (the caller knows its own flags)."""
     path = Path(path_or_id).expanduser()
     if path.is_dir():
         rows, bad = _load_folder(path, hub_config, hub_split), []
     elif path.is_file():
         rows, bad = _load_file(path, skip_bad)
     elif looks_like_hub_id(str(path_or_id)):
-        rows, bad = _load_hub(str(path_or_id), hub_config, hub_split), []
+        rows, bad = _load_hub(str(path_or_id), hub_config, hub_split, hub_hint), []
     else:
         raise DataError(f"{path}: file not found")
     if not rows:
@@ -205,18 +207,18 @@ def _load_data_folder(path: Path, hub_config: str | None, hub_split: str) -> lis
     return [(f"{path}[{i}]", row) for i, row in enumerate(ds.to_list())]
 
 
-def _load_hub(dataset_id: str, hub_config: str | None, hub_split: str) -> list[Row]:
-    _check_hub(dataset_id)
+def _load_hub(dataset_id: str, hub_config: str | None, hub_split: str, hint: str = _LOCAL_COPY_HINT) -> list[Row]:
+    _check_hub(dataset_id, hint)
     import datasets
 
     try:
         ds = datasets.load_dataset(dataset_id, hub_config, split=hub_split)
     except Exception as e:  # network, missing config, bad split: all end here, with datasets' own message
-        raise DataError(f"{dataset_id}: could not load from the hub: {_first_line(e)}; {_LOCAL_COPY_HINT}") from None
+        raise DataError(f"{dataset_id}: could not load from the hub: {_first_line(e)}; {hint}") from None
     return [(f"{dataset_id}[{i}]", row) for i, row in enumerate(ds.to_list())]
 
 
-def _check_hub(dataset_id: str) -> None:
+def _check_hub(dataset_id: str, hint: str = _LOCAL_COPY_HINT) -> None:
     """One quick request first: datasets retries an unreachable hub for about half a minute."""
     from huggingface_hub import HfApi, constants
     from huggingface_hub.errors import GatedRepoError, RepositoryNotFoundError
@@ -232,7 +234,7 @@ def _check_hub(dataset_id: str) -> None:
     except Exception as e:  # connection refused, DNS failure, timeout, proxy error
         raise DataError(
             f"{dataset_id}: file not found, and the Hugging Face Hub cannot be reached ({_first_line(e)}); "
-            f"{_LOCAL_COPY_HINT} (or set HF_HUB_OFFLINE=1 to use a copy already in the datasets cache)"
+            f"{hint} (or set HF_HUB_OFFLINE=1 to use a copy already in the datasets cache)"
         ) from None
 
 

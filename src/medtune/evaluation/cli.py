@@ -5,8 +5,8 @@
     medtune eval --run DIR --compare-base --task test.jsonl --judge-url http://localhost:8000/v1
 
 Settings come from the eval section of the config (the run's own config.yaml when none is given), then
-key=value overrides, then flags. Every task file is checked and the judge endpoint reached before any model
-loads. Writes results.json, items.jsonl, report.md and plots/ into the output folder.
+key=value overrides, then flags. Every task file, the judge (endpoint or local model) and the similarity model
+are checked before any model loads. Writes results.json, items.jsonl, report.md and plots/ into the output folder.
 """
 
 from __future__ import annotations
@@ -21,11 +21,11 @@ from pathlib import Path
 
 from medtune.cliargs import add_config_arguments, load_config
 from medtune.config import Config
-from medtune.errors import MedtuneError
-from medtune.evaluation import stats
-from medtune.evaluation.judge import CRITERIA, EngineJudge, JudgeCache, JudgeItem, ThreadedJudge, judge_all
+from medtune.errors import ConfigError, MedtuneError
+from medtune.evaluation import judging, stats
+from medtune.evaluation.judge import CRITERIA
 from medtune.evaluation.report import write_outputs
-from medtune.evaluation.runner import progress_bar, run_task
+from medtune.evaluation.runner import run_task
 from medtune.evaluation.tasks import BUILTIN, load_task
 
 FLAGS = {  # flag dest -> dotted config key
@@ -33,8 +33,10 @@ FLAGS = {  # flag dest -> dotted config key
     "batch_size": "eval.batch_size", "max_tokens": "eval.max_tokens", "temperature": "eval.temperature",
     "data_dir": "eval.data_dir", "out": "eval.out_dir", "mcq_format": "eval.mcq_format",
     "compare_base": "eval.compare_base", "compare_model": "eval.compare_model", "judge_url": "eval.judge_url",
-    "judge_model": "eval.judge_model", "similarity_model": "eval.similarity_model",
+    "judge_model": "eval.judge_model", "similarity_model": "eval.similarity_model", "hub_split": "eval.hub_split",
+    "hub_config": "eval.hub_config",
 }
+AT_LEAST_ONE = (("batch_size", "--batch-size"), ("max_tokens", "--max-tokens"), ("judge_workers", None))
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -44,9 +46,14 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     what.add_argument("--adapter", help="PEFT adapter folder on top of --model")
     what.add_argument("--run", help="a medtune run directory (its adapter and config.yaml)")
     what.add_argument("--task", "-t", dest="tasks", action="append",
-                      help=f"{', '.join(BUILTIN)}, an MCQ .jsonl file, or an open-ended file with reference "
-                           "answers (prepare's test split, medical-o1 records); repeat for several")
-    what.add_argument("--data-dir", help="folder holding <task>.jsonl for the built-in task names")
+                      help=f"{', '.join(BUILTIN)}, an MCQ file (medtune's schema or a MedQA, MedMCQA, MMLU or "
+                           "PubMedQA hub layout), an open-ended file with reference answers (prepare's test split, "
+                           "medical-o1 records), or a hub dataset id; repeat for several")
+    what.add_argument("--data-dir", help="folder holding <task>.jsonl for the built-in task names; without it they "
+                                         "load from the hub (pubmedqa: all 1000 PQA-L items, not the 500-item test "
+                                         "split a local pubmedqa.jsonl holds)")
+    what.add_argument("--hub-split", help="split of a --task that is a hub dataset id (default test)")
+    what.add_argument("--hub-config", help="config of a --task that is a hub dataset id")
     what.add_argument("--compare-base", action="store_true", default=None,
                       help="also evaluate the base model without the adapter; report paired deltas")
     what.add_argument("--compare-model", help="a second model or run directory to compare against (as the base)")
@@ -67,19 +74,22 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 def main(args: argparse.Namespace) -> int:
     cfg = resolve_config(args)
+    check_numbers(cfg)
     tasks = load_tasks(cfg)
     out = output_dir(cfg, args)
-    has_open = any(t.kind == "open" for t in tasks)
-    if not has_open and (cfg.eval.judge_url or cfg.eval.judge_model):
+    open_tasks = {t.name for t in tasks if t.kind == "open"}
+    if not open_tasks and (cfg.eval.judge_url or cfg.eval.judge_model):
         print("medtune eval: note: the judge grades open-ended tasks only; none was given", file=sys.stderr)
-    judge = http_judge(cfg) if has_open else None  # reached now: a judge that is down stops us before loading
-    embedder = _embedder(cfg) if has_open else None
+    # checked now, before any model loads: a judge that is down or missing stops us at once, not after the run
+    make_judge = judging.prepare(cfg) if open_tasks else None
+    embedder = _embedder(cfg) if open_tasks else None
     records, systems = [], {}
     for label, load in systems_to_run(cfg, args):
         systems[label], task_records = evaluate_system(load, tasks, cfg, label, embedder)
         records += task_records
-    if has_open and (judge or cfg.eval.judge_model):
-        add_judgments(records, judge or _local_judge(cfg), cfg, out)
+    if make_judge:
+        judged = [r for r in records if r["task"] in open_tasks and not r["error"]]  # never ran: nothing to judge
+        judging.add_judgments(judged, make_judge(), cfg, out)
     results = summarize(cfg, tasks, systems, records)
     write_outputs(out, results, records)
     cfg.save(out / "config.yaml")
@@ -99,10 +109,19 @@ def resolve_config(args: argparse.Namespace) -> Config:
     return load_config(args, flags)
 
 
+def check_numbers(cfg: Config) -> None:
+    """Counts that must be at least 1, refused before anything loads (0 would crash or hang mid-run)."""
+    for key, flag in AT_LEAST_ONE:
+        value = getattr(cfg.eval, key)
+        if value < 1:
+            raise ConfigError(f"eval.{key}{f' ({flag})' if flag else ''} must be at least 1, got {value}")
+
+
 def load_tasks(cfg: Config) -> list:
     if not cfg.eval.tasks:
         raise MedtuneError(f"no task to evaluate: give --task ({', '.join(BUILTIN)} or a file) or eval.tasks")
-    tasks = [load_task(str(t), cfg.eval.data_dir, cfg.eval.limit) for t in cfg.eval.tasks]
+    tasks = [load_task(str(t), cfg.eval.data_dir, cfg.eval.limit, hub_split=cfg.eval.hub_split,
+                       hub_config=cfg.eval.hub_config) for t in cfg.eval.tasks]
     names = [t.name for t in tasks]
     twice = sorted({n for n in names if names.count(n) > 1})
     if twice:
@@ -169,32 +188,6 @@ def _embedder(cfg: Config):
     return load_embedder(cfg.eval.similarity_model)
 
 
-def http_judge(cfg: Config):
-    if not cfg.eval.judge_url:
-        return None
-    from medtune.evaluation.endpoint import ChatEndpoint
-
-    endpoint = ChatEndpoint(cfg.eval.judge_url, cfg.eval.judge_model, cfg.eval.judge_api_key_env).check()
-    return ThreadedJudge(endpoint.id, endpoint.reply, cfg.eval.judge_workers)
-
-
-def _local_judge(cfg: Config):
-    from medtune.inference.engine import Engine
-
-    return EngineJudge(Engine.load(model=cfg.eval.judge_model), batch_size=cfg.eval.batch_size)
-
-
-def add_judgments(records: list[dict], judge, cfg: Config, out: Path) -> None:
-    """Judge every open-ended answer of every system; results go to each record's scores["judge"]."""
-    todo = [r for r in records if r.get("question") is not None]
-    items = [JudgeItem(r["id"], r["question"], r["gold"], r["answer"], r["reasoning"]) for r in todo]
-    cache = JudgeCache(cfg.eval.judge_cache or out / "judge_cache.jsonl")
-    with progress_bar(len(items), f"judge {judge.id}") as update:
-        verdicts = judge_all(judge, items, cache, progress=update)
-    for record, verdict in zip(todo, verdicts):
-        record["scores"]["judge"] = verdict
-
-
 def summarize(cfg: Config, tasks: list, systems: dict, records: list[dict]) -> dict:
     by_key: dict[tuple, list[dict]] = {}
     for r in records:
@@ -227,6 +220,7 @@ def print_summary(results: dict, out: Path) -> None:
             m = task["metrics"]
             if task["kind"] == "mcq":
                 extra = f", acc_norm {m['acc_norm']:.4f}" if "acc_norm" in m else f", unparseable {m['unparseable']}"
+                extra += f", too long {m['too_long']}" if m.get("too_long") else ""
                 line = f"accuracy {m['accuracy']:.4f} [{m['ci95'][0]:.4f}, {m['ci95'][1]:.4f}]{extra}"
             else:
                 sim = m.get("similarity", {})

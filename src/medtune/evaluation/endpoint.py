@@ -1,22 +1,23 @@
 """A minimal client for OpenAI-compatible chat endpoints (OpenAI, vLLM, Ollama, `medtune serve`), stdlib only.
 
-`check()` runs before an evaluation, so a judge that is down, or a wrong URL or key, is one clear error
-instead of hundreds of failed judgments.
+`check()` runs before an evaluation, so a judge that is down, or a wrong URL, key or model name, is one clear
+error instead of hundreds of failed judgments. A request the endpoint refuses for good (HTTP 4xx other than
+408 and 429) raises judge.Refused, which the judge records at once instead of asking again.
 """
 
 from __future__ import annotations
 
 import json
-import logging
 import os
 import urllib.error
 import urllib.request
 
 from medtune.errors import MedtuneError
+from medtune.evaluation.judge import Refused
 
-log = logging.getLogger(__name__)
 CHECK_TIMEOUT_S = 5
 REQUEST_TIMEOUT_S = 300  # a long answer from a slow local judge
+RETRYABLE_4XX = (408, 429)  # request timeout, too many requests: the same request may pass later
 
 
 class ChatEndpoint:
@@ -47,8 +48,9 @@ class ChatEndpoint:
             if not listed:
                 raise MedtuneError(f"judge endpoint {self.url} lists no model: name one with eval.judge_model")
             self.model = listed[0]
-        elif listed and self.model not in listed:
-            log.warning("judge model %s is not among those %s lists (%s)", self.model, self.url, ", ".join(listed))
+        elif listed and not _served(self.model, listed):  # every judgment would fail with HTTP 404
+            raise MedtuneError(f"judge endpoint {self.url} does not serve model {self.model!r}; it serves: "
+                               f"{', '.join(map(str, listed))} (set eval.judge_model / --judge-model to one of them)")
         return self
 
     def reply(self, messages: list[dict]) -> str:
@@ -57,6 +59,10 @@ class ChatEndpoint:
         try:
             out = self._call("POST", "/chat/completions", body, timeout=REQUEST_TIMEOUT_S)
             return out["choices"][0]["message"]["content"] or ""
+        except urllib.error.HTTPError as e:
+            if 400 <= e.code < 500 and e.code not in RETRYABLE_4XX:
+                raise Refused(f"HTTP {e.code} from {self.base}/chat/completions: {_body(e)}") from None
+            raise
         except (KeyError, IndexError, TypeError, ValueError) as e:
             raise OSError(f"unexpected response from {self.base}/chat/completions: {_reason(e)}") from None
 
@@ -78,6 +84,20 @@ def base_url(url: str) -> str:
         raise MedtuneError(f"eval.judge_url {url!r} should start with http:// or https://")
     host_and_path = url.split("://", 1)[1]
     return url if "/" in host_and_path else url + "/v1"  # a bare host means the usual /v1 prefix
+
+
+def _served(model: str, listed: list) -> bool:
+    # Ollama lists "llama3:latest" and answers to "llama3" as well
+    return model in listed or f"{model}:latest" in listed
+
+
+def _body(error: urllib.error.HTTPError) -> str:
+    """The first line of an error response, which says what the server disliked."""
+    try:
+        text = error.read().decode("utf-8", "replace").strip()
+    except OSError:
+        text = ""
+    return (text.splitlines() or [str(error.reason)])[0][:300]
 
 
 def _reason(error: BaseException) -> str:

@@ -10,15 +10,20 @@ import re
 
 _OPEN = r"[\s(\[*_]*"  # what may sit before a letter: spaces, brackets, markdown emphasis
 _CLOSE = r"[\s)\]*_.:]*"
+_ENDS = r"(?=[ \t)\]*_]*(?:[.,;:!?\n]|$))"  # the letter ends the sentence: "... is C." but not "... is A patient"
 
 
 def extract_letter(answer: str, options: dict[str, str]) -> str | None:
-    """'The answer is C', 'C.', '(C)', '**C**', 'C) text' or the option's own text -> 'C'; else None."""
+    """'\\boxed{C}', 'The answer is C', 'C is correct', 'C.', '(C)', '**C**', 'C) text', 'Therefore, C.',
+    'Option C' or the option's own text -> 'C'; else None."""
     text = answer.strip()
     if not text or not options:
         return None
     letters = _letters_pattern(options)
-    for find in (_explicit, _alone, _leading, _bold, _parenthesised):
+    stated = _boxed(text, letters) or _explicit(text, letters) or _explicit_lower(text, options)
+    if stated is not None:
+        return stated
+    for find in (_verdict, _alone, _leading, _bold, _parenthesised, _concluding, _option_named):
         letter = find(text, letters)
         if letter is not None:
             return letter
@@ -30,14 +35,52 @@ def _letters_pattern(options: dict[str, str]) -> str:
     return "|".join(re.escape(k) for k in sorted(options, key=len, reverse=True))
 
 
+def _boxed(text: str, letters: str) -> str | None:
+    """LaTeX final answers: '\\boxed{C}', '$\\boxed{C}$', '\\boxed{\\text{C}}', '\\boxed{(C) ...}'; the last wins."""
+    found = re.findall(rf"\\boxed\{{\s*(?:\\text(?:bf)?\{{\s*)?\(?({letters})(?![\w'])", text)
+    return found[-1] if found else None
+
+
+_VERB = r"(?:\s+(?i:is|would be|will be|should be|must be))?\s*[:=\-–]?\s*"
+_LEAD = (rf"(?:(?i:answer)s?{_VERB}(?i:option\s+|choice\s+)?"
+         rf"|(?i:correct|best|right|final)\s+(?i:option|choice){_VERB}"
+         rf"|(?i:choose|select|pick)\s+(?i:option\s+)?)")
+
+
 def _explicit(text: str, letters: str) -> str | None:
     """'answer is C', 'Answer: (C)', 'correct option is **C**', 'I choose C': the last such statement wins."""
-    verb = r"(?:\s+(?i:is|would be|will be|should be|must be))?\s*[:=\-–]?\s*"
-    lead = (rf"(?:(?i:answer)s?{verb}(?i:option\s+|choice\s+)?"
-            rf"|(?i:correct|best|right|final)\s+(?i:option|choice){verb}"
-            rf"|(?i:choose|select|pick)\s+(?i:option\s+)?)")
-    found = re.findall(rf"{lead}{_OPEN}({letters})(?![\w'])", text)
+    found = re.findall(rf"{_LEAD}{_OPEN}({letters})(?![\w'])", text)
     return found[-1] if found else None
+
+
+def _explicit_lower(text: str, options: dict[str, str]) -> str | None:
+    """'the answer is c': a lower-case letter counts only right after an explicit lead and when it ends the
+    sentence, so 'the answer is a benign cyst' (an article) stays unparsed."""
+    lower = {k.lower(): k for k in options if len(k) == 1 and k.isupper() and k.lower() not in options}
+    if not lower:
+        return None
+    found = re.findall(rf"{_LEAD}{_OPEN}([{''.join(lower)}]){_ENDS}", text)
+    return lower[found[-1]] if found else None
+
+
+def _verdict(text: str, letters: str) -> str | None:
+    """'C is correct', 'Option C is correct', 'Therefore, (C) is the right answer', when they all name one letter.
+    The letter opens a sentence or follows 'option': 'Vitamin A is the best source' names no option."""
+    start = r"(?:^|[.!?;:,]\s+|\n\s*|\b(?i:option|choice|so|thus|hence|therefore)\s+)"
+    return _unique(re.findall(rf"{start}[(\[*_]*({letters}){_CLOSE}\s*(?i:is|would be)\s+(?i:the\s+)?"
+                              rf"(?i:correct|right|best)\b", text))
+
+
+def _concluding(text: str, letters: str) -> str | None:
+    """'Therefore, C.', 'So the answer: C', 'The most likely diagnosis is C': a conclusion ending on the letter;
+    the last one wins."""
+    found = re.findall(rf"(?:\b(?i:therefore|thus|hence|so)\s*,?|\b(?i:is))\s+{_OPEN}({letters}){_ENDS}", text)
+    return found[-1] if found else None
+
+
+def _option_named(text: str, letters: str) -> str | None:
+    """'Option C', 'choice (C)' anywhere, when every such mention names one letter."""
+    return _unique(re.findall(rf"\b(?i:option|choice)\s+{_OPEN}({letters})(?![\w'])", text))
 
 
 def _alone(text: str, letters: str) -> str | None:

@@ -48,6 +48,10 @@ Reply with one JSON object and nothing else, in this form:
 REMINDER = "Your reply could not be read. Reply with the JSON object only: five criteria, each with score 1-5."
 
 
+class Refused(OSError):
+    """The endpoint refused this request for good (HTTP 4xx: wrong model, bad request): asking again is no use."""
+
+
 @dataclass(frozen=True)
 class JudgeItem:
     id: str
@@ -101,6 +105,9 @@ def judgment(reply_for: Callable[[list[dict]], str], item: JudgeItem, retries: i
             messages = [*messages_for(item), {"role": "assistant", "content": reply[:2000]},
                         {"role": "user", "content": REMINDER}]
             continue
+        except Refused as e:  # the same request would be refused again: record it now
+            return {"failed": True, "scores": None, "rationales": None, "attempts": attempt,
+                    "error": f"request refused: {e}"}
         except OSError as e:  # this request failed at the endpoint: send it again as it was
             error = f"request failed: {e}"
             continue
@@ -184,12 +191,14 @@ class ThreadedJudge:
 class EngineJudge:
     """A local model as the judge: first attempts run as one batched generation, retries one at a time."""
 
-    def __init__(self, engine, max_tokens: int = 512, batch_size: int = 8):
+    def __init__(self, engine, max_tokens: int = 512, batch_size: int = 8, name: str | None = None):
+        """name: what the cache knows the judge by; give the weights' resolved path, so two judges whose folders
+        share a base name do not share judgments."""
         from medtune.inference.engine import SamplingParams
 
         self.engine, self.batch_size = engine, batch_size
         self.params = SamplingParams(max_tokens=max_tokens, temperature=0.0)
-        self.id = f"local|{engine.name}"
+        self.id = f"local|{name or engine.name}"
 
     def judge_many(self, items: list[JudgeItem], retries: int, progress=None) -> list[dict]:
         firsts = self.engine.generate([messages_for(i) for i in items], self.params, self.batch_size)

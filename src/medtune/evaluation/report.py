@@ -28,7 +28,7 @@ def write_outputs(out: Path, results: dict, records: list[dict]) -> list[Path]:
 
 
 def markdown(results: dict, plots: list[Path], out: Path) -> str:
-    lines = [f"# medtune eval ({results['mode']} mode, seed {results['seed']})", ""]
+    lines = [f"# medtune eval ({_how(results)}, seed {results['seed']})", ""]
     for label, system in results["systems"].items():
         adapter = f" + adapter `{system['adapter']}`" if system.get("adapter") else ""
         lines.append(f"- **{label}**: `{system['model']}`{adapter}")
@@ -37,18 +37,27 @@ def markdown(results: dict, plots: list[Path], out: Path) -> str:
     return "\n".join(lines) + "\n"
 
 
+def _how(results: dict) -> str:
+    """The mode names how multiple choice was scored; open-ended answers are always generated."""
+    kinds = {t["kind"] for s in results["systems"].values() for t in s["tasks"].values()}
+    if "mcq" not in kinds:
+        return "open-ended answers generated"
+    return f"{results['mode']} mode" + (", open-ended answers generated" if "open" in kinds else "")
+
+
 def mcq_table(results: dict) -> list[str]:
     rows = [(label, task, t) for label, s in results["systems"].items() for task, t in s["tasks"].items()
             if t["kind"] == "mcq"]
     if not rows:
         return []
     out = ["## Multiple choice", "",
-           "| system | task | items | accuracy | 95% CI | acc_norm | unparseable | format ok | reasoning tokens | "
-           "items/s |", "|---|---|---:|---:|---|---:|---:|---:|---:|---:|"]
+           "| system | task | items | accuracy | 95% CI | acc_norm | unparseable | too long | format ok | "
+           "reasoning tokens | items/s |", "|---|---|---:|---:|---|---:|---:|---:|---:|---:|---:|"]
     for label, task, t in rows:
         m = t["metrics"]
         out.append(f"| {label} | {task} | {m['items']} | {m['accuracy']:.4f} | {_ci(m['ci95'])} | "
-                   f"{_num(m.get('acc_norm'))} | {m.get('unparseable', '-')} | {_pct(m.get('format_compliance'))} | "
+                   f"{_num(m.get('acc_norm'))} | {m.get('unparseable', '-')} | {m.get('too_long', '-')} | "
+                   f"{_pct(m.get('format_compliance'))} | "
                    f"{_num(m.get('mean_reasoning_tokens'), 1)} | {t['items_per_s']:.2f} |")
     return [*out, ""]
 
@@ -59,8 +68,8 @@ def open_table(results: dict) -> list[str]:
     if not rows:
         return []
     judged = any("judge" in t["metrics"] for _, _, t in rows)
-    head = "| system | task | items | similarity mean | median | good (>=0.7) | poor (<=0.3) | format ok |"
-    rule = "|---|---|---:|---:|---:|---:|---:|---:|"
+    head = "| system | task | items | similarity mean | median | good (>=0.7) | poor (<=0.3) | too long | format ok |"
+    rule = "|---|---|---:|---:|---:|---:|---:|---:|---:|"
     if judged:
         head += " judged | failed | " + " | ".join(CRITERIA) + " |"
         rule += "---:|---:|" + "---:|" * len(CRITERIA)
@@ -68,7 +77,8 @@ def open_table(results: dict) -> list[str]:
     for label, task, t in rows:
         m, s = t["metrics"], t["metrics"].get("similarity", {})
         row = (f"| {label} | {task} | {m['items']} | {_num(s.get('mean'))} | {_num(s.get('median'))} | "
-               f"{_pct(s.get('good_share'))} | {_pct(s.get('poor_share'))} | {_pct(m.get('format_compliance'))} |")
+               f"{_pct(s.get('good_share'))} | {_pct(s.get('poor_share'))} | {m.get('too_long', '-')} | "
+               f"{_pct(m.get('format_compliance'))} |")
         if judged:
             j = m.get("judge", {})
             row += f" {j.get('judged', '-')} | {j.get('failed', '-')} | "
@@ -159,7 +169,7 @@ def _similarity_plot(path: Path, records: list[dict]) -> Path | None:
         return None
     fig, ax = _figure()
     for label, scores in by_system.items():
-        ax.hist(scores, bins=20, range=(-0.2, 1.0), alpha=0.6, label=label)
+        ax.hist(scores, bins=20, range=similarity_range(by_system), alpha=0.6, label=label)
     for x in (0.3, 0.7):
         ax.axvline(x, color="grey", linestyle="--", linewidth=1)
     ax.set_xlabel("cosine similarity to the reference answer")
@@ -168,6 +178,11 @@ def _similarity_plot(path: Path, records: list[dict]) -> Path | None:
     ax.legend()
     fig.savefig(path, dpi=120)
     return path
+
+
+def similarity_range(by_system: dict[str, list[float]]) -> tuple[float, float]:
+    """[0, 1], reaching down to the lowest score: cosines go to -1, and hist drops what falls outside its range."""
+    return min(0.0, *(min(scores) for scores in by_system.values())), 1.0
 
 
 def _paired_plot(path: Path, results: dict) -> Path | None:

@@ -11,6 +11,7 @@ import time
 from contextlib import contextmanager
 
 from medtune.config import Config
+from medtune.errors import MedtuneError
 from medtune.evaluation.loglik import score_mcq
 from medtune.evaluation.similarity import similarities
 
@@ -51,45 +52,64 @@ def _loglik_records(engine, task, cfg: Config, label: str) -> list[dict]:
     with progress_bar(len(items), f"{label} {task.name} loglik", n_requests / max(1, len(items))) as update:
         verdicts = score_mcq(engine.model, engine.tokenizer, task, cfg.eval.mcq_format, cfg.eval.batch_size, update)
     return [_base_record(label, task, ex) | {
-        "prompt": v["prompt"], "reasoning": None, "answer": None, "prediction": v["prediction"],
-        "prediction_norm": v["prediction_norm"], "correct": v["correct"], "correct_norm": v["correct_norm"],
-        "parsed": True, "scores": {"logliks": v["logliks"]}} for ex, v in zip(items, verdicts)]
+        "prompt": v["prompt"], "prediction": v["prediction"], "prediction_norm": v["prediction_norm"],
+        "correct": v["correct"], "correct_norm": v["correct_norm"], "parsed": True,
+        "scores": {"logliks": v["logliks"]}} for ex, v in zip(items, verdicts)]
 
 
 def _generated_records(engine, task, cfg: Config, label: str) -> list[dict]:
     items = task.examples()
-    generations = generate(engine, [task.messages(ex) for ex in items], cfg, f"{label} {task.name} generate")
+    conversations = [task.messages(ex) for ex in items]
+    generations = generate(engine, conversations, cfg, f"{label} {task.name} generate")
     records = []
-    for ex, gen in zip(items, generations):
-        record = _base_record(label, task, ex) | _generation_fields(engine, gen)
-        if task.kind == "mcq":
-            record |= task.score(ex, gen.answer)
+    for ex, conversation, gen in zip(items, conversations, generations):
+        record = _base_record(label, task, ex)
+        if isinstance(gen, str):  # the prompt could not run: recorded, counted wrong (MCQ), counted apart
+            record |= _failed_fields(engine, conversation, gen, task.kind)
         else:
-            record |= {"gold": ex.reference, "question": ex.question}
+            record |= _generation_fields(engine, gen)
+            record |= task.score(ex, gen.answer) if task.kind == "mcq" else {}
         records.append(record)
     return records
 
 
 def generate(engine, conversations: list, cfg: Config, desc: str) -> list:
-    """Batched generation with a progress bar; prompts of similar length share a batch (less padding)."""
+    """Batched generation with a progress bar; prompts of similar length share a batch (less padding). A prompt
+    too long for the model's context gets the engine's message (a str) instead of a Generation."""
     from medtune.inference.engine import SamplingParams
 
-    params = SamplingParams(max_tokens=cfg.eval.max_tokens, temperature=cfg.eval.temperature, seed=cfg.seed)
-    order = sorted(range(len(conversations)), key=lambda i: -len(engine.encode(engine.prompt(conversations[i]))))
+    params = SamplingParams(max_tokens=cfg.eval.max_tokens, temperature=cfg.eval.temperature, seed=cfg.seed).check()
     out: list = [None] * len(conversations)
-    size = max(1, cfg.eval.batch_size)
-    with progress_bar(len(order), desc) as update:
+    requests = {}
+    for i, conversation in enumerate(conversations):
+        try:
+            requests[i] = engine.request(conversation, params)
+        except MedtuneError as e:
+            if not _too_long(engine, conversation):
+                raise
+            out[i] = str(e)
+    order = sorted(requests, key=lambda i: -len(requests[i].prompt_ids))
+    size = cfg.eval.batch_size
+    with progress_bar(len(conversations), desc) as update:
+        update(len(conversations) - len(order))
         for start in range(0, len(order), size):
             chunk = order[start:start + size]
-            for i, gen in zip(chunk, engine.generate([conversations[i] for i in chunk], params, size)):
+            for i, gen in zip(chunk, engine.run([requests[i] for i in chunk])):
                 out[i] = gen
             update(len(chunk))
     return out
 
 
+def _too_long(engine, conversation) -> bool:
+    return bool(engine.context_length) and len(engine.encode(engine.prompt(conversation))) >= engine.context_length
+
+
 def _base_record(label: str, task, ex) -> dict:
-    gold = getattr(ex, "answer", None)
-    return {"system": label, "task": task.name, "id": ex.id, "source": ex.source, "gold": gold}
+    """The keys every line of items.jsonl has, whatever the task and mode (None where they do not apply)."""
+    gold = ex.answer if task.kind == "mcq" else ex.reference
+    return {"system": label, "task": task.name, "id": ex.id, "source": ex.source, "question": ex.question,
+            "gold": gold, "prompt": None, "reasoning": None, "answer": None, "prediction": None, "correct": None,
+            "parsed": None, "error": None, "scores": {}}
 
 
 def _generation_fields(engine, gen) -> dict:
@@ -99,13 +119,20 @@ def _generation_fields(engine, gen) -> dict:
     return {"prompt": gen.prompt, "reasoning": gen.reasoning, "answer": gen.answer,
             "finish_reason": gen.finish_reason, "reasoning_tokens": tokens,
             "generated_tokens": gen.stats.generated_tokens,
-            "format_ok": bool(reasoning.strip()) and gen.reasoning_finished and bool(gen.answer.strip()),
-            "scores": {}}
+            "format_ok": bool(reasoning.strip()) and gen.reasoning_finished and bool(gen.answer.strip())}
+
+
+def _failed_fields(engine, conversation, error: str, kind: str) -> dict:
+    """An item that never ran: no answer, wrong when it is multiple choice, its reason kept in `error`."""
+    return {"prompt": engine.prompt(conversation), "correct": False if kind == "mcq" else None,
+            "error": f"too long: {error}", "finish_reason": None, "reasoning_tokens": 0, "generated_tokens": 0,
+            "format_ok": None}
 
 
 def _add_similarity(records: list[dict], embedder) -> None:
     if embedder is None:
         return
-    scores = similarities(embedder, [r["answer"] for r in records], [r["gold"] for r in records])
+    answers = [r["answer"] or "" for r in records]  # an item that never ran has no answer: it scores 0
+    scores = similarities(embedder, answers, [r["gold"] for r in records])
     for record, score in zip(records, scores):
         record["scores"]["similarity"] = round(score, 6)

@@ -81,18 +81,26 @@ def similarity_summary(scores: list[float]) -> dict:
 
 
 def mcq_summary(records: list[dict]) -> dict:
-    """Accuracy with its interval, acc_norm (loglik), unparseable answers, reasoning length and format (generate)."""
-    out = accuracy([r["correct"] for r in records])
+    """Accuracy with its interval, acc_norm (loglik), unparseable answers, reasoning length and format (generate).
+    Items that never ran (too long for the model) count as wrong, and apart, as too_long; never as unparseable."""
+    out = accuracy([bool(r["correct"]) for r in records])
     if records and "correct_norm" in records[0]:
         out["acc_norm"] = accuracy([r["correct_norm"] for r in records])["accuracy"]
     if records and "parsed" in records[0]:
-        out["unparseable"] = sum(not r["parsed"] for r in records)
-    return {**out, **generation_summary(records)}
+        out["unparseable"] = sum(r["parsed"] is False for r in records)
+    return {**out, **too_long(records), **generation_summary(records)}
+
+
+def too_long(records: list[dict]) -> dict:
+    """{too_long: n} in generate mode: items whose prompt did not fit the model's context (their `error`)."""
+    if not any("format_ok" in r for r in records):
+        return {}
+    return {"too_long": sum(bool(r.get("error")) for r in records)}
 
 
 def generation_summary(records: list[dict]) -> dict:
     """Mean reasoning length (tokens when counted, else words) and format compliance, for generated answers."""
-    gen = [r for r in records if "format_ok" in r]
+    gen = [r for r in records if r.get("format_ok") is not None]  # None: the item never ran
     if not gen:
         return {}
     lengths = [r.get("reasoning_tokens") or len((r.get("reasoning") or "").split()) for r in gen]
@@ -101,7 +109,7 @@ def generation_summary(records: list[dict]) -> dict:
 
 
 def open_summary(records: list[dict], criteria: tuple[str, ...] = ()) -> dict:
-    out: dict = {"items": len(records), **generation_summary(records)}
+    out: dict = {"items": len(records), **too_long(records), **generation_summary(records)}
     sims = [_score(r, "similarity") for r in records if _score(r, "similarity") is not None]
     if sims:
         out["similarity"] = similarity_summary(sims)
@@ -118,7 +126,7 @@ def paired_summary(base: list[dict], tuned: list[dict], seed: int = 0, criteria:
     by_id = {r["id"]: r for r in base}
     pairs = [(by_id[r["id"]], r) for r in tuned if r["id"] in by_id]
     out: dict = {"items": len(pairs)}
-    if pairs and "correct" in pairs[0][1]:
+    if pairs and pairs[0][1].get("correct") is not None:  # open-ended items have no correctness
         b, t = [p[0]["correct"] for p in pairs], [p[1]["correct"] for p in pairs]
         out["accuracy"] = {**paired_bootstrap(b, t, seed), **mcnemar(b, t), **wins_ties_losses(b, t)}
     sims = [(_score(b, "similarity"), _score(t, "similarity")) for b, t in pairs

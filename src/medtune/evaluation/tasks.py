@@ -1,10 +1,12 @@
 """Benchmarks as tiny objects (nanochat style): `examples()` and `score(example, output)`.
 
 Two kinds of task file:
-  multiple choice   {id, question, options: {letter: text}, answer: letter}  (MedQA, MedMCQA, PubMedQA, MMLU)
+  multiple choice   {id, question, options: {letter: text}, answer: letter}  (MedQA, MedMCQA, PubMedQA, MMLU),
+                    or a hub layout of those benchmarks (layouts.py): any row in one makes the file MCQ
   open-ended        any layout `prepare` reads (medical-o1, chat rows from prepare's test split, ...): the last
                     assistant turn's answer is the reference for similarity and the judge
-Built-in names resolve to <data_dir>/<name>.jsonl; anything else is a file, a folder or a hub dataset id.
+Built-in names resolve to <data_dir>/<name>.jsonl, or to their hub datasets without a data_dir (hub.py);
+anything else is a file, a folder or a hub dataset id.
 """
 
 from __future__ import annotations
@@ -15,7 +17,9 @@ from pathlib import Path
 from medtune.data.records import Message
 from medtune.data.sources import load_rows, looks_like_hub_id
 from medtune.errors import DataError
+from medtune.evaluation import layouts
 from medtune.evaluation.extract import extract_letter
+from medtune.evaluation.hub import BUILTIN_HUB, load_hub_rows, offline_hint
 
 BUILTIN = ("medqa", "medmcqa", "pubmedqa", "mmlu_medical")
 MCQ_FORMATS = ("letters", "cloze")
@@ -101,65 +105,50 @@ class OpenTask:
         return {"answered": bool(output.strip())}
 
 
-def load_task(name_or_path: str, data_dir: str | None = None, limit: int | None = None) -> MCQTask | OpenTask:
-    """A built-in name, a file or folder, or a hub dataset id -> its task, holding the first `limit` items."""
-    where = resolve(name_or_path, data_dir)
-    rows, _ = load_rows(where, hub_split="test")
-    name = name_or_path if name_or_path in BUILTIN else Path(name_or_path).stem or name_or_path
+def load_task(name_or_path: str, data_dir: str | None = None, limit: int | None = None, *,
+              hub_split: str = "test", hub_config: str | None = None) -> MCQTask | OpenTask:
+    """A built-in name, a file or folder, or a hub dataset id -> its task, holding the first `limit` items.
+    Built-in names read <data_dir>/<name>.jsonl, or their hub dataset (hub.BUILTIN_HUB) when data_dir is None;
+    hub_split and hub_config apply to other hub ids and dataset folders."""
     if limit is not None and limit < 1:
         raise DataError(f"eval.limit must be at least 1, got {limit}")
-    if "options" in rows[0][1]:
-        items = _unique_ids([parse_mcq(source, row) for source, row in rows])
-        return MCQTask(name, items[:limit], str(where))
-    return OpenTask(name, _unique_ids(_open_examples(rows))[:limit], str(where))
+    rows, where = _rows(name_or_path, data_dir, hub_split, hub_config)
+    name = name_or_path if name_or_path in BUILTIN else Path(name_or_path).stem or name_or_path
+    found = layouts.detect(rows)  # any row in a known MCQ layout makes the whole file multiple choice
+    if found:
+        layout, marked_at = found
+        items = _unique_ids([_mcq_example(d) for d in layouts.normalise(layout, rows, marked_at)])
+        return MCQTask(name, items[:limit], where)
+    return OpenTask(name, _unique_ids(_open_examples(rows))[:limit], where)
+
+
+def _rows(name: str, data_dir: str | None, hub_split: str, hub_config: str | None) -> tuple[list, str]:
+    """(rows, where they came from)."""
+    if name in BUILTIN and data_dir is None:
+        dataset = BUILTIN_HUB[name]
+        return load_hub_rows(dataset, name), dataset.describe()
+    where = resolve(name, data_dir)
+    rows, _ = load_rows(where, hub_split=hub_split, hub_config=hub_config, hub_hint=offline_hint())
+    return rows, where
 
 
 def resolve(name: str, data_dir: str | None) -> str:
-    """Where a task's items live: <data_dir>/<name>.jsonl for built-in names, else the name itself."""
+    """Where a task's items live: <data_dir>/<name>.jsonl for built-in names (given a data_dir), else the name."""
     if name not in BUILTIN:
         if Path(name).expanduser().exists():
             return str(Path(name).expanduser())
         if looks_like_hub_id(name):
             return name
         raise DataError(f"{name}: no such task file (built-in tasks: {', '.join(BUILTIN)})")
-    if data_dir is None:
-        raise DataError(f"task {name} needs eval.data_dir (--data-dir), a folder holding {name}.jsonl")
     path = Path(data_dir).expanduser() / f"{name}.jsonl"
     if not path.is_file():
         raise DataError(f"{path}: task file not found (eval.data_dir should hold {name}.jsonl)")
     return str(path)
 
 
-def parse_mcq(source: str, row: dict) -> MCQExample:
-    """One multiple-choice row, checked: every problem names the line and the field."""
-    question = row.get("question")
-    if not isinstance(question, str) or not question.strip():
-        raise DataError(f"{source}: field 'question' is missing or empty")
-    options = _options(source, row.get("options"))
-    answer = row.get("answer")
-    if answer is None or (isinstance(answer, str) and not answer.strip()):
-        raise DataError(f"{source}: field 'answer' is missing")
-    answer = str(answer).strip()
-    if answer not in options:
-        raise DataError(f"{source}: field 'answer' = {answer!r} is not one of the option letters "
-                        f"{', '.join(options)}")
-    return MCQExample(_item_id(row, source), question.strip(), options, answer, source)
-
-
-def _options(source: str, raw) -> dict:
-    if isinstance(raw, list):  # a plain list of option texts is lettered A, B, C, ...
-        raw = {chr(ord("A") + i): v for i, v in enumerate(raw)}
-    if not isinstance(raw, dict) or len(raw) < 2:
-        raise DataError(f"{source}: field 'options' must map at least two letters to texts, "
-                        f'e.g. {{"A": "...", "B": "..."}}')
-    options = {}
-    for key, text in raw.items():
-        if isinstance(text, (int, float)) and not isinstance(text, bool):
-            text = str(text)
-        if not isinstance(text, str) or not text.strip():
-            raise DataError(f"{source}: field 'options.{key}' is empty")
-        options[str(key).strip()] = text.strip()
-    return options
+def _mcq_example(item: dict) -> MCQExample:
+    return MCQExample(_item_id(item, item["source"]), item["question"], item["options"], item["answer"],
+                      item["source"])
 
 
 def _open_examples(rows: list) -> list[OpenExample]:
