@@ -5,9 +5,10 @@ The engine's overhead (prompt bookkeeping, per-step row tracking, decoding, stre
 stay under 10% of bare generate. Each figure is the best of --repeat rounds after a warm-up.
 
 Streaming is compared with the way transformers documents it (TextIteratorStreamer, generate in a thread): on a
-CPU, torch work in a second thread after the main thread has run parallel torch work is ~2-3x slower in both (two
-OpenMP thread teams on the same cores), so streamed rows are slower than unstreamed ones in this process. The
-`medtune generate --stream` and `chat` processes do all their generation in the stream's thread and do not pay it.
+CPU, torch work in a second thread after the main thread has run parallel torch work is slower in both (two
+OpenMP thread teams on the same cores: 7-9% on an idle 2-core machine, more on a loaded one), so streamed rows are
+slower than unstreamed ones in this process. The `medtune generate --stream` and `chat` processes do all their
+generation in the stream's thread and do not pay it.
 
 Run: .venv/bin/python bench/generate_speed.py [--model DIR] [--prompts 8] [--tokens 128] [--repeat 5] [--threads N]
 """

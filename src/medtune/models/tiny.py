@@ -69,10 +69,10 @@ def build_tiny_model(arch: str, out_dir, data_file=None, size: str = "tiny", see
     model = random_model(arch, size, tokenizer, seed)
     warm = None
     if pretrain_steps:
-        from medtune.models.warmup import warm_up
+        from medtune.models.warmup import conversation_texts, warm_up
 
         try:
-            warm = warm_up(model, tokenizer, texts, pretrain_steps, seed)
+            warm = warm_up(model, tokenizer, conversation_texts(read_rows(data_file), tokenizer), pretrain_steps, seed)
         except ValueError as e:
             raise MedtuneError(f"--pretrain-steps: {e}") from None
     out.mkdir(parents=True, exist_ok=True)
@@ -85,29 +85,38 @@ def build_tiny_model(arch: str, out_dir, data_file=None, size: str = "tiny", see
 
 def read_texts(data_file=None) -> list[str]:
     """Training text: every string value of a .jsonl file's records, or a plain text file's lines."""
+    out: list[str] = []
+    for item in read_rows(data_file):
+        _collect_strings(item, out)
+    texts = [t for t in out if t.strip()]
+    if not texts:
+        raise MedtuneError(f"{data_file}: no text to train a tokenizer on")
+    return texts
+
+
+def read_rows(data_file=None) -> list:
+    """A .jsonl file's records (the bundled sample by default), or a plain text file's non-empty lines."""
     if data_file is None:
         source = resources.files("medtune") / "assets" / DEFAULT_TEXT
-        return _jsonl_strings(source.read_text(encoding="utf-8"), DEFAULT_TEXT)
+        return _jsonl_rows(source.read_text(encoding="utf-8"), DEFAULT_TEXT)
     path = Path(data_file)
     if not path.is_file():
         raise MedtuneError(f"{path}: data file not found")
     text = path.read_text(encoding="utf-8", errors="replace")
-    texts = _jsonl_strings(text, str(path)) if path.suffix == ".jsonl" else text.splitlines()
-    texts = [t for t in texts if t.strip()]
-    if not texts:
-        raise MedtuneError(f"{path}: no text to train a tokenizer on")
-    return texts
+    if path.suffix == ".jsonl":
+        return _jsonl_rows(text, str(path))
+    return [line for line in text.splitlines() if line.strip()]
 
 
-def _jsonl_strings(text: str, source: str) -> list[str]:
-    out: list[str] = []
+def _jsonl_rows(text: str, source: str) -> list:
+    rows = []
     for n, line in enumerate(text.splitlines(), 1):
         if line.strip():
             try:
-                _collect_strings(json.loads(line), out)
+                rows.append(json.loads(line))
             except json.JSONDecodeError as e:
                 raise MedtuneError(f"{source}:{n}: not valid JSON ({e.msg})") from None
-    return out
+    return rows
 
 
 def _collect_strings(value, out: list[str]) -> None:
