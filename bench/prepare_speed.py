@@ -14,9 +14,10 @@ import time
 from pathlib import Path
 
 from medtune import config
+from medtune.data.outputs import write_outputs
+from medtune.data.pipeline import prepare
 from medtune.models.load import load_tokenizer
 from medtune.models.tiny import build_tiny_model
-from medtune.prepare import prepare, write_outputs
 
 SAMPLE = Path(__file__).resolve().parents[1] / ".." / "shared" / "data" / "medical_o1_sample.jsonl"
 

@@ -34,9 +34,9 @@ from pathlib import Path
 import torch
 
 from medtune import config as config_mod
+from medtune.data.pipeline import prepare
 from medtune.models.load import default_device, load_tokenizer
 from medtune.models.tiny import build_tiny_model
-from medtune.prepare import prepare
 
 SAMPLE = Path(__file__).resolve().parents[1] / ".." / "shared" / "data" / "medical_o1_sample.jsonl"
 PAD_TO = 512
@@ -150,9 +150,9 @@ def supervised_tokens(encoded) -> int:
 
 
 def medtune_trainer(cfg, tokenizer, train, packing: str, out: Path):
+    from medtune.rundir import RunDir
     from medtune.training import args as args_mod
-    from medtune.training.data import to_dataset
-    from medtune.training.rundir import RunDir
+    from medtune.training.examples import to_dataset
     from medtune.training.trainer import build
 
     cfg = config_mod.from_dict({**cfg.to_dict(), "output_dir": str(out), "training": {

@@ -1,4 +1,5 @@
-"""The `medtune` command: a table of verbs, each imported only when it runs (so --help stays fast)."""
+"""The `medtune` command: a table of verbs, each in medtune.commands, imported only when it runs (so --help stays
+fast); one error policy: a MedtuneError is one line and exit 2, Ctrl-C exit 130, a closed pipe exit 141."""
 
 from __future__ import annotations
 
@@ -12,17 +13,20 @@ import warnings
 from medtune import __version__
 from medtune.errors import MedtuneError
 
-# verb -> (module with add_arguments(parser) and main(args), one-line help). Only built verbs are listed.
-VERBS: dict[str, tuple[str, str]] = {
-    "prepare": ("medtune.prepare", "load, detect, normalise, template, split and audit a dataset"),
-    "new-model": ("medtune.models.tiny", "build a small random model + locally trained tokenizer"),
-    "train": ("medtune.train", "LoRA / QLoRA / full fine-tuning with checkpoints, resume and early stopping"),
-    "eval": ("medtune.evaluation.cli",
-             "MedQA, MedMCQA, PubMedQA, MMLU-medical accuracy, judge, similarity, base vs tuned"),
-    "generate": ("medtune.inference.generate", "one prompt, one answer: reasoning set apart, then statistics"),
-    "chat": ("medtune.inference.chat", "interactive assistant in the terminal (scriptable through standard input)"),
-    "serve": ("medtune.inference.server", "OpenAI-compatible HTTP API (chat, completions, streaming, API key)"),
+# verb -> one-line help; the module is medtune.commands.<verb with - as _>. Only built verbs are listed.
+VERBS: dict[str, str] = {
+    "prepare": "load, detect, normalise, template, split and audit a dataset",
+    "new-model": "build a small random model + locally trained tokenizer",
+    "train": "LoRA / QLoRA / full fine-tuning with checkpoints, resume and early stopping",
+    "eval": "MedQA, MedMCQA, PubMedQA, MMLU-medical accuracy, judge, similarity, base vs tuned",
+    "generate": "one prompt, one answer: reasoning set apart, then statistics",
+    "chat": "interactive assistant in the terminal (scriptable through standard input)",
+    "serve": "OpenAI-compatible HTTP API (chat, completions, streaming, API key)",
 }
+
+
+def module_of(verb: str) -> str:
+    return f"medtune.commands.{verb.replace('-', '_')}"
 
 
 def build_parser(verb: str | None = None) -> argparse.ArgumentParser:
@@ -33,25 +37,48 @@ def build_parser(verb: str | None = None) -> argparse.ArgumentParser:
     )
     parser.add_argument("--version", action="version", version=f"medtune {__version__}")
     sub = parser.add_subparsers(dest="verb", metavar="VERB")
-    for name, (module, help_text) in VERBS.items():
+    for name, help_text in VERBS.items():
         p = sub.add_parser(name, help=help_text, description=help_text,
                            formatter_class=argparse.RawDescriptionHelpFormatter)
         if name == verb:  # only the chosen verb's module is imported
-            importlib.import_module(module).add_arguments(p)
+            importlib.import_module(module_of(name)).add_arguments(p)
     return parser
 
 
-def quiet_libraries() -> None:
-    """Library chatter that says nothing to a medtune user: weight-loading progress bars, a bitsandbytes notice
-    about an optional CPU kernel package, and deprecation warnings raised inside PEFT/transformers."""
+USES_DATASETS = {"prepare", "train", "eval"}  # verbs that import datasets anyway (0.7 s of import for the others)
+
+
+def quiet_libraries(verb: str | None = None) -> None:
+    """Library chatter that says nothing to a medtune user (weight-loading and dataset progress bars, info logs, a
+    bitsandbytes notice about an optional kernel, deprecations raised inside PEFT/transformers); medtune's own
+    warnings on one line each."""
     logging.getLogger("bitsandbytes").setLevel(logging.ERROR)
+    logging.getLogger("trl").setLevel(logging.ERROR)
     warnings.filterwarnings("ignore", category=FutureWarning, module=r"(transformers|peft|trl)\.")
     warnings.filterwarnings("ignore", message=r".*is_gradient_checkpointing.*")
+    log = logging.getLogger("medtune")
+    if not log.handlers:
+        handler = _StderrHandler()
+        handler.setFormatter(logging.Formatter("warning: %(message)s"))
+        log.addHandler(handler)
+        log.setLevel(logging.WARNING)
     try:
         from transformers.utils import logging as hf_logging
     except ImportError:  # the CLI's --help works before the heavy dependencies are installed
         return
     hf_logging.disable_progress_bar()
+    hf_logging.set_verbosity_error()
+    if verb in USES_DATASETS:
+        import datasets
+
+        datasets.disable_progress_bars()
+
+
+class _StderrHandler(logging.Handler):
+    """Writes to sys.stderr as it is at each warning (a StreamHandler keeps the stream of its first call)."""
+
+    def emit(self, record: logging.LogRecord) -> None:
+        print(self.format(record), file=sys.stderr)
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -62,9 +89,9 @@ def main(argv: list[str] | None = None) -> int:
     if args.verb is None:
         parser.print_help()
         return 0
-    quiet_libraries()
+    quiet_libraries(args.verb)
     try:
-        return importlib.import_module(VERBS[args.verb][0]).main(args) or 0
+        return importlib.import_module(module_of(args.verb)).main(args) or 0
     except MedtuneError as e:
         print(f"medtune {args.verb}: error: {e}", file=sys.stderr)
         return 2

@@ -143,7 +143,7 @@ def test_every_architecture_and_template_masks_only_the_answer(tiny_models, arch
     from transformers import AutoTokenizer
 
     from medtune import config
-    from medtune.prepare import prepare
+    from medtune.data.pipeline import prepare
 
     tok = AutoTokenizer.from_pretrained(tiny_models(arch))
     cfg = config.load(None, values={"data.train_file": str(SAMPLE), "data.limit": 6, "data.template": template,
@@ -205,7 +205,7 @@ def test_completions_rows_keep_the_system_prompt_for_medtune(tmp_path):
     report = json.loads((out / "prepare_report.json").read_text())
     assert any("mlx-lm ignores" in n for n in report["notes"])
     from medtune import config
-    from medtune.prepare import prepare
+    from medtune.data.pipeline import prepare
 
     again = prepare(config.load(None, values={"data.train_file": str(out / "train.jsonl")}))
     assert again.splits["train"][0].system == "Be careful."

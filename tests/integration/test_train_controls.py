@@ -184,12 +184,12 @@ def test_resume_flag_leaves_config_paths_and_overrides_where_they_belong(tiny_ll
 
 
 def test_a_prepared_folder_trains_on_its_own_splits(tiny_llama, tmp_path):
-    from medtune.training.run import _prepare
+    from medtune.training.run import prepare_examples
 
     assert main(["prepare", "--data", str(SAMPLE), "--limit", "40", "--split", "0.8,0.1,0.1",
                  "--out", str(tmp_path / "prep")]) == 0
-    _, prepared, _, _ = _prepare(cfg_for(tiny_llama, tmp_path / "run", **{"data.train_file": str(tmp_path / "prep"),
-                                                                          "model.max_length": 4096}))
+    cfg = cfg_for(tiny_llama, tmp_path / "run", **{"data.train_file": str(tmp_path / "prep"), "model.max_length": 4096})
+    _, prepared, _, _ = prepare_examples(cfg)
     assert {n: len(r) for n, r in prepared.splits.items()} == {"train": 32, "valid": 4, "test": 4}
 
 

@@ -14,8 +14,8 @@ from safetensors.torch import load_file
 
 from medtune import config as config_mod
 from medtune.errors import MedtuneError
+from medtune.rundir import RunDir
 from medtune.training.run import train
-from medtune.training.rundir import RunDir
 
 SAMPLE = Path(__file__).resolve().parents[2] / ".." / "shared" / "data" / "medical_o1_sample.jsonl"
 # lora dropout on: the resumed run must restore the RNG, not only weights and optimizer

@@ -9,13 +9,13 @@ import pytest
 
 from medtune import config as config_mod
 from medtune.data.formats import convert
+from medtune.data.pipeline import encode_records
 from medtune.data.records import Message, Record
 from medtune.data.templates import R1_INSTRUCTION, R1_PREAMBLE
 from medtune.models.load import load_tokenizer
-from medtune.prepare import encode_records
+from medtune.rundir import RunDir
 from medtune.training import args as args_mod
-from medtune.training.data import to_dataset
-from medtune.training.rundir import RunDir
+from medtune.training.examples import to_dataset
 from medtune.training.trainer import build
 
 SAMPLE = Path(__file__).resolve().parents[2] / ".." / "shared" / "data" / "medical_o1_sample.jsonl"

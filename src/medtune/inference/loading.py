@@ -95,7 +95,7 @@ def _base_as_trained(cfg: Config, root: Path) -> Config:
 
 
 def _latest_checkpoint(root: Path) -> Path | None:
-    from medtune.training.rundir import RunDir
+    from medtune.rundir import RunDir
 
     found = [path for _, path in RunDir(root).list_checkpoints() if (path / ADAPTER_FILE).is_file()]
     return found[-1] if found else None

@@ -8,7 +8,7 @@ from dataclasses import dataclass
 
 from medtune.config import Config
 from medtune.errors import ConfigError
-from medtune.training.rundir import RunDir
+from medtune.rundir import RunDir
 
 PADDING_FREE = ("padding_free", "per_sequence")
 AT_THE_END = 10**9  # an interval never reached: the Trainer still evaluates and saves at its last step

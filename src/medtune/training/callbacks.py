@@ -12,7 +12,7 @@ import time
 
 from transformers import TrainerCallback
 
-from medtune.training.rundir import RunDir, append_metrics
+from medtune.rundir import RunDir, append_metrics
 
 
 def eval_history(log_history: list[dict]) -> list[tuple[int, float]]:

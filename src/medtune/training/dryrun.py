@@ -1,12 +1,42 @@
-"""--dry-run: what would be adapted and how many parameters would train, without loading any weights.
+"""--dry-run: the resolved config, the length audit, what would be adapted and how many parameters would train,
+without loading any weights or writing anything.
 
 The model is built from its config on the meta device (no memory, no download of weights), so an 8B recipe can be
-checked on a laptop; adapter targets are resolved against that skeleton exactly as in a real run.
+checked on a laptop; adapter targets are resolved against that skeleton exactly as in a real run. When the length
+policy leaves no example, the plan is still shown, then the error (with the model.max_length that would fit).
 """
 
 from __future__ import annotations
 
+from typing import TextIO
+
+import yaml
+
 from medtune.config import Config
+from medtune.errors import DataError
+
+
+def dry_run(cfg: Config, out: TextIO):
+    from medtune.data.report import summary
+    from medtune.rundir import RunDir
+    from medtune.training import args as args_mod
+    from medtune.training.run import Result, no_examples_message, prepare_examples
+    from medtune.training.trainer import startup_lines
+
+    print("# resolved config\n" + yaml.safe_dump(cfg.to_dict(), sort_keys=False, allow_unicode=True), file=out)
+    _, prepared, encoded, data = prepare_examples(cfg)
+    print(summary(prepared.report), file=out)
+    n_train = len(encoded.get("train", []))
+    # nothing fits: show the plan for the data as split, then the error (a dry run is there to show the plan)
+    has_eval = bool(encoded.get("valid")) or (not n_train and bool(prepared.splits.get("valid")))
+    plan = args_mod.plan(cfg, has_eval, max(n_train, len(prepared.splits["train"])), args_mod.varlen_attention(cfg))
+    info = describe_targets(cfg, plan)
+    print("\n".join(["# would train", *startup_lines(cfg, info, data.line(), plan),
+                     f"run directory: {RunDir(cfg.output_dir).root}"]), file=out, flush=True)
+    if not n_train:
+        raise DataError(no_examples_message(cfg, prepared.report, data))
+    print("dry run: nothing trained, nothing written", file=out)
+    return Result(RunDir(cfg.output_dir).root, "dry_run", info=info)
 
 
 def describe_targets(cfg: Config, plan) -> dict:
@@ -16,7 +46,7 @@ def describe_targets(cfg: Config, plan) -> dict:
     from medtune.models.load import (
         default_device,
         describe_device,
-        load_config,
+        load_model_config,
         resolve_attn_implementation,
         resolve_dtype,
     )
@@ -30,7 +60,8 @@ def describe_targets(cfg: Config, plan) -> dict:
         nf4_config(dtype)  # fails now, not hours later, when bitsandbytes is missing
     attention = resolve_attn_implementation(cfg.model.attn_implementation, dtype, device)
     with init_empty_weights():
-        model = AutoModelForCausalLM.from_config(load_config(cfg.model), dtype=dtype, attn_implementation=attention,
+        model = AutoModelForCausalLM.from_config(load_model_config(cfg.model), dtype=dtype,
+                                                 attn_implementation=attention,
                                                  trust_remote_code=cfg.model.trust_remote_code)
     model.tie_weights()  # from_config on the meta device leaves tied embeddings untied (counted twice)
     peft_config = None

@@ -53,7 +53,7 @@ def nan_message(cfg: Config, step: int, what: str, last_good: Path | None) -> st
 
 
 def _last_checkpoint(cfg: Config) -> Path | None:
-    from medtune.training.rundir import RunDir
+    from medtune.rundir import RunDir
 
     found = RunDir(Path(cfg.output_dir)).list_checkpoints()
     return found[-1][1] if found else None

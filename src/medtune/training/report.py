@@ -1,10 +1,25 @@
-"""What a finished run leaves for people: plots/loss.png and a README.md model card."""
+"""What a run leaves for people when it ends: run.json's final figures, plots/loss.png and a README.md model card,
+all written by `write_run_report` (the one place the end of a run is written)."""
 
 from __future__ import annotations
 
 from pathlib import Path
 
+from medtune import rundir as rd
 from medtune.config import Config
+
+
+def write_run_report(cfg: Config, run: rd.RunDir, info: dict) -> None:
+    """run.json with the last logged losses, the loss plot and the model card."""
+    rows = rd.read_metrics(run.metrics)
+    info.update(final_train_loss=_last(rows, "train_loss"), final_val_loss=_last(rows, "val_loss"))
+    rd.write_json(run.run_json, info)
+    plot_losses(rows, run.loss_plot, f"{Path(cfg.output_dir).name}: {cfg.model.name}")
+    run.readme.write_text(model_card(cfg, info), encoding="utf-8")
+
+
+def _last(rows: list[dict], key: str):
+    return next((r[key] for r in reversed(rows) if r.get(key) is not None), None)
 
 
 def plot_losses(rows: list[dict], path: Path, title: str = "") -> Path | None:

@@ -15,7 +15,7 @@ from dataclasses import dataclass, field
 
 from medtune.config import Config
 from medtune.errors import ConfigError
-from medtune.training.rundir import RunDir
+from medtune.rundir import RunDir
 
 
 @dataclass

@@ -5,9 +5,9 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 from medtune.config import Config
+from medtune.rundir import RunDir
 from medtune.training import args as args_mod
 from medtune.training.callbacks import CheckpointCallback, EarlyStoppingCallback, NanGuardCallback, ProgressCallback
-from medtune.training.rundir import RunDir
 
 LAYOUTS = {
     "padding_free": "padding-free: each micro-batch concatenated, no pad tokens",

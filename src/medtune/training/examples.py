@@ -41,3 +41,14 @@ def summarize(encoded: dict[str, list[Encoded]], dropped: dict) -> DataSummary:
     train = encoded.get("train", [])
     return DataSummary(len(train), len(encoded.get("valid", [])), sum(e.length for e in train),
                        sum(sum(e.mask) for e in train), dropped or {})
+
+
+def trainable(encoded: dict, dropped: dict) -> tuple[dict, dict]:
+    """Drop (and count) examples with no trained token after position 0: the first token is never a target."""
+    kept, lost = {}, {name: dict(reasons) for name, reasons in dropped.items()}
+    for name, examples in encoded.items():
+        kept[name] = [e for e in examples if 1 in e.mask[1:]]
+        gone = [e.source for e in examples if 1 not in e.mask[1:]]
+        if gone:
+            lost.setdefault(name, {}).setdefault("no_trained_tokens", []).extend(gone)
+    return kept, lost

@@ -1,7 +1,9 @@
-"""The run directory: where each artifact lives, checkpoints made whole before they get their name, run.json.
+"""The run directory, the one place its layout is spelled: training writes it, inference and evaluation read it.
 
-    <output_dir>/config.yaml  run.json  metrics.jsonl  README.md  plots/  data/
+    <output_dir>/config.yaml  run.json  metrics.jsonl  README.md  plots/loss.png  data/  eval/  tracking/
                  checkpoints/checkpoint-<step>/   adapter/ (lora, qlora) or model/ (full)
+
+Checkpoints are made whole in checkpoints/.incoming before they get their name; JSON files are replaced atomically.
 """
 
 from __future__ import annotations
@@ -24,11 +26,54 @@ STAGING = ".incoming"  # the Trainer writes here; a checkpoint is renamed out of
 STATE_FILES = {"optimizer.pt", "scheduler.pt", "rng_state.pth", "trainer_state.json", "training_args.bin",
                "scaler.pt"}
 PACKAGES = ("medtune", "torch", "transformers", "peft", "trl", "accelerate", "datasets", "bitsandbytes")
+CONFIG_FILE = "config.yaml"
+ADAPTER_FILE = "adapter_config.json"  # what makes a folder a PEFT adapter
+WEIGHTS_DIRS = ("adapter", "model")
 
 
 @dataclass(frozen=True)
 class RunDir:
     root: Path
+
+    def __post_init__(self):
+        object.__setattr__(self, "root", Path(self.root))
+
+    @property
+    def config(self) -> Path:
+        return self.root / CONFIG_FILE
+
+    @property
+    def run_json(self) -> Path:
+        return self.root / "run.json"
+
+    @property
+    def metrics(self) -> Path:
+        return self.root / "metrics.jsonl"
+
+    @property
+    def readme(self) -> Path:
+        return self.root / "README.md"
+
+    @property
+    def plots(self) -> Path:
+        return self.root / "plots"
+
+    @property
+    def loss_plot(self) -> Path:
+        return self.plots / "loss.png"
+
+    @property
+    def data(self) -> Path:
+        """Where training writes the prepared split files (data.prepared_dir overrides it)."""
+        return self.root / "data"
+
+    @property
+    def eval(self) -> Path:
+        return self.root / "eval"
+
+    @property
+    def tracking(self) -> Path:
+        return self.root / "tracking"
 
     @property
     def checkpoints(self) -> Path:
@@ -39,24 +84,28 @@ class RunDir:
         return self.checkpoints / STAGING
 
     @property
-    def metrics(self) -> Path:
-        return self.root / "metrics.jsonl"
+    def adapter(self) -> Path:
+        return self.root / "adapter"
 
     @property
-    def run_json(self) -> Path:
-        return self.root / "run.json"
-
-    @property
-    def plots(self) -> Path:
-        return self.root / "plots"
+    def model(self) -> Path:
+        """A full fine-tune's whole model."""
+        return self.root / "model"
 
     def weights_dir(self, method: str) -> Path:
         """adapter/ for lora and qlora; model/ for a full fine-tune (a whole model is not an adapter)."""
-        return self.root / ("model" if method == "full" else "adapter")
+        return self.model if method == "full" else self.adapter
+
+    def is_run(self) -> bool:
+        return self.config.is_file()
+
+    def info(self) -> dict:
+        """run.json, or {} when there is none yet."""
+        return read_json(self.run_json)
 
     def check_fresh(self) -> None:
         """A new run never mixes into an old one: its checkpoints would be resumed by mistake."""
-        if self.list_checkpoints() or (self.root / "adapter").exists() or (self.root / "model").exists():
+        if self.list_checkpoints() or self.adapter.exists() or self.model.exists():
             raise MedtuneError(f"{self.root} already holds a run: continue it with --resume, or choose another "
                                "output_dir (or remove that folder)")
 
@@ -78,7 +127,7 @@ class RunDir:
         """metrics.jsonl, plots/ and tracking/ of an earlier start that left no checkpoint: a fresh run's own."""
         self.metrics.unlink(missing_ok=True)
         shutil.rmtree(self.plots, ignore_errors=True)
-        shutil.rmtree(self.root / "tracking", ignore_errors=True)
+        shutil.rmtree(self.tracking, ignore_errors=True)
 
     def clear_staging(self) -> None:
         shutil.rmtree(self.staging, ignore_errors=True)

@@ -9,21 +9,18 @@ from __future__ import annotations
 
 import argparse
 import json
-import re
 import sys
 from pathlib import Path
 
+from medtune.commands.args import add_model_arguments, add_sampling_arguments, load_engine, sampling_params, split_items
 from medtune.data.records import Message
 from medtune.errors import MedtuneError
 from medtune.inference.display import Printer, stats_line
-from medtune.inference.options import add_model_arguments, add_sampling_arguments, load_engine, sampling_params
-
-_OVERRIDE = re.compile(r"^[A-Za-z_][\w.]*=")  # training.learning_rate=1e-4, not "BP = 150/95"
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.description = __doc__
-    add_model_arguments(parser)
+    add_model_arguments(parser, text="PROMPT")
     source = parser.add_argument_group("prompt (or a positional argument, or standard input)")
     source.add_argument("--prompt", "-p", help="the question")
     source.add_argument("--prompt-file", help="read the question from this file")
@@ -36,10 +33,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def main(args: argparse.Namespace) -> int:
-    args.items, positional = split_items(args.items)
-    question = read_prompt(args, positional)
+    question = read_prompt(args, one_prompt(args.items))
     params = sampling_params(args)  # bad values fail before the model loads
-    engine = load_engine(args)
+    engine = load_engine(args, allow_text=True)
     messages = [Message("user", question)]
     if args.json:
         gen = engine.generate([messages], params)[0]
@@ -61,15 +57,12 @@ def _stream(engine, messages, params, printer: Printer):
     return stream.generation
 
 
-def split_items(items: list[str]) -> tuple[list[str], str | None]:
-    """Positional arguments: a .yaml config and key=value overrides, or else the prompt itself."""
-    keep, prompts = [], []
-    for item in items:
-        is_config = item.endswith((".yaml", ".yml")) and Path(item).is_file()
-        (keep if is_config or _OVERRIDE.match(item) else prompts).append(item)
-    if len(prompts) > 1:
-        raise MedtuneError(f"more than one prompt given ({len(prompts)} positional arguments): quote the prompt")
-    return keep, prompts[0] if prompts else None
+def one_prompt(items: list[str]) -> str | None:
+    """The positional prompt, if any: what is neither the config file nor a key=value override."""
+    text = split_items(items, allow_text=True).text
+    if len(text) > 1:
+        raise MedtuneError(f"more than one prompt given ({len(text)} positional arguments): quote the prompt")
+    return text[0] if text else None
 
 
 def read_prompt(args: argparse.Namespace, positional: str | None) -> str:

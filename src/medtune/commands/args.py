@@ -1,0 +1,174 @@
+"""The command line's shared grammar: `medtune VERB [CONFIG] [key=value ...] [--flags]`.
+
+- one config file (a positional ending in .yaml/.yml, or --config), then dotted overrides such as
+  training.learning_rate=1e-4; flags that set a config key say so, with the help text of the config field itself;
+- the model and sampling flags of the verbs that produce text (generate, chat, serve), and the engine they make.
+
+Precedence: the config file, then key=value overrides, then flags.
+"""
+
+from __future__ import annotations
+
+import argparse
+import re
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from medtune import config as config_mod
+from medtune.errors import ConfigError, MedtuneError
+
+OVERRIDE = re.compile(r"^[A-Za-z_][\w]*(\.[A-Za-z_]\w*)*=")  # training.learning_rate=1e-4, not "BP = 150/95"
+CONFIG_SUFFIXES = (".yaml", ".yml")
+
+
+@dataclass(frozen=True)
+class Flag:
+    """A flag that sets one config key: its help is that field's own help text."""
+
+    name: str  # --learning-rate
+    key: str  # training.learning_rate
+    kwargs: dict = field(default_factory=dict)  # type, choices, action, metavar; help= adds to the field's text
+
+    @property
+    def dest(self) -> str:
+        return self.name.lstrip("-").replace("-", "_")
+
+
+def field_help(key: str) -> tuple[str, object]:
+    """(help text, default) of a dotted config key."""
+    for dotted, default, text in config_mod.describe():
+        if dotted == key:
+            return text, default
+    raise KeyError(key)
+
+
+def add_flags(parser, flags: list[Flag]) -> None:
+    """Each Flag as an argparse option whose value defaults to None (= not given: the config decides)."""
+    for flag in flags:
+        text, default = field_help(flag.key)
+        kwargs = dict(flag.kwargs)
+        extra = kwargs.pop("help", "")
+        shown = "" if default in (None, "", [], {}) else f", default {default}"
+        kwargs.setdefault("default", None)
+        parser.add_argument(flag.name, dest=flag.dest, help=f"{extra or text} ({flag.key}{shown})", **kwargs)
+
+
+def flag_values(args: argparse.Namespace, flags: list[Flag]) -> dict:
+    """{dotted key: value} for the flags that were given."""
+    return {f.key: getattr(args, f.dest) for f in flags if getattr(args, f.dest, None) is not None}
+
+
+def add_config_arguments(parser: argparse.ArgumentParser, text: str | None = None) -> None:
+    """--config and the positional items; `text` names what a free positional is for (generate's prompt)."""
+    parser.add_argument("--config", "-c", help="YAML config file (see configs/ for recipes)")
+    what = "[CONFIG] [key=value ...]" + (f" [{text}]" if text else "")
+    parser.add_argument("items", nargs="*", metavar=what,
+                        help="a config file, then dotted overrides such as training.learning_rate=1e-4"
+                             + (f"; anything else is the {text}" if text else ""))
+
+
+@dataclass
+class Items:
+    config: str | None
+    overrides: list[str]
+    text: list[str]  # positionals that are neither a config file nor an override
+
+
+def is_config_path(item: str) -> bool:
+    return item.endswith(CONFIG_SUFFIXES) and "=" not in item
+
+
+def split_items(items: list[str], allow_text: bool = False) -> Items:
+    """Sort the positionals: one config file, key=value overrides, and (when allowed) free text."""
+    config, overrides, text = None, [], []
+    for item in items:
+        if OVERRIDE.match(item):
+            overrides.append(item)
+        elif is_config_path(item) and config is None and (not allow_text or Path(item).is_file()):
+            config = item
+        elif allow_text:
+            text.append(item)
+        elif is_config_path(item):
+            raise ConfigError(f"two config files given ({config}, {item}): give one, then key=value overrides")
+        else:
+            raise ConfigError(f"unexpected argument {item!r}: give one config file, then key=value overrides "
+                              "(e.g. training.learning_rate=1e-4)")
+    return Items(config, overrides, text)
+
+
+def config_from_args(args: argparse.Namespace, values: dict | None = None, beside: Path | None = None,
+                     allow_text: bool = False) -> config_mod.Config:
+    """The config the command line describes: --config or the positional file (else `beside`, the config found
+    next to the weights a text verb loads), the overrides, then the flags' `values` (dotted key -> value)."""
+    items = split_items(args.items, allow_text)
+    if args.config and items.config:
+        raise ConfigError(f"two config files given (--config {args.config} and {items.config}): give one")
+    path = args.config or items.config or (str(beside) if beside else None)
+    values = {k: v for k, v in (values or {}).items() if v is not None}
+    return config_mod.load(path, items.overrides, values)
+
+
+def given_config(args: argparse.Namespace, allow_text: bool = False) -> bool:
+    """True when the command line names a config file itself."""
+    return bool(args.config or split_items(args.items, allow_text).config)
+
+
+# ---------------------------------------------------------------- the verbs that produce text
+
+
+def add_model_arguments(parser: argparse.ArgumentParser, text: str | None = None) -> None:
+    group = parser.add_argument_group("model")
+    group.add_argument("--model", "-m", help="base or merged model: hub id, folder, .gguf file or a built-in name "
+                                             "(sets model.name)")
+    group.add_argument("--adapter", help="PEFT adapter folder to apply on the base model")
+    group.add_argument("--run", help="run directory: its config (template, system prompt, base model) and adapter")
+    group.add_argument("--system", help="system prompt (default: the one the run trained with, data.system_prompt; "
+                                        "'' for none)")
+    group.add_argument("--extra-eos-token", action="append", default=[], metavar="TOKEN",
+                       help="also stop at this token or string (repeatable), e.g. '<|end|>'")
+    add_config_arguments(parser, text)
+
+
+def add_sampling_arguments(parser: argparse.ArgumentParser, max_tokens: int | None = None) -> None:
+    from medtune.inference.params import DEFAULT_MAX_TOKENS
+
+    max_tokens = max_tokens or DEFAULT_MAX_TOKENS
+    group = parser.add_argument_group("sampling")
+    group.add_argument("--max-tokens", type=int, default=max_tokens,
+                       help=f"new tokens at most, reasoning included (default {max_tokens})")
+    group.add_argument("--temperature", "--temp", type=float, default=0.0, help="0 = greedy (default 0)")
+    group.add_argument("--top-p", type=float, default=1.0, help="nucleus sampling (default 1 = off)")
+    group.add_argument("--top-k", type=int, default=0, help="keep the k likeliest tokens (default 0 = off)")
+    group.add_argument("--repetition-penalty", type=float, default=1.0, help="default 1 = off")
+    group.add_argument("--seed", type=int, help="seed for sampling (default: the config's seed)")
+
+
+def sampling_params(args: argparse.Namespace):
+    from medtune.inference.params import SamplingParams
+
+    return SamplingParams(max_tokens=args.max_tokens, temperature=args.temperature, top_p=args.top_p,
+                          top_k=args.top_k, repetition_penalty=args.repetition_penalty).check()
+
+
+def engine_config(args: argparse.Namespace, allow_text: bool = False) -> config_mod.Config:
+    """The config of the weights a text verb loads: the one named on the command line, else the config.yaml
+    beside the weights (so prompts are built as training built them), with overrides and flags applied."""
+    from medtune.inference.weights import find_config
+
+    beside = None if given_config(args, allow_text) else find_config(args.model, args.adapter, args.run)
+    return config_from_args(args, {"model.name": args.model, "seed": getattr(args, "seed", None)}, beside,
+                            allow_text)
+
+
+def load_engine(args: argparse.Namespace, allow_text: bool = False):
+    """The engine for --model/--adapter/--run; the config's seed seeds the process, so a sampled run repeats."""
+    import torch
+
+    from medtune.inference.engine import Engine
+
+    cfg = engine_config(args, allow_text)
+    torch.manual_seed(cfg.seed)
+    if args.run and args.adapter:
+        raise MedtuneError("give --adapter or --run, not both (--run finds the run's adapter itself)")
+    return Engine.load(adapter=args.adapter, run=args.run, config=cfg, system_prompt=args.system,
+                       extra_eos_tokens=args.extra_eos_token)

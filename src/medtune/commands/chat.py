@@ -1,0 +1,54 @@
+"""`medtune chat`: a multi-turn assistant in the terminal, streaming its reasoning and answers.
+
+Commands: /reset (forget the conversation), /system TEXT (set the system prompt; /system alone shows it,
+/system off clears it), /reasoning on|off, /help, /quit (also quit, exit, Ctrl-D). Ctrl-C stops the current
+answer and keeps the session.
+When standard input is not a terminal, each line is one question, so a chat can be scripted:
+
+    printf 'What is anemia?\\n/reset\\nAnd scurvy?\\n' | medtune chat --run runs/phi4-med
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+
+from medtune.commands.args import add_model_arguments, add_sampling_arguments, load_engine, sampling_params
+from medtune.inference.chat import HELP, ChatSession
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.description = __doc__
+    parser.formatter_class = argparse.RawDescriptionHelpFormatter
+    add_model_arguments(parser)
+    add_sampling_arguments(parser)
+    parser.add_argument("--hide-reasoning", action="store_true", help="start with the reasoning hidden")
+
+
+def main(args: argparse.Namespace) -> int:
+    engine = load_engine(args)
+    session = ChatSession(engine, sampling_params(args), sys.stdout, show_reasoning=not args.hide_reasoning)
+    interactive = sys.stdin.isatty()
+    if interactive:
+        print(f"medtune chat: {engine.name}. {HELP}")
+    while (line := _read(interactive)) is not None:
+        if not session.handle(line):
+            break
+    return 0
+
+
+def _read(interactive: bool) -> str | None:
+    """The next line; None at end of input. Ctrl-C at the prompt only clears the line."""
+    while True:
+        try:
+            line = input("you> ") if interactive else sys.stdin.readline()
+        except EOFError:
+            return None
+        except KeyboardInterrupt:
+            print("\n(Ctrl-D or /quit to leave)")
+            continue
+        if not interactive and line == "":
+            return None
+        return line.strip()
+
+

@@ -1,0 +1,69 @@
+"""`medtune train CONFIG [key=value ...]`: LoRA, QLoRA or full fine-tuning with TRL's SFTTrainer.
+
+Loss is taken on the assistant turn only (reasoning, answer and end token), from the masks prepare computes;
+checkpoints are written whole, `--resume` continues the same curve, early stopping keeps the best adapter.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+
+from medtune.commands.args import (
+    OVERRIDE,
+    Flag,
+    add_config_arguments,
+    add_flags,
+    config_from_args,
+    flag_values,
+    is_config_path,
+)
+
+FLAGS = [
+    Flag("--model", "model.name"),
+    Flag("--data", "data.train_file"),
+    Flag("--output-dir", "output_dir"),
+    Flag("--method", "training.method", {"choices": ["lora", "qlora", "full"]}),
+    Flag("--max-steps", "training.max_steps", {"type": int}),
+    Flag("--learning-rate", "training.learning_rate", {"type": float}),
+    Flag("--seed", "seed", {"type": int}),
+]
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.description = (
+        "Fine-tune a causal LM on medical reasoning data. Runs the prepare step (template, split, length audit), "
+        "then LoRA / QLoRA / full training with SFTTrainer, writing config.yaml, run.json, metrics.jsonl, "
+        "checkpoints/checkpoint-<step>/, adapter/ (model/ for full), plots/loss.png and README.md into output_dir."
+    )
+    add_config_arguments(parser)
+    parser.add_argument("--dry-run", action="store_true",
+                        help="validate the config, load the tokenizer, prepare and audit the data, print what "
+                             "would train, and exit without training")
+    parser.add_argument("--resume", nargs="?", const=True, default=None, metavar="PATH",
+                        help="continue from the latest checkpoint of output_dir, or from checkpoint PATH")
+    add_flags(parser, FLAGS)
+
+
+def main(args: argparse.Namespace) -> int:
+    from medtune.training.run import train
+
+    _resume_is_not_a_config(args)
+    cfg = config_from_args(args, flag_values(args, FLAGS))
+    train(cfg, resume=args.resume, dry_run=args.dry_run)
+    return 0
+
+
+def _resume_is_not_a_config(args: argparse.Namespace) -> None:
+    """`--resume` takes an optional PATH, so argparse hands it whatever follows: a config file or a key=value
+    override written after --resume goes back to the positional arguments it belongs to."""
+    value = args.resume
+    if isinstance(value, str) and (OVERRIDE.match(value) or is_config_path(value)):
+        args.items = [*args.items, value] if OVERRIDE.match(value) else [value, *args.items]
+        args.resume = True
+
+
+if __name__ == "__main__":
+    from medtune.cli import main as cli_main
+
+    sys.exit(cli_main(["train", *sys.argv[1:]]))

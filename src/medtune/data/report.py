@@ -1,0 +1,47 @@
+"""prepare's report in a few human lines: what was read, kept and dropped, and the length audit."""
+
+from __future__ import annotations
+
+
+def length_to_keep(report: dict) -> int | None:
+    """The model.max_length that keeps 90% of the training examples whole (the audit's p90), or None."""
+    tokens = report.get("length", {}).get("train", {}).get("tokens")
+    return tokens.get("p90") if tokens else None
+
+
+def _overlong_advice(report: dict) -> list[str]:
+    """Say it loudly when the length policy removes a large share of the training data."""
+    audit = report["length"].get("train", {})
+    over, total = audit.get("exceed_max_length", 0), audit.get("examples", 0)
+    if not total or over / total < 0.1:
+        return []
+    return [f"warning: {over} of {total} training examples are longer than model.max_length={audit['max_length']} "
+            f"(p90 {audit['tokens']['p90']}, p99 {audit['tokens']['p99']} tokens): model.max_length="
+            f"{audit['tokens']['p90']} keeps 90% of them whole (data.overlong={report['length']['policy']})"]
+
+
+def summary(report: dict) -> str:
+    """A few human lines: what was read, kept and dropped, and the length audit."""
+    c = report["counts"]
+    lines = [f"format {report['detected_format']}: read {c['read']} records, {len(report['bad_lines'])} bad lines, "
+             f"{c.get('duplicates_removed', 0)} duplicates removed"]
+    lines.append("splits: " + ", ".join(f"{n} {k}" for n, k in c["splits"].items()))
+    if "leakage" in report:
+        lines.append(f"leakage: {report['leakage']['leaked_records']} training questions found in evaluation files")
+    for name, a in report.get("length", {}).items():
+        if isinstance(a, dict) and a.get("examples"):
+            lost = a["would_lose_answer"]
+            lines.append(f"{name} tokens p50 {a['tokens']['p50']} p90 {a['tokens']['p90']} p99 {a['tokens']['p99']} "
+                         f"max {a['tokens']['max']}; {a['exceed_max_length']} over max_length {a['max_length']} "
+                         f"(answer cut {lost['answer_cut']}, answer lost {lost['answer_lost']}, "
+                         f"prompt overflow {lost['prompt_overflow']}) -> {report['length']['policy']}")
+    if "kept" in c:
+        test = c["splits"].get("test")
+        whole = f"; test {test} kept whole (evaluation reads the question, not the length)" if test else ""
+        lines.append("kept after length policy: " + ", ".join(f"{n} {k}" for n, k in c["kept"].items()) + whole)
+        cut = {n: len(s) for n, s in report.get("truncated", {}).items() if s}
+        if cut:
+            lines.append("truncated to max_length: " + ", ".join(f"{n} {k}" for n, k in cut.items()))
+        lines += _overlong_advice(report)
+    lines += [f"note: {n}" for n in report["notes"]]
+    return "\n".join(lines)
