@@ -11,3 +11,9 @@ class ConfigError(MedtuneError):
 
 class DataError(MedtuneError):
     """A data file is missing, malformed or holds records that cannot be used."""
+
+
+def first_line(error: BaseException) -> str:
+    """A library error's first line (its message says what is wrong; the rest is context), or its type's name."""
+    text = str(error).strip()
+    return text.splitlines()[0] if text else type(error).__name__

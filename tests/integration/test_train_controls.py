@@ -170,6 +170,24 @@ def test_refused_before_training(tiny_llama, tmp_path, values, message):
     assert not info_file.exists() or json.loads(info_file.read_text())["status"] == "failed"
 
 
+def test_dry_run_shows_the_plan_when_no_record_fits_then_the_length_that_would(tiny_models, tmp_path, capsys):
+    """The common 512-token layout on medical-o1 records (here 128 on the tiny tokenizer): every record is too
+    long. The dry run still shows the model, the adapted modules (Phi-3's fused mapping) and the audit."""
+    recipe = tmp_path / "recipe.yaml"
+    cfg_for(tiny_models("phi3"), tmp_path / "run", **{"lora.target_modules": ["q_proj", "k_proj", "v_proj", "o_proj"],
+                                                       "data.overlong": "drop", "model.max_length": 128,
+                                                       "training.early_stopping_patience": 3}).save(recipe)
+    assert main(["train", str(recipe), "--dry-run"]) == 2
+    out, err = capsys.readouterr()
+    assert "model: " in out and "Phi3ForCausalLM" in out and "adapted modules: o_proj, qkv_proj" in out
+    p90 = int(re.search(r"train tokens p50 \d+ p90 (\d+)", out).group(1))
+    assert "36 over max_length 128" in out and "kept after length policy: train 0" in out
+    assert "fuses q,k,v into qkv_proj" in err
+    assert f"no training example left after the length policy" in err and f"model.max_length={p90} keeps 90%" in err
+    assert len(err.strip().splitlines()) == 2  # the fused-layer warning and the one-line error
+    assert not (tmp_path / "run").exists()
+
+
 def test_dry_run_names_the_attention_kernel_the_run_will_use(tiny_llama, tmp_path, capsys):
     train(cfg_for(tiny_llama, tmp_path / "run", **{"model.attn_implementation": "eager"}), dry_run=True)
     assert "attention eager" in capsys.readouterr().out

