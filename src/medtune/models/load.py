@@ -15,6 +15,7 @@ from pathlib import Path
 
 from medtune.config import ModelConfig
 from medtune.errors import ConfigError, MedtuneError
+from medtune.models import gguf
 
 METHODS = ("lora", "qlora", "full")
 
@@ -61,7 +62,7 @@ def load_tokenizer(model_cfg: ModelConfig, padding_side: str = "right"):
     """The model's tokenizer, with a pad token (pad, else unk, else eos) and the padding side asked for."""
     from transformers import AutoTokenizer
 
-    name = _check_name(model_cfg.tokenizer or model_cfg.name, needs=None)
+    name = _check_name(model_cfg.tokenizer or model_cfg.name, needs=None, gguf_cache=model_cfg.gguf_cache)
     tokenizer = _from_pretrained(AutoTokenizer.from_pretrained, name, revision=model_cfg.revision,
                                  trust_remote_code=model_cfg.trust_remote_code)
     if tokenizer.pad_token is None:
@@ -77,7 +78,8 @@ def load_config(model_cfg: ModelConfig):
     """The model's transformers config, with model.rope_scaling merged into its RoPE parameters."""
     from transformers import AutoConfig
 
-    config = _from_pretrained(AutoConfig.from_pretrained, _check_name(model_cfg.name), revision=model_cfg.revision,
+    config = _from_pretrained(AutoConfig.from_pretrained, _check_name(model_cfg.name, gguf_cache=model_cfg.gguf_cache),
+                              revision=model_cfg.revision,
                               trust_remote_code=model_cfg.trust_remote_code)
     if model_cfg.rope_scaling:
         apply_rope_scaling(config, model_cfg.rope_scaling)
@@ -111,7 +113,7 @@ def load_model(model_cfg: ModelConfig, method: str | None = None, device: str | 
                   attn_implementation=resolve_attn_implementation(model_cfg.attn_implementation, dtype, device))
     if method == "qlora":
         kwargs["quantization_config"] = nf4_config(dtype)
-    model = _load_weights(_check_name(model_cfg.name), method, device, kwargs)
+    model = _load_weights(_check_name(model_cfg.name, gguf_cache=model_cfg.gguf_cache), method, device, kwargs)
     return _prepare(model, method)
 
 
@@ -149,10 +151,12 @@ def _prepare(model, method: str | None):
     return model.train()
 
 
-def _check_name(name: str, needs: str | None = "config.json") -> str:
-    """Fail fast, and without a network round trip, on names that cannot be a model (or tokenizer)."""
+def _check_name(name: str, needs: str | None = "config.json", gguf_cache: str | None = None) -> str:
+    """Fail fast, and without a network round trip, on names that cannot be a model (or tokenizer).
+    A GGUF file (or the built-in smollm2-135m-instruct) becomes its converted safetensors folder first."""
     if not name:
         raise ConfigError("model.name is empty: give a hub id (microsoft/Phi-4-mini-instruct) or a local folder")
+    name = gguf.local_folder(name, gguf_cache)
     path = Path(name).expanduser()
     if path.is_dir() and needs and not (path / needs).is_file():
         raise MedtuneError(f"{name}: this folder has no {needs}, so it is not a Hugging Face model folder")
