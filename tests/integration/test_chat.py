@@ -5,26 +5,22 @@ import subprocess
 import sys
 
 import pytest
-import torch
-from inference_helpers import QA, cached, train_echo_model
+from inference_helpers import QA
 
 from medtune.inference.chat import ChatSession
 from medtune.inference.engine import Engine, SamplingParams
 
-pytestmark = pytest.mark.slow
+pytestmark = [pytest.mark.slow, pytest.mark.usefixtures("one_thread")]
 
 
 @pytest.fixture(scope="module")
-def echo_dir(tmp_path_factory, tiny_llama):
-    return str(cached(tmp_path_factory, "echo", lambda out: train_echo_model(tiny_llama, out)))
+def echo_dir(echo_model):
+    return str(echo_model)
 
 
 @pytest.fixture(scope="module")
 def engine(echo_dir):
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield Engine.load(model=echo_dir)
-    torch.set_num_threads(threads)
+    return Engine.load(model=echo_dir)
 
 
 def test_chat_scripted_through_stdin(echo_dir):

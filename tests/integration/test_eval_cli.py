@@ -3,17 +3,11 @@
 import json
 from pathlib import Path
 
-import eval_helpers
 import pytest
 from eval_helpers import ANSWER, EVAL_DIR, REASONING, make_adapter_run
 
 from medtune.cli import main
 from medtune.evaluation.tasks import load_task
-
-
-@pytest.fixture(scope="module")
-def answering_model(tmp_path_factory, tiny_llama):
-    return eval_helpers.answering_model(tmp_path_factory, tiny_llama)
 
 
 def run(*argv) -> int:

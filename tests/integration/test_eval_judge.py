@@ -12,6 +12,7 @@ import urllib.request
 
 import eval_helpers
 import pytest
+from eval_helpers import LIVE_ITEMS, LIVE_VERDICT
 
 from medtune.cli import main
 from medtune.errors import MedtuneError
@@ -213,25 +214,6 @@ def test_http_4xx_is_not_retried_except_timeouts_and_rate_limits(stub):
 
 # ---------------------------------------------------------------- live: medtune serve as the judge
 
-LIVE_VERDICT = '{"correctness": 4, "reasoning": 4, "hallucination": 4, "instruction_following": 4, "safety": 4}'
-LIVE_ITEMS = [JudgeItem("q1", "Antidote for paracetamol overdose?", "N-acetylcysteine.", "Acetylcysteine.", "Liver."),
-              JudgeItem("q2", "First-line drug for type 2 diabetes?", "Metformin.", "Insulin.", None)]
-
-
-@pytest.fixture(scope="module")
-def judge_model(tmp_path_factory, tiny_llama):
-    """The tiny llama overfit to answer LIVE_VERDICT to the judge prompts of LIVE_ITEMS."""
-
-    def build(folder):
-        from medtune.inference.engine import Engine
-
-        engine = Engine.load(model=str(tiny_llama))
-        prompts = [engine.prompt(messages_for(item)) for item in LIVE_ITEMS]
-        eval_helpers.overfit(tiny_llama, folder, prompts, LIVE_VERDICT, steps=100)
-
-    return eval_helpers.cached(tmp_path_factory, "judge", build)
-
-
 @pytest.fixture(scope="module")
 def live_serve(judge_model):
     from medtune.cli import VERBS
@@ -282,8 +264,8 @@ def test_local_model_as_the_judge(judge_model):
     assert [v["scores"] for v in verdicts] == [json.loads(LIVE_VERDICT)] * 2
 
 
-def test_a_local_judge_is_checked_before_any_model_loads(tmp_path, tmp_path_factory, tiny_llama, capsys):
-    model = eval_helpers.answering_model(tmp_path_factory, tiny_llama)
+def test_a_local_judge_is_checked_before_any_model_loads(tmp_path, answering_model, capsys):
+    model = answering_model
     path = eval_helpers.open_task_file(tmp_path / "open.jsonl")
     for judge, problem in [(tmp_path / "no-such-judge", "no such local folder"),
                            (tmp_path, "this folder has no config.json")]:
@@ -318,9 +300,9 @@ def test_local_judges_are_cached_under_their_resolved_path(tmp_path, tiny_llama,
 # ---------------------------------------------------------------- the eval verb with a judge
 
 
-def test_eval_with_a_judge_endpoint_and_a_cheap_rerun(stub, tmp_path, tmp_path_factory, tiny_llama):
+def test_eval_with_a_judge_endpoint_and_a_cheap_rerun(stub, tmp_path, answering_model):
     url, state = stub
-    model = eval_helpers.answering_model(tmp_path_factory, tiny_llama)
+    model = answering_model
     path = eval_helpers.open_task_file(tmp_path / "open.jsonl")
     out = tmp_path / "eval"
     argv = ["eval", "--model", str(model), "--task", str(path), "--mode", "generate", "--max-tokens", "24",

@@ -54,9 +54,9 @@ def test_a_hub_id_out_of_reach_fails_fast():
         assert "--similarity-model" in message and "\n" not in message
 
 
-def test_open_ended_task_through_the_cli(tmp_path, tmp_path_factory, tiny_llama):
+def test_open_ended_task_through_the_cli(tmp_path, answering_model):
     """The answering model writes 'The answer is B'; two references say exactly that, two say something else."""
-    model = eval_helpers.answering_model(tmp_path_factory, tiny_llama)
+    model = answering_model
     path = eval_helpers.open_task_file(tmp_path / "open.jsonl")
     out = tmp_path / "eval"
     assert main(["eval", "--model", str(model), "--task", str(path), "--max-tokens", "24", "--out", str(out)]) == 0

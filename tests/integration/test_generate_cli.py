@@ -3,26 +3,17 @@
 import json
 
 import pytest
-import torch
-from inference_helpers import QA, cached, make_run, train_echo_model
+from inference_helpers import QA, make_run
 
 from medtune import cli
 
-pytestmark = pytest.mark.slow
+pytestmark = [pytest.mark.slow, pytest.mark.usefixtures("one_thread")]
 QUESTION, REASONING, ANSWER = QA[0]
 
 
-@pytest.fixture(scope="module", autouse=True)
-def one_thread():
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
-
-
 @pytest.fixture(scope="module")
-def echo(tmp_path_factory, tiny_llama):
-    return str(cached(tmp_path_factory, "echo", lambda out: train_echo_model(tiny_llama, out)))
+def echo(echo_model):
+    return str(echo_model)
 
 
 def run(capsys, *argv):

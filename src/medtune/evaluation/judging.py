@@ -37,11 +37,11 @@ def http_judge(cfg: Config) -> ThreadedJudge:
 def local_judge(cfg: Config) -> tuple[Config, str]:
     """(the judge's config, the name its judgments are cached under), checked without loading weights: the folder
     (or hub id) and its config.json, read the way Engine.load reads them."""
-    from medtune.inference import loading
+    from medtune.inference import weights
     from medtune.models.load import load_model_config
 
     try:
-        source = loading.resolve(loading.load_config(model=cfg.eval.judge_model))
+        source = weights.resolve(weights.config_beside(model=cfg.eval.judge_model))
         load_model_config(source.config.model)
     except MedtuneError as e:
         raise MedtuneError(f"judge model (eval.judge_model): {e}") from None

@@ -12,11 +12,9 @@ from pathlib import Path
 from medtune import config as config_mod
 from medtune.config import Config
 from medtune.errors import MedtuneError
+from medtune.rundir import ADAPTER_FILE, CONFIG_FILE, WEIGHTS_DIRS, RunDir
 
 log = logging.getLogger(__name__)
-
-ADAPTER_FILE = "adapter_config.json"
-CONFIG_FILE = "config.yaml"
 
 
 @dataclass
@@ -29,7 +27,7 @@ class Source:
 def find_config(model: str | None = None, adapter: str | None = None, run: str | None = None) -> Path | None:
     """The config.yaml beside the weights: the run's, or one in or above an adapter or merged-model folder."""
     if run:
-        path = Path(run) / CONFIG_FILE
+        path = RunDir(run).config
         if not path.is_file():
             raise MedtuneError(f"{run}: no {CONFIG_FILE} here, so it is not a medtune run directory")
         return path
@@ -43,7 +41,7 @@ def find_config(model: str | None = None, adapter: str | None = None, run: str |
     return None
 
 
-def load_config(model: str | None = None, adapter: str | None = None, run: str | None = None) -> Config:
+def config_beside(model: str | None = None, adapter: str | None = None, run: str | None = None) -> Config:
     """The config found beside the weights (or the defaults), with model.name set when `model` is given."""
     values = {"model.name": model} if model else {}
     return config_mod.load(find_config(model, adapter, run), values=values)
@@ -57,7 +55,7 @@ def resolve(cfg: Config, adapter: str | None = None, run: str | None = None) -> 
         return _from_run(cfg, Path(run))
     if adapter:
         folder = _check_adapter(Path(adapter))
-        root = next((p for p in (folder, *folder.resolve().parents[:2]) if (p / "run.json").is_file()), None)
+        root = next((p for p in (folder, *folder.resolve().parents[:2]) if RunDir(p).run_json.is_file()), None)
         cfg = _with_base(_base_as_trained(cfg, root) if root else cfg, folder)
         return Source(cfg, folder, _name(folder))
     if not cfg.model.name:
@@ -68,10 +66,11 @@ def resolve(cfg: Config, adapter: str | None = None, run: str | None = None) -> 
 
 def _from_run(cfg: Config, root: Path) -> Source:
     cfg = _base_as_trained(cfg, root)
-    if (root / "adapter" / ADAPTER_FILE).is_file():
-        return Source(_with_base(cfg, root / "adapter"), root / "adapter", root.name)
-    if (root / "model" / "config.json").is_file():  # a full fine-tune saves a whole model
-        return Source(_with_model(cfg, str(root / "model")), None, root.name)
+    run = RunDir(root)
+    if (run.adapter / ADAPTER_FILE).is_file():
+        return Source(_with_base(cfg, run.adapter), run.adapter, root.name)
+    if (run.model / "config.json").is_file():  # a full fine-tune saves a whole model
+        return Source(_with_model(cfg, str(run.model)), None, root.name)
     checkpoint = _latest_checkpoint(root)
     if checkpoint is None:
         raise MedtuneError(f"{root}: no adapter/ or model/ and no checkpoint with an adapter: has training run?")
@@ -86,7 +85,7 @@ def _base_as_trained(cfg: Config, root: Path) -> Config:
     if not name or Path(name).is_absolute() or Path(name).exists():
         return cfg
     try:
-        working_dir = json.loads((root / "run.json").read_text(encoding="utf-8")).get("working_dir")
+        working_dir = RunDir(root).info().get("working_dir")
     except (OSError, ValueError):
         return cfg
     if working_dir and (Path(working_dir) / name).exists():
@@ -95,8 +94,6 @@ def _base_as_trained(cfg: Config, root: Path) -> Config:
 
 
 def _latest_checkpoint(root: Path) -> Path | None:
-    from medtune.rundir import RunDir
-
     found = [path for _, path in RunDir(root).list_checkpoints() if (path / ADAPTER_FILE).is_file()]
     return found[-1] if found else None
 
@@ -125,7 +122,7 @@ def _with_model(cfg: Config, name: str) -> Config:
 def _name(path: Path) -> str:
     """adapter folders are usually called 'adapter': name them after their run instead."""
     parts = path.parts
-    if path.name in ("adapter", "model") and len(parts) > 1:
+    if path.name in WEIGHTS_DIRS and len(parts) > 1:
         return parts[-2]
     return path.name or str(path)
 
@@ -156,8 +153,9 @@ def bos_to_add(tokenizer) -> int | None:
 
 
 def default_system_prompt(cfg: Config) -> str | None:
-    """The run's system prompt; else the safety layer's when it is on."""
-    return cfg.data.system_prompt or (cfg.safety.system_prompt if cfg.safety.enabled else None)
+    """The system prompt the run trained with (data.system_prompt): a prompt training never saw would change what
+    the model does; another one is the user's explicit choice (--system)."""
+    return cfg.data.system_prompt or None
 
 
 def load_weights(source, device: str | None, merge_adapter: bool):
