@@ -136,3 +136,60 @@ def test_errors(tokenizer, tokenizer_copy):
 def test_plain_text_trains_everything(tokenizer):
     out = render(Record([], source="t:1", meta={"text": "plain words"}), tokenizer)
     assert out.text == "plain words" and out.spans == [(0, 11)]
+
+
+STRIP_THINK = (  # DeepSeek-R1 style: assistant turns lose their think block, so render() takes the fallback path
+    "{% for m in messages %}{% if m['role'] == 'assistant' %}"
+    "{{ '<|assistant|>' + m['content'].split('</think>')[-1] + '<|end|>' }}"
+    "{% else %}{{ '<|' + m['role'] + '|>' + m['content'] + '<|end|>' }}{% endif %}{% endfor %}"
+    "{% if add_generation_prompt %}{{ '<|assistant|><think>' }}{% endif %}"
+)
+FOLLOW_UP = "Thanks! Which foods are rich in iron?"
+
+
+def test_fallback_trains_the_last_assistant_turn_never_a_trailing_user_turn(tokenizer_copy):
+    tok = tokenizer_copy
+    tok.chat_template = STRIP_THINK
+    turns = [Message("user", Q), Message("assistant", A, reasoning=R), Message("user", FOLLOW_UP)]
+    out = render(record(turns=turns), tok, "auto")
+    assert trained(out) == [f"{R}</think>{A}</s>"]
+    assert FOLLOW_UP not in out.text and out.text[out.answer_start:] == f"{A}</s>"
+    assert any("after a record's last assistant turn" in n for n in out.notes)
+    assert any("rewrites assistant turns" in n for n in out.notes)
+
+
+@pytest.mark.parametrize("template, want", [("auto", f"<think>{R}</think>{A}<|end|></s>"),
+                                            ("phi-think", f"<think>{R}</think>{A}<|end|></s>"),
+                                            ("alpaca", f"<think>{R}</think>{A}</s>")])
+def test_a_trailing_user_turn_is_dropped_with_a_note_on_every_path(tokenizer, template, want):
+    turns = [Message("user", Q), Message("assistant", A, reasoning=R), Message("user", FOLLOW_UP)]
+    out = render(record(turns=turns), tokenizer, template)
+    assert trained(out) == [want] and FOLLOW_UP not in out.text
+    assert any("after a record's last assistant turn" in n for n in out.notes)
+    assert render(record(), tokenizer, template).notes == []
+
+
+MISTRAL_STRICT = (  # Mistral's own checks: no system role, and roles must alternate starting with the user
+    "{{ bos_token }}{% for m in messages %}"
+    "{% if m['role'] == 'system' %}{{ raise_exception('Only user and assistant roles are supported!') }}{% endif %}"
+    "{% if (m['role'] == 'user') != (loop.index0 % 2 == 0) %}"
+    "{{ raise_exception('Conversation roles must alternate user/assistant/user/assistant/...') }}{% endif %}"
+    "{% if m['role'] == 'user' %}{{ '[INST] ' + m['content'] + ' [/INST]' }}{% else %}{{ m['content'] + eos_token }}"
+    "{% endif %}{% endfor %}"
+)
+
+
+def test_a_template_rejecting_the_merged_conversation_is_a_one_line_error_naming_the_record(tokenizer_copy):
+    tok = tokenizer_copy
+    tok.chat_template = MISTRAL_STRICT
+    turns = [Message("user", "Hi"), Message("user", Q), Message("assistant", A)]
+    rec = Record(turns, source="file.jsonl:3")
+    with pytest.raises(DataError) as err:
+        render(rec, tok, "auto", system_prompt="Be careful.")  # system refused, then the merged turns too
+    message = str(err.value)
+    assert message.startswith("file.jsonl:3: the chat template rejected the conversation (roles system, user, user")
+    assert "Conversation roles must alternate user/assistant" in message and "\n" not in message
+    with pytest.raises(DataError, match=r"^q\.jsonl:7: the chat template rejected .*roles must alternate"):
+        render_prompt([Message("system", "S."), Message("user", "a"), Message("user", "b")], tok, source="q.jsonl:7")
+    ok = render(Record([Message("user", Q), Message("assistant", A)], source="f:1"), tok, "auto", system_prompt="S.")
+    assert ok.text.startswith(f"<s>[INST] S.\n\n{Q} [/INST]")

@@ -53,23 +53,37 @@ def render(
     messages = with_system(record, system_prompt)
     if not any(m.role == "assistant" for m in messages):
         raise DataError(f"{record.source}: record has no assistant turn to train on")
+    messages, notes = _through_last_answer(messages)
     if template == "auto":
-        return _render_chat_template(messages, tokenizer, keep_reasoning)
+        out = _render_chat_template(messages, tokenizer, keep_reasoning, record.source)
+        return Rendered(out.text, out.spans, out.answer_start, [*notes, *out.notes])
     if template not in NAMED_TEMPLATES:
         raise DataError(f"unknown template {template!r}; use auto or one of {', '.join(NAMED_TEMPLATES)}")
-    if messages[-1].role != "assistant":
-        raise DataError(f"{record.source}: the last turn must be the assistant's answer, got {messages[-1].role}")
     prompt = render_prompt(messages[:-1], tokenizer, template, source=record.source, keep_reasoning=keep_reasoning)
     completion = _named_completion(template, messages[-1], tokenizer, keep_reasoning)
     text = prompt + completion
-    return Rendered(text, [(len(prompt), len(text))], _answer_start(text, len(prompt), messages[-1], keep_reasoning))
+    return Rendered(text, [(len(prompt), len(text))], _answer_start(text, len(prompt), messages[-1], keep_reasoning),
+                    notes)
+
+
+TRAILING_NOTE = "turns after a record's last assistant turn have no answer to train on: they were left out"
+
+
+def _through_last_answer(messages: list[Message]) -> tuple[list[Message], list[str]]:
+    """The conversation up to its last assistant turn: a trailing user turn is never trained, so it is dropped."""
+    last = _last_answer(messages)
+    return (messages, []) if last == len(messages) - 1 else (messages[: last + 1], [TRAILING_NOTE])
+
+
+def _last_answer(messages: list[Message]) -> int:
+    return max(i for i, m in enumerate(messages) if m.role == "assistant")
 
 
 def render_prompt(messages: list[Message], tokenizer, template: str = "auto", source: str = "prompt",
                   keep_reasoning: bool = True) -> str:
     """The text a model continues from: every message so far, then the start of the assistant's turn."""
     if template == "auto":
-        return _apply(tokenizer, messages, add_generation_prompt=True, keep_reasoning=keep_reasoning)[0]
+        return _apply(tokenizer, messages, True, keep_reasoning, source)[0]
     system = next((m.content for m in messages if m.role == "system"), None)
     turns = [m for m in messages if m.role != "system"]
     if template == "phi-think":
@@ -124,7 +138,8 @@ def _as_dicts(messages: list[Message], keep_reasoning: bool = True) -> list[dict
     ]
 
 
-def _apply(tokenizer, messages: list[Message], add_generation_prompt: bool, keep_reasoning: bool = True):
+def _apply(tokenizer, messages: list[Message], add_generation_prompt: bool, keep_reasoning: bool = True,
+           source: str = "prompt"):
     """apply_chat_template as text; templates that reject a system role get it merged into the first user turn."""
     if getattr(tokenizer, "chat_template", None) is None:
         raise DataError(
@@ -136,25 +151,36 @@ def _apply(tokenizer, messages: list[Message], add_generation_prompt: bool, keep
         return tokenizer.apply_chat_template(dicts, tokenize=False, add_generation_prompt=add_generation_prompt), []
     except Exception as error:  # jinja raise_exception(...) surfaces as a TemplateError
         if not dicts or dicts[0]["role"] != "system" or len(dicts) < 2:
-            raise DataError(f"the chat template rejected the conversation: {error}") from None
-        merged = [{"role": dicts[1]["role"], "content": f"{dicts[0]['content']}\n\n{dicts[1]['content']}"}, *dicts[2:]]
+            raise _rejected(source, messages, error) from None
+    merged = [{"role": dicts[1]["role"], "content": f"{dicts[0]['content']}\n\n{dicts[1]['content']}"}, *dicts[2:]]
+    try:
         text = tokenizer.apply_chat_template(merged, tokenize=False, add_generation_prompt=add_generation_prompt)
-        return text, ["the chat template takes no system role: system prompt merged into the first user turn"]
+    except Exception as error:  # e.g. Mistral's "roles must alternate": the merge cannot help, so say why
+        raise _rejected(source, messages, error) from None
+    return text, ["the chat template takes no system role: system prompt merged into the first user turn"]
 
 
-def _render_chat_template(messages: list[Message], tokenizer, keep_reasoning: bool) -> Rendered:
+def _rejected(source: str, messages: list[Message], error: Exception) -> DataError:
+    """One line naming the record, its roles and the template's own complaint (jinja messages may span lines)."""
+    roles = ", ".join(m.role for m in messages)
+    return DataError(f"{source}: the chat template rejected the conversation (roles {roles}): "
+                     f"{' '.join(str(error).split())}")
+
+
+def _render_chat_template(messages: list[Message], tokenizer, keep_reasoning: bool,
+                          source: str = "record") -> Rendered:
     """Locate each assistant turn by rendering the conversation up to it with and without that turn."""
-    full, notes = _apply(tokenizer, messages, add_generation_prompt=False, keep_reasoning=keep_reasoning)
+    full, notes = _apply(tokenizer, messages, False, keep_reasoning, source)
     spans, answer_start = [], 0
     for i, m in enumerate(messages):
         if m.role != "assistant":
             continue
-        prefix, _ = _apply(tokenizer, messages[:i], add_generation_prompt=True, keep_reasoning=keep_reasoning)
-        upto, _ = _apply(tokenizer, messages[: i + 1], add_generation_prompt=False, keep_reasoning=keep_reasoning)
+        prefix, _ = _apply(tokenizer, messages[:i], True, keep_reasoning, source)
+        upto, _ = _apply(tokenizer, messages[: i + 1], False, keep_reasoning, source)
         end = _turn_end(upto, full, tokenizer)
         body = assistant_text(m, keep_reasoning)
         if not (full.startswith(prefix) and body in full[len(prefix):end]):
-            return _render_fallback(messages, tokenizer, keep_reasoning, notes)
+            return _render_fallback(messages, tokenizer, keep_reasoning, notes, source)
         spans.append((len(prefix), end))
         answer_start = full.index(body, len(prefix)) + len(body) - len(m.content)
     return Rendered(full, spans, answer_start, notes)
@@ -183,15 +209,19 @@ def _common_prefix_length(a: str, b: str) -> int:
     return lo
 
 
-def _render_fallback(messages: list[Message], tokenizer, keep_reasoning: bool, notes: list[str]) -> Rendered:
+def _render_fallback(messages: list[Message], tokenizer, keep_reasoning: bool, notes: list[str],
+                     source: str = "record") -> Rendered:
     """For templates that rewrite the assistant turn (e.g. DeepSeek-R1's, which strips <think> blocks):
-    the template renders the prompt, and the turn is appended verbatim so the reasoning is not silently lost."""
-    final = messages[-1]
-    prompt, _ = _apply(tokenizer, messages[:-1], add_generation_prompt=True, keep_reasoning=keep_reasoning)
+    the template renders the prompt, and the last assistant turn is appended verbatim so the reasoning is not
+    silently lost; any turn after it is left out (it has no answer, and user text is never trained)."""
+    last = _last_answer(messages)
+    final = messages[last]
+    prompt, _ = _apply(tokenizer, messages[:last], True, keep_reasoning, source)
     body = assistant_text(final, keep_reasoning)
     if prompt.rstrip().endswith(THINK_OPEN) and body.startswith(THINK_OPEN):
         body = body[len(THINK_OPEN):]  # the generation prompt already opened the think block
     text = prompt + body + (tokenizer.eos_token or "")
     note = "the chat template rewrites assistant turns: only the final turn is trained, appended verbatim"
+    dropped = [TRAILING_NOTE] if last < len(messages) - 1 else []
     return Rendered(text, [(len(prompt), len(text))], _answer_start(text, len(prompt), final, keep_reasoning),
-                    [*notes, note])
+                    [*notes, note, *dropped])
