@@ -190,3 +190,29 @@ def test_a_run_with_a_relative_model_path_loads_from_any_folder(tmp_path, monkey
     monkeypatch.chdir(tmp_path)  # not where training ran: ./models/tiny does not exist here
     for engine in (Engine.load(run=str(run)), Engine.load(adapter=str(run / "adapter"))):
         assert engine.generate([[Message("user", "hi")]], SamplingParams(max_tokens=3))[0].stats.generated_tokens
+
+
+@pytest.fixture(scope="module")
+def bos_llama(random_llama):
+    """The tiny llama with BOS in front of every sequence, as Llama and Mistral tokenizers have it."""
+    tok = copy.deepcopy(random_llama.tokenizer)
+    tok.add_bos_token = True
+    engine = Engine(random_llama.model, tok, system_prompt="Be careful.")
+    if engine.encode("hi")[:1] != [tok.bos_token_id]:
+        pytest.skip("this tokenizer backend does not honour add_bos_token")
+    return engine
+
+
+def test_an_empty_prompt_is_refused_before_bos_is_added(bos_llama):
+    bos = bos_llama.tokenizer.bos_token_id
+    assert bos_llama.encode("") == [bos]  # what the check used to see, and accept
+    with pytest.raises(MedtuneError, match="the prompt is empty: give some text"):
+        bos_llama.request(prompt="")
+    # a chat prompt always holds template text (and here the engine's system prompt): blank turns are refused
+    for blank in ([], [Message("user", "")], [Message("system", " "), Message("user", "\n\t")],
+                  [{"role": "user", "content": None}]):
+        with pytest.raises(MedtuneError, match="the prompt is empty: every user and system message is blank"):
+            bos_llama.request(blank)
+    assert bos_llama.request(prompt="hi").prompt_ids[0] == bos
+    assert bos_llama.request([Message("system", "Be brief."), Message("user", "")]).prompt_ids[0] == bos
+    assert bos_llama.request(ask("hi")).prompt_ids == bos_llama.encode(bos_llama.prompt(ask("hi")))

@@ -126,6 +126,7 @@ def test_auth_errors_are_401_openai_style(url):
     ({"model": "echo", "messages": [{"role": "user", "content": "hi"}], "max_tokens": CAP + 1}, 400, "limit of 3500"),
     ({"model": "echo", "messages": [{"role": "user", "content": "hi"}], "max_tokens": "10"}, 400, "max_tokens"),
     ({"model": "echo", "messages": [{"role": "user", "content": "anemia " * 5000}]}, 400, "context window"),
+    ({"model": "echo", "messages": [{"role": "user", "content": " "}]}, 400, "the prompt is empty"),
     ({"messages": [{"role": "user", "content": "hi"}]}, 400, "model: this field is required"),
 ])
 def test_validation_errors_are_clear_4xx_and_the_server_keeps_serving(url, client, body, status, says):
@@ -209,3 +210,24 @@ def test_empty_prompt_and_a_rejected_list_run_nothing(url):
     time.sleep(0.3)
     after = httpx.get(f"{url}/health").json()
     assert (after.get("finished", 0), after["running"], after["queued"]) == (before.get("finished", 0), 0, 0)
+
+
+def test_an_empty_prompt_is_a_400_when_the_tokenizer_adds_bos(engine):
+    import copy
+
+    from fastapi.testclient import TestClient
+
+    tok = copy.deepcopy(engine.tokenizer)
+    tok.add_bos_token = True  # as Llama and Mistral tokenizers: "" encodes to [bos], which must not run
+    bos_engine = Engine(engine.model, tok, system_prompt=engine.system_prompt, name="echo")
+    if bos_engine.encode("") != [tok.bos_token_id]:
+        pytest.skip("this tokenizer backend does not honour add_bos_token")
+    blank_parts = [{"role": "system", "content": " "}, {"role": "user", "content": [{"type": "text", "text": ""}]}]
+    with TestClient(create_app(bos_engine)) as http:
+        for path, body in [("/v1/completions", {"prompt": ""}), ("/v1/completions", {"prompt": ["hi", ""]}),
+                           ("/v1/chat/completions", {"messages": [{"role": "user", "content": ""}]}),
+                           ("/v1/chat/completions", {"messages": blank_parts})]:
+            reply = http.post(path, json={"model": "echo", "max_tokens": 5, **body})
+            assert reply.status_code == 400 and "the prompt is empty" in reply.json()["error"]["message"], reply.text
+        health = http.get("/health").json()
+        assert (health.get("finished", 0), health["running"], health["queued"]) == (0, 0, 0)

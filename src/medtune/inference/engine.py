@@ -134,14 +134,16 @@ class Engine:
 
     def prompt(self, messages: Sequence[Message | dict]) -> str:
         """The text the model continues, with the engine's system prompt when the messages carry none."""
-        msgs = [m if isinstance(m, Message) else Message(m["role"], m.get("content") or "") for m in messages]
+        msgs = _messages(messages)
         if self.system_prompt and not any(m.role == "system" for m in msgs):
             msgs.insert(0, Message("system", self.system_prompt))
         return render_prompt(msgs, self.tokenizer, self.template)
 
     def encode(self, text: str) -> list[int]:
         """Token ids as training made them: no special tokens added, BOS in front when the model expects one."""
-        ids = self.tokenizer(text, add_special_tokens=False)["input_ids"]
+        return self._with_bos(text, self.tokenizer(text, add_special_tokens=False)["input_ids"])
+
+    def _with_bos(self, text: str, ids: list[int]) -> list[int]:
         return [self._bos, *ids] if self._bos is not None and not text.startswith(self.tokenizer.bos_token) else ids
 
     def split_stops(self, stops: Sequence[str]) -> tuple[set[int], list[str]]:
@@ -172,10 +174,14 @@ class Engine:
                 raw: bool = False) -> Request:
         """Check and tokenize one prompt (chat `messages`, or raw `prompt` text); MedtuneError when it cannot run."""
         params = (params or SamplingParams()).check()
+        if prompt is None and not any(m.role != "assistant" and m.content.strip() for m in _messages(messages or [])):
+            # the template's own text is never empty: a chat whose user and system turns are all blank asks nothing
+            raise MedtuneError("the prompt is empty: every user and system message is blank; give a question")
         text = prompt if prompt is not None else self.prompt(messages or [])
-        ids = self.encode(text)
-        if not ids:
+        tokens = self.tokenizer(text, add_special_tokens=False)["input_ids"]
+        if not tokens:  # checked before BOS: on Llama/Mistral tokenizers "" would otherwise run as [bos]
             raise MedtuneError("the prompt is empty: give some text to continue")
+        ids = self._with_bos(text, tokens)
         room = self.context_length - len(ids) if self.context_length else params.max_tokens
         if room < 1:
             raise MedtuneError(f"the prompt has {len(ids)} tokens, which leaves no room in the model's context "
@@ -267,3 +273,7 @@ class Engine:
         text, split = row.finish()
         return Generation(text, split.reasoning, split.answer, row.finish_reason, split.reasoning_finished, stats,
                           list(row.decoder.ids), request.prompt)
+
+
+def _messages(messages: Sequence[Message | dict]) -> list[Message]:
+    return [m if isinstance(m, Message) else Message(m["role"], m.get("content") or "") for m in messages]
