@@ -156,6 +156,21 @@ def test_a_client_that_disconnects_frees_its_slot(client, url):
     assert chat(client, QA[0][0]).choices[0].message.content == QA[0][2]
 
 
+@pytest.mark.parametrize("prompts", [["anemia"], ["anemia", "scurvy", "fever"]])
+def test_a_client_that_leaves_an_unstreamed_request_stops_every_prompt(url, prompts):
+    before = httpx.get(f"{url}/health").json()
+    body = {"model": "echo", "prompt": prompts, "max_tokens": CAP, "ignore_eos": True}
+    with pytest.raises(httpx.ReadTimeout):  # the client gives up while the prompts generate
+        httpx.post(f"{url}/v1/completions", json=body, headers={"Authorization": f"Bearer {KEY}"},
+                   timeout=httpx.Timeout(60, read=1.5))
+    deadline = time.monotonic() + 60
+    while (health := httpx.get(f"{url}/health").json())["running"] or health["queued"]:
+        assert time.monotonic() < deadline, f"the prompts kept generating: {health}"
+        time.sleep(0.1)
+    stopped = sum(health.get(k, 0) - before.get(k, 0) for k in ("cancelled", "skipped"))
+    assert (stopped, health.get("finished", 0) - before.get("finished", 0)) == (len(prompts), 0), health
+
+
 def test_serve_verb_binds_localhost_and_reads_the_key_from_the_environment(monkeypatch, engine):
     import uvicorn
     from fastapi.testclient import TestClient

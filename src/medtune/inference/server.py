@@ -19,6 +19,7 @@ from contextlib import asynccontextmanager
 
 from fastapi import FastAPI, Request
 from fastapi.responses import JSONResponse, StreamingResponse
+from starlette.requests import HTTPConnection
 
 from medtune.errors import MedtuneError
 from medtune.inference import openai_api as api
@@ -47,15 +48,7 @@ def create_app(engine: Engine, defaults: SamplingParams | None = None, *, api_ke
     app = FastAPI(title="medtune", lifespan=lifespan)
     install_error_handlers(app)
 
-    @app.middleware("http")
-    async def authorize(request: Request, call_next):
-        # before the body is read: a caller without the key learns nothing about the request's validity
-        if request.url.path.startswith("/v1/"):
-            try:
-                check_key(api_key, request.headers.get("authorization"))
-            except api.APIError as error:
-                return JSONResponse(error.body(), status_code=error.status)
-        return await call_next(request)
+    app.add_middleware(_Authorize, api_key=api_key)
 
     def submit(request: Request, makers: list, stream: bool) -> list[Job]:
         """Every prompt checked before any is queued: a rejected request runs nothing."""
@@ -110,10 +103,33 @@ def create_app(engine: Engine, defaults: SamplingParams | None = None, *, api_ke
         ident = api.new_id("cmpl")
         if body.stream:
             return StreamingResponse(_completion_events(jobs[0], ident, engine.name), media_type="text/event-stream")
-        gens = [await _result(job, request) for job in jobs]
+        try:
+            gens = [await _result(job, request) for job in jobs]
+        finally:  # a client that left (or a prompt that failed) stops every prompt of the request, not just one
+            for job in jobs:
+                job.cancel()
         return api.completion(gens, engine.name, ident, api.now())
 
     return app
+
+
+class _Authorize:
+    """The key check, before the body is read: a caller without the key learns nothing about the request's
+    validity. Plain ASGI, not @app.middleware("http"): Starlette's BaseHTTPMiddleware hides the client's
+    disconnect from request.is_disconnected(), so an unstreamed request ran on after its client had left."""
+
+    def __init__(self, app, api_key: str | None):
+        self.app, self.api_key = app, api_key
+
+    async def __call__(self, scope, receive, send):
+        connection = HTTPConnection(scope) if scope["type"] == "http" else None
+        if connection is not None and connection.url.path.startswith("/v1/"):
+            try:
+                check_key(self.api_key, connection.headers.get("authorization"))
+            except api.APIError as error:
+                await JSONResponse(error.body(), status_code=error.status)(scope, receive, send)
+                return
+        await self.app(scope, receive, send)
 
 
 def check_key(expected: str | None, authorization: str | None) -> None:
