@@ -147,6 +147,10 @@ class EvalConfig:
     )
     hub_split: str = _f("test", "Split of a task given as a hub dataset id (built-in names use their own).")
     hub_config: Optional[str] = _f(None, "Config of a task given as a hub dataset id, e.g. pqa_labeled.")
+    answer_base: Optional[int] = _f(
+        None, "MedMCQA files: 0 if cop counts from 0 (the hub's layout), 1 if from 1 (the original release); "
+        "unset = 0, and a file holding a 4 is refused as ambiguous.",
+    )
     mode: Literal["loglik", "generate"] = _f("loglik", "Score options by log-likelihood, or generate and parse.")
     limit: Optional[int] = _f(None, "Evaluate the first N items of each task.")
     batch_size: int = _f(8, "Prompts per forward pass (at least 1).")

@@ -156,16 +156,55 @@ def test_medqa_hub_and_huatuogpt_layout(tmp_path):
     same_items(load_task(str(write(tmp_path, *hub))), rows)
 
 
-def test_medmcqa_hub_layout_is_zero_based_and_the_original_release_one_based(tmp_path):
+def medmcqa_rows(rows: list[dict], base: int) -> list[dict]:
+    return [{"id": r["id"], "question": r["question"], **dict(zip(("opa", "opb", "opc", "opd"), r["options"].values())),
+             "cop": "ABCD".index(r["answer"]) + base, "choice_type": "single"} for r in rows]
+
+
+def test_medmcqa_hub_layout_is_zero_based_and_the_original_release_one_based_when_told(tmp_path):
     rows = shared_rows("medmcqa", 60)
-    assert {r["answer"] for r in rows} == set("ABCD")  # every cop value occurs, so the base is unambiguous
+    assert {r["answer"] for r in rows} == set("ABCD")  # every cop value occurs
+    task = load_task(str(write(tmp_path, *medmcqa_rows(rows, 0), name="medmcqa0.jsonl")))  # the hub's layout
+    same_items(task, rows)
+    assert task.examples()[0].id == rows[0]["id"]
+    path = write(tmp_path, *medmcqa_rows(rows, 1), name="medmcqa1.jsonl")
     for base in (0, 1):
-        hub = [{"id": r["id"], "question": r["question"], **dict(zip(("opa", "opb", "opc", "opd"),
-                r["options"].values())), "cop": "ABCD".index(r["answer"]) + base, "choice_type": "single"}
-               for r in rows]
-        task = load_task(str(write(tmp_path, *hub, name=f"medmcqa{base}.jsonl")))
-        same_items(task, rows)
-        assert task.examples()[0].id == rows[0]["id"]
+        same_items(load_task(str(write(tmp_path, *medmcqa_rows(rows, base), name=f"b{base}.jsonl")),
+                             answer_base=base), rows)
+    with pytest.raises(DataError) as err:  # a 4 means 1-based, but only the user may say so
+        load_task(str(path))
+    first_four = next(i for i, r in enumerate(rows, 1) if r["answer"] == "D")
+    assert str(err.value) == (f"{path}:{first_four}: field 'cop' = 4: this MedMCQA file looks 1-based (the original "
+                              "release), but cop is read as the hub's 0-based label unless told otherwise; "
+                              "set eval.answer_base=1")
+
+
+def test_medmcqa_base_comes_from_the_layout_never_from_the_values(tmp_path):
+    # a 1-based file whose answers happen to be 1 to 3 only: no value can tell, so eval.answer_base does
+    rows = [{**MEDMCQA, "id": f"m{i}", "cop": cop} for i, cop in enumerate((1, 2, 3, 2))]
+    path = write(tmp_path, *rows)
+    assert [ex.answer for ex in load_task(str(path), answer_base=1).examples()] == ["A", "B", "C", "B"]
+    assert [ex.answer for ex in load_task(str(path)).examples()] == ["B", "C", "D", "C"]  # the hub's 0-based cop
+    one_based = write(tmp_path, MEDMCQA, {**MEDMCQA, "id": "m2", "cop": 4}, name="one.jsonl")
+    with pytest.raises(DataError, match=r"one\.jsonl:1: field 'cop' = 0 is not an option number "
+                                        r"\(1 to 4, eval.answer_base=1\)$"):
+        load_task(str(one_based), answer_base=1)
+    with pytest.raises(DataError, match=r"one\.jsonl:2: field 'cop' = 4 is not an option number "
+                                        r"\(0 to 3, eval.answer_base=0\)$"):
+        load_task(str(one_based), answer_base=0)
+    with pytest.raises(DataError, match="eval.answer_base must be 0 or 1"):
+        load_task(str(path), answer_base=2)
+
+
+def test_eval_answer_base_reaches_the_task_from_the_config(tmp_path):
+    from medtune import config as config_mod
+    from medtune.evaluation.cli import load_tasks
+
+    path = write(tmp_path, {**MEDMCQA, "cop": 1}, name="orig.jsonl")
+    cfg = config_mod.load(None, values={"eval.tasks": [str(path)], "eval.answer_base": 1})
+    assert cfg.eval.answer_base == 1 and config_mod.EvalConfig().answer_base is None
+    [task] = load_tasks(cfg)
+    assert task.examples()[0].answer == "A"
 
 
 def test_mmlu_hub_layout(tmp_path):

@@ -121,7 +121,7 @@ def load_tasks(cfg: Config) -> list:
     if not cfg.eval.tasks:
         raise MedtuneError(f"no task to evaluate: give --task ({', '.join(BUILTIN)} or a file) or eval.tasks")
     tasks = [load_task(str(t), cfg.eval.data_dir, cfg.eval.limit, hub_split=cfg.eval.hub_split,
-                       hub_config=cfg.eval.hub_config) for t in cfg.eval.tasks]
+                       hub_config=cfg.eval.hub_config, answer_base=cfg.eval.answer_base) for t in cfg.eval.tasks]
     names = [t.name for t in tasks]
     twice = sorted({n for n in names if names.count(n) > 1})
     if twice:

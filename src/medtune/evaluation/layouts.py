@@ -29,10 +29,12 @@ def detect(rows: list[tuple[str, dict]]) -> tuple[str, str] | None:
     return None
 
 
-def normalise(layout: str, rows: list[tuple[str, dict]], marked_at: str) -> list[dict]:
-    """Every row as {id, question, options, answer, source}; `marked_at` is the row that made the file MCQ."""
+def normalise(layout: str, rows: list[tuple[str, dict]], marked_at: str,
+              answer_base: int | None = None) -> list[dict]:
+    """Every row as {id, question, options, answer, source}; `marked_at` is the row that made the file MCQ.
+    `answer_base` (eval.answer_base): what MedMCQA's cop counts from; None means the hub's layout (see _medmcqa)."""
     read = _READERS[layout]
-    context = {"marked_at": marked_at, "cop_base": _cop_base(rows) if layout == "medmcqa" else 0}
+    context = {"marked_at": marked_at, "cop_base": answer_base}
     return [{**read(source, row, context), "source": source} for source, row in rows]
 
 
@@ -56,23 +58,25 @@ def _options_layout(source: str, row: dict, context: dict) -> dict:
 
 
 def _medmcqa(source: str, row: dict, context: dict) -> dict:
+    """cop counts from 0 in the hub's files and from 1 in the original release. The hub card's prose says "cop:
+    Correct option, i.e., 1,2,3,4", but that describes the original JSON: the hub declares cop as
+    ClassLabel(names=[a, b, c, d]) and its loading script (openlifescienceai/medmcqa, medmcqa.py, "Add MedMCQA
+    dataset (#4064)") did `cop = int(cop) - 1` before the files were converted to Parquet, so on the hub 0 = opa.
+    The base is the layout's (0) or the one eval.answer_base declares, never guessed from the values: a 1-based file
+    whose answers happen to be 1 to 3 would be shifted by one without a word."""
     options = {letter: _text(source, row, key) for letter, key in zip("ABCD", ("opa", "opb", "opc", "opd"))}
-    cop, base = _integer(source, row, "cop"), context["cop_base"]
+    cop, declared = _integer(source, row, "cop"), context["cop_base"]
     if cop == -1:  # the hub's test split: answers are not public
         raise DataError(f"{source}: field 'cop' = -1: no answer (MedMCQA's test split has none; use validation)")
+    if declared is None and cop == 4:  # only a 1-based file has a 4: refuse rather than read every answer one off
+        raise DataError(f"{source}: field 'cop' = 4: this MedMCQA file looks 1-based (the original release), but "
+                        "cop is read as the hub's 0-based label unless told otherwise; set eval.answer_base=1")
+    base = declared or 0
     if not base <= cop < base + 4:
-        raise DataError(f"{source}: field 'cop' = {cop} is not an option number ({base} to {base + 3})")
+        given = f", eval.answer_base={declared}" if declared is not None else ""
+        raise DataError(f"{source}: field 'cop' = {cop} is not an option number ({base} to {base + 3}{given})")
     return {"id": row.get("id"), "question": _text(source, row, "question"), "options": options,
             "answer": "ABCD"[cop - base]}
-
-
-def _cop_base(rows: list[tuple[str, dict]]) -> int:
-    """0 for the hub's files, 1 for the original release. The hub card's prose says "cop: Correct option, i.e.,
-    1,2,3,4", but that describes the original JSON: the hub declares cop as ClassLabel(names=[a, b, c, d]) and its
-    loading script (openlifescienceai/medmcqa, medmcqa.py, "Add MedMCQA dataset (#4064)") did `cop = int(cop) - 1`
-    before the files were converted to Parquet, so on the hub 0 = opa. A file holding a 4 and no 0 is the original."""
-    seen = {row.get("cop") for _, row in rows}
-    return 1 if 4 in seen and 0 not in seen else 0
 
 
 def _mmlu(source: str, row: dict, context: dict) -> dict:

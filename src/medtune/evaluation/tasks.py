@@ -106,18 +106,22 @@ class OpenTask:
 
 
 def load_task(name_or_path: str, data_dir: str | None = None, limit: int | None = None, *,
-              hub_split: str = "test", hub_config: str | None = None) -> MCQTask | OpenTask:
+              hub_split: str = "test", hub_config: str | None = None,
+              answer_base: int | None = None) -> MCQTask | OpenTask:
     """A built-in name, a file or folder, or a hub dataset id -> its task, holding the first `limit` items.
     Built-in names read <data_dir>/<name>.jsonl, or their hub dataset (hub.BUILTIN_HUB) when data_dir is None;
-    hub_split and hub_config apply to other hub ids and dataset folders."""
+    hub_split and hub_config apply to other hub ids and dataset folders; answer_base is what a MedMCQA file's cop
+    counts from (eval.answer_base; None: the hub's 0)."""
     if limit is not None and limit < 1:
         raise DataError(f"eval.limit must be at least 1, got {limit}")
+    if answer_base not in (None, 0, 1):
+        raise DataError(f"eval.answer_base must be 0 or 1 (or unset), got {answer_base!r}")
     rows, where = _rows(name_or_path, data_dir, hub_split, hub_config)
     name = name_or_path if name_or_path in BUILTIN else Path(name_or_path).stem or name_or_path
     found = layouts.detect(rows)  # any row in a known MCQ layout makes the whole file multiple choice
     if found:
         layout, marked_at = found
-        items = _unique_ids([_mcq_example(d) for d in layouts.normalise(layout, rows, marked_at)])
+        items = _unique_ids([_mcq_example(d) for d in layouts.normalise(layout, rows, marked_at, answer_base)])
         return MCQTask(name, items[:limit], where)
     return OpenTask(name, _unique_ids(_open_examples(rows))[:limit], where)
 
