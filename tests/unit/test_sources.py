@@ -35,6 +35,22 @@ def test_malformed_json_line_names_file_and_line(tmp_path):
         load_rows(path)
 
 
+def test_invalid_json_messages_read_as_sentences(tmp_path):
+    # json's own messages sometimes end in "at" ("Unterminated string starting at"): never "at at column"
+    path = tmp_path / "bad.jsonl"
+    path.write_text('{"question": "cut\n{"a": 1}\n{"question": "unterminated')  # the last line has no newline
+    with pytest.raises(DataError) as err:
+        load_rows(path)
+    assert str(err.value) == f"{path}:1: invalid JSON: Invalid control character at column 18"
+    _, bad = load_rows(path, skip_bad=True)
+    assert bad[1]["error"] == f"{path}:3: invalid JSON: Unterminated string starting at column 14"
+    whole = tmp_path / "bad.json"
+    whole.write_text('[\n{"a": "unterminated')
+    with pytest.raises(DataError) as err:
+        load_rows(whole)
+    assert str(err.value) == f"{whole}:2: invalid JSON: Unterminated string starting at column 7"
+
+
 def test_line_that_is_not_an_object_is_an_error(tmp_path):
     path = write_jsonl(tmp_path / "d.jsonl", [json.dumps(ROWS[0]), "[1, 2]"])
     with pytest.raises(DataError, match=r"d\.jsonl:2: expected a JSON object, got list"):

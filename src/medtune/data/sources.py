@@ -93,8 +93,13 @@ def _parse_line(raw: bytes, source: str) -> dict:
     try:
         value = json.loads(text)
     except json.JSONDecodeError as e:
-        raise DataError(f"{source}: invalid JSON: {e.msg} at column {e.colno}") from None
+        raise DataError(f"{source}: invalid JSON: {_json_problem(e)}") from None
     return _object(value, source)
+
+
+def _json_problem(e: json.JSONDecodeError) -> str:
+    """json's message and column; some messages already end in "at" ("Unterminated string starting at")."""
+    return f"{e.msg} {'' if e.msg.endswith(' at') else 'at '}column {e.colno}"
 
 
 def _object(value, source: str) -> dict:
@@ -128,7 +133,7 @@ def _read_json(path: Path, skip_bad: bool) -> tuple[list[Row], list[dict]]:
     except json.JSONDecodeError as e:
         if e.msg == "Extra data":  # JSON lines in a .json file: read them as such
             return _read_jsonl(path, skip_bad)
-        raise DataError(f"{path}:{e.lineno}: invalid JSON: {e.msg}") from None
+        raise DataError(f"{path}:{e.lineno}: invalid JSON: {_json_problem(e)}") from None
     rows, bad = [], []
     for i, item in enumerate(_json_records(path, value)):
         source = f"{path}[{i}]"
