@@ -5,27 +5,18 @@ import copy
 
 import pytest
 import torch
-from inference_helpers import QA, cached, make_run, train_echo_model
+from inference_helpers import QA, make_run
 
 from medtune.data.records import Message
 from medtune.errors import MedtuneError
 from medtune.inference.engine import Engine, SamplingParams
 
-pytestmark = pytest.mark.slow
-
-
-@pytest.fixture(scope="module", autouse=True)
-def one_thread():
-    """Tiny models run fastest, and steadiest on a shared machine, on one thread."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
+pytestmark = [pytest.mark.slow, pytest.mark.usefixtures("one_thread")]
 
 
 @pytest.fixture(scope="module")
-def echo(tmp_path_factory, tiny_llama):
-    return Engine.load(model=str(cached(tmp_path_factory, "echo", lambda out: train_echo_model(tiny_llama, out))))
+def echo(echo_model):
+    return Engine.load(model=str(echo_model))
 
 
 @pytest.fixture(scope="module")

@@ -10,13 +10,12 @@ from contextlib import contextmanager
 import httpx
 import openai
 import pytest
-import torch
-from inference_helpers import QA, cached, train_echo_model
+from inference_helpers import QA
 
 from medtune.inference.engine import Engine
 from medtune.inference.server import create_app
 
-pytestmark = pytest.mark.slow
+pytestmark = [pytest.mark.slow, pytest.mark.usefixtures("one_thread")]
 KEY = "sk-medtune-test"
 CAP = 3500
 
@@ -46,11 +45,8 @@ def live_server(app):
 
 
 @pytest.fixture(scope="module")
-def engine(tmp_path_factory, tiny_llama):
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield Engine.load(model=str(cached(tmp_path_factory, "echo", lambda out: train_echo_model(tiny_llama, out))))
-    torch.set_num_threads(threads)
+def engine(echo_model, one_thread):
+    return Engine.load(model=str(echo_model))
 
 
 @pytest.fixture(scope="module")

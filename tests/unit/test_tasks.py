@@ -198,7 +198,7 @@ def test_medmcqa_base_comes_from_the_layout_never_from_the_values(tmp_path):
 
 def test_eval_answer_base_reaches_the_task_from_the_config(tmp_path):
     from medtune import config as config_mod
-    from medtune.evaluation.cli import load_tasks
+    from medtune.evaluation.evaluate import load_tasks
 
     path = write(tmp_path, {**MEDMCQA, "cop": 1}, name="orig.jsonl")
     cfg = config_mod.load(None, values={"eval.tasks": [str(path)], "eval.answer_base": 1})

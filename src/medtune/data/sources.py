@@ -11,7 +11,8 @@ import json
 import re
 from pathlib import Path
 
-from medtune.errors import DataError
+from medtune import hub
+from medtune.errors import DataError, first_line
 
 Row = tuple[str, dict]
 SUFFIXES = (".jsonl", ".ndjson", ".json", ".csv", ".parquet")
@@ -208,7 +209,7 @@ def _load_data_folder(path: Path, hub_config: str | None, hub_split: str) -> lis
     try:
         ds = datasets.load_dataset(str(path), hub_config, split=hub_split)
     except Exception as e:  # datasets raises many types here; the user needs the message, not the type
-        raise DataError(f"{path}: not a save_to_disk folder nor a folder of data files: {_first_line(e)}") from None
+        raise DataError(f"{path}: not a save_to_disk folder nor a folder of data files: {first_line(e)}") from None
     return [(f"{path}[{i}]", row) for i, row in enumerate(ds.to_list())]
 
 
@@ -219,30 +220,16 @@ def _load_hub(dataset_id: str, hub_config: str | None, hub_split: str, hint: str
     try:
         ds = datasets.load_dataset(dataset_id, hub_config, split=hub_split)
     except Exception as e:  # network, missing config, bad split: all end here, with datasets' own message
-        raise DataError(f"{dataset_id}: could not load from the hub: {_first_line(e)}; {hint}") from None
+        raise DataError(f"{dataset_id}: could not load from the hub: {first_line(e)}; {hint}") from None
     return [(f"{dataset_id}[{i}]", row) for i, row in enumerate(ds.to_list())]
 
 
 def _check_hub(dataset_id: str, hint: str = _LOCAL_COPY_HINT) -> None:
-    """One quick request first: datasets retries an unreachable hub for about half a minute."""
-    from huggingface_hub import HfApi, constants
-    from huggingface_hub.errors import GatedRepoError, RepositoryNotFoundError
-
-    if constants.HF_HUB_OFFLINE:  # offline mode: datasets reads its cache without touching the network
-        return
-    try:
-        HfApi().dataset_info(dataset_id, timeout=5)
-    except GatedRepoError:
-        return  # reachable; datasets will ask for the token it needs
-    except RepositoryNotFoundError:
-        raise DataError(f"{dataset_id}: file not found, and no dataset of that name on the hub") from None
-    except Exception as e:  # connection refused, DNS failure, timeout, proxy error
+    """One quick request first (see medtune.hub): datasets retries an unreachable hub for about half a minute."""
+    found = hub.probe(dataset_id, "dataset")
+    if found.state == hub.MISSING:
+        raise DataError(f"{dataset_id}: file not found, and no dataset of that name on the hub")
+    if found.state == hub.UNREACHABLE:
         raise DataError(
-            f"{dataset_id}: file not found, and the Hugging Face Hub cannot be reached ({_first_line(e)}); "
-            f"{hint} (or set HF_HUB_OFFLINE=1 to use a copy already in the datasets cache)"
-        ) from None
-
-
-def _first_line(error: Exception) -> str:
-    text = str(error).strip()
-    return text.splitlines()[0] if text else type(error).__name__
+            f"{dataset_id}: file not found, and the Hugging Face Hub cannot be reached ({found.reason}); "
+            f"{hint} (or set HF_HUB_OFFLINE=1 to use a copy already in the datasets cache)")

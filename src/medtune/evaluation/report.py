@@ -24,6 +24,30 @@ def write_outputs(out: Path, results: dict, records: list[dict]) -> list[Path]:
     return [out / "results.json", out / "items.jsonl", out / "report.md", *plots]
 
 
+def summary_lines(results: dict, out: Path) -> list[str]:
+    """What the console shows: one line per system and task, then the paired differences."""
+    lines = []
+    for label, info in results["systems"].items():
+        for name, task in info["tasks"].items():
+            m = task["metrics"]
+            if task["kind"] == "mcq":
+                extra = f", acc_norm {m['acc_norm']:.4f}" if "acc_norm" in m else f", unparseable {m['unparseable']}"
+                extra += f", too long {m['too_long']}" if m.get("too_long") else ""
+                line = f"accuracy {m['accuracy']:.4f} [{m['ci95'][0]:.4f}, {m['ci95'][1]:.4f}]{extra}"
+            else:
+                sim = m.get("similarity", {})
+                line = f"similarity mean {sim.get('mean', float('nan')):.4f}" + (
+                    f", judge correctness {m['judge'].get('correctness', float('nan')):.2f}" if "judge" in m else "")
+            lines.append(f"{label:<6} {name:<14} {m['items']:>5} items  {line}  ({task['items_per_s']:.2f} items/s)")
+    for name, p in results["paired"].items():
+        if "accuracy" in p:
+            a = p["accuracy"]
+            lines.append(f"tuned - base {name}: {a['delta']:+.4f} [{a['ci95'][0]:+.4f}, {a['ci95'][1]:+.4f}], "
+                  f"wins/ties/losses {a['wins']}/{a['ties']}/{a['losses']}, McNemar p {a['p_value']:.4g}")
+    lines.append(f"results: {out / 'results.json'}, {out / 'report.md'}")
+    return lines
+
+
 # ---------------------------------------------------------------- report.md
 
 

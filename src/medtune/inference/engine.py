@@ -49,7 +49,7 @@ from medtune.config import Config
 from medtune.data.records import Message
 from medtune.data.templates import R1_ANSWER_HEADER, render_prompt
 from medtune.errors import MedtuneError
-from medtune.inference import loading
+from medtune.inference import weights
 from medtune.inference.decoding import Row, RowTracker
 from medtune.inference.params import SamplingParams
 from medtune.inference.reasoning import Delta, prompt_opens_reasoning
@@ -111,22 +111,22 @@ class Engine:
         self.template, self.system_prompt = template, system_prompt or None
         self.answer_header = R1_ANSWER_HEADER if template == "r1-cot" else None
         self.pad_id = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else tokenizer.eos_token_id
-        self.eos_ids = loading.eos_ids(model, tokenizer)
+        self.eos_ids = weights.eos_ids(model, tokenizer)
         self.extra_stop_ids, self.extra_stop_strings = self.split_stops(extra_eos_tokens)
-        self.context_length = loading.context_length(model, tokenizer)
-        self._bos = loading.bos_to_add(tokenizer)
+        self.context_length = weights.context_length(model, tokenizer)
+        self._bos = weights.bos_to_add(tokenizer)
         self._lock = threading.Lock()
 
     @classmethod
     def load(cls, model: str | None = None, adapter: str | None = None, run: str | None = None, *,
              config: Config | None = None, system_prompt: str | None = None, template: str | None = None,
              extra_eos_tokens: Sequence[str] = (), device: str | None = None, merge_adapter: bool = True) -> Engine:
-        """Load weights (see loading.py); `config` defaults to the config.yaml found beside them."""
-        cfg = config or loading.load_config(model, adapter, run)
-        source = loading.resolve(cfg, adapter, run)
-        tok, net = loading.load_weights(source, device, merge_adapter)
+        """Load weights (see weights.py); `config` defaults to the config.yaml found beside them."""
+        cfg = config or weights.config_beside(model, adapter, run)
+        source = weights.resolve(cfg, adapter, run)
+        tok, net = weights.load_weights(source, device, merge_adapter)
         cfg = source.config
-        system = system_prompt if system_prompt is not None else loading.default_system_prompt(cfg)
+        system = system_prompt if system_prompt is not None else weights.default_system_prompt(cfg)
         return cls(net, tok, template=template or cfg.data.template, system_prompt=system,
                    extra_eos_tokens=extra_eos_tokens, name=source.name)
 

@@ -1,20 +1,15 @@
-"""`medtune serve`: an OpenAI-compatible HTTP API (FastAPI + uvicorn) on the shared engine.
-
-    medtune serve --run runs/phi4-med [--port 8000] [--host 127.0.0.1] [--api-key KEY]
+"""An OpenAI-compatible HTTP API (FastAPI) on the shared engine; `medtune serve` (medtune.commands.serve) runs it.
 
 GET /health, GET /v1/models, POST /v1/chat/completions (streamed as server-sent events or not),
-POST /v1/completions. Binds 127.0.0.1 unless told otherwise. With --api-key (or the MEDTUNE_API_KEY environment
-variable, the place for the secret) every /v1 call needs "Authorization: Bearer KEY". Requests queue and run in
+POST /v1/completions. With an API key, every /v1 call needs "Authorization: Bearer KEY". Requests queue and run in
 batches (scheduler.py); a client that leaves stops its generation.
 """
 
 from __future__ import annotations
 
-import argparse
 import asyncio
 import hmac
 import json
-import os
 from contextlib import asynccontextmanager
 
 from fastapi import FastAPI, Request
@@ -24,13 +19,10 @@ from starlette.requests import HTTPConnection
 from medtune.errors import MedtuneError
 from medtune.inference import openai_api as api
 from medtune.inference.engine import Engine
-from medtune.inference.options import add_model_arguments, add_sampling_arguments, load_engine, sampling_params
 from medtune.inference.params import SamplingParams
 from medtune.inference.reasoning import REASONING, Delta
 from medtune.inference.scheduler import Job, Scheduler
 from medtune.inference.server_errors import install_error_handlers
-
-API_KEY_ENV = "MEDTUNE_API_KEY"
 
 
 def create_app(engine: Engine, defaults: SamplingParams | None = None, *, api_key: str | None = None,
@@ -211,39 +203,3 @@ async def _completion_events(job: Job, ident: str, model: str):
 
 def _sse(payload: dict) -> str:
     return f"data: {json.dumps(payload, ensure_ascii=False)}\n\n"
-
-
-# ---------------------------------------------------------------- the verb
-
-
-def add_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.description = __doc__
-    parser.formatter_class = argparse.RawDescriptionHelpFormatter
-    add_model_arguments(parser)
-    add_sampling_arguments(parser, max_tokens=4096)
-    group = parser.add_argument_group("server")
-    group.add_argument("--host", default="127.0.0.1", help="address to bind (default 127.0.0.1: this machine only)")
-    group.add_argument("--port", type=int, default=8000, help="port (default 8000)")
-    group.add_argument("--api-key", help=f"require 'Authorization: Bearer KEY' (default: ${API_KEY_ENV} if set)")
-    group.add_argument("--max-tokens-cap", type=int, default=4096, help="largest max_tokens a request may ask")
-    group.add_argument("--max-batch", type=int, default=16, help="requests generated together at most")
-    group.add_argument("--served-model-name", help="model id clients use (default: the run or model folder name)")
-
-
-def main(args: argparse.Namespace) -> int:
-    import uvicorn
-
-    engine = load_engine(args)
-    engine.name = args.served_model_name or engine.name
-    defaults = sampling_params(args)
-    defaults.max_tokens = min(defaults.max_tokens, args.max_tokens_cap)
-    api_key = args.api_key or os.environ.get(API_KEY_ENV) or None
-    app = create_app(engine, defaults, api_key=api_key, max_tokens_cap=args.max_tokens_cap,
-                     max_batch=args.max_batch)
-    auth = "API key required" if api_key else "no API key"
-    print(f"medtune serve: {engine.name} on http://{args.host}:{args.port}/v1 ({auth}); Ctrl-C stops", flush=True)
-    if not api_key and args.host not in ("127.0.0.1", "localhost", "::1"):
-        print(f"medtune serve: warning: {args.host} is reachable from other machines and no API key is set "
-              f"(--api-key or ${API_KEY_ENV})", flush=True)
-    uvicorn.run(app, host=args.host, port=args.port, log_level="warning")
-    return 0

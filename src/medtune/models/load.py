@@ -13,8 +13,9 @@ import resource
 import sys
 from pathlib import Path
 
+from medtune import hub
 from medtune.config import ModelConfig
-from medtune.errors import ConfigError, MedtuneError
+from medtune.errors import ConfigError, MedtuneError, first_line
 from medtune.models import gguf
 
 METHODS = ("lora", "qlora", "full")
@@ -74,7 +75,7 @@ def load_tokenizer(model_cfg: ModelConfig, padding_side: str = "right"):
     return tokenizer
 
 
-def load_config(model_cfg: ModelConfig):
+def load_model_config(model_cfg: ModelConfig):
     """The model's transformers config, with model.rope_scaling merged into its RoPE parameters."""
     from transformers import AutoConfig
 
@@ -106,7 +107,7 @@ def load_model(model_cfg: ModelConfig, method: str | None = None, device: str | 
     if method is not None and method not in METHODS:
         raise ConfigError(f"method {method!r} is not one of {', '.join(METHODS)}")
     device = device or default_device()
-    config = load_config(model_cfg)
+    config = load_model_config(model_cfg)
     dtype = resolve_dtype(model_cfg.dtype, device)
     kwargs = dict(config=config, dtype=dtype, device_map={"": device}, use_safetensors=True,
                   revision=model_cfg.revision, trust_remote_code=model_cfg.trust_remote_code,
@@ -135,7 +136,7 @@ def _load_weights(name: str, method: str | None, device: str, kwargs: dict):
     except (ImportError, RuntimeError, ValueError) as e:
         if method != "qlora":
             raise
-        raise MedtuneError(f"4-bit (qlora) loading failed on {device}: {_first_line(e)}. It needs bitsandbytes "
+        raise MedtuneError(f"4-bit (qlora) loading failed on {device}: {first_line(e)}. It needs bitsandbytes "
                            "with a backend for this device (CUDA, or CPU from bitsandbytes 0.48 on); "
                            "or use method lora") from None
 
@@ -167,25 +168,15 @@ def _check_name(name: str, needs: str | None = "config.json", gguf_cache: str | 
 
 @functools.lru_cache(maxsize=32)
 def _hub_access(name: str) -> bool:
-    """For a hub id: True to read the hub, False to read only the local cache. One quick request decides,
-    because from_pretrained retries an unreachable hub for about a minute before giving up."""
-    from huggingface_hub import HfApi, constants, try_to_load_from_cache
-    from huggingface_hub.errors import GatedRepoError, RepositoryNotFoundError
-
-    if constants.HF_HUB_OFFLINE:
+    """For a hub id: True to read the hub, False to read only the local cache (see medtune.hub)."""
+    found = hub.probe(name)
+    if found.state != hub.UNREACHABLE:
+        return found.state != hub.OFFLINE  # missing: from_pretrained says there is no such model
+    if hub.cached([name], "config.json"):
         return False
-    try:
-        HfApi().model_info(name, timeout=5)
-    except (GatedRepoError, RepositoryNotFoundError):
-        return True  # reachable: from_pretrained asks for a token or says there is no such model
-    except Exception as e:  # DNS failure, refused connection, timeout, proxy
-        if isinstance(try_to_load_from_cache(name, "config.json"), str):
-            return False
-        raise MedtuneError(
-            f"{name}: not a local folder, and the Hugging Face Hub cannot be reached ({_first_line(e)}); download "
-            f"it where the hub is reachable (huggingface-cli download {name} --local-dir DIR) and set model.name to DIR"
-        ) from None
-    return True
+    raise MedtuneError(
+        f"{name}: not a local folder, and the Hugging Face Hub cannot be reached ({found.reason}); download "
+        f"it where the hub is reachable (huggingface-cli download {name} --local-dir DIR) and set model.name to DIR")
 
 
 def _from_pretrained(load, name: str, **kwargs):
@@ -196,14 +187,9 @@ def _from_pretrained(load, name: str, **kwargs):
         return load(name, **kwargs)
     except OSError as e:
         if Path(name).is_dir():
-            raise MedtuneError(f"{name}: cannot load from this folder: {_first_line(e)}") from None
+            raise MedtuneError(f"{name}: cannot load from this folder: {first_line(e)}") from None
         raise MedtuneError(f"{name}: not a local folder, and the hub could not be reached or has no such model "
-                           f"({_first_line(e)})") from None
-
-
-def _first_line(error: BaseException) -> str:
-    text = str(error).strip()
-    return text.splitlines()[0] if text else type(error).__name__
+                           f"({first_line(e)})") from None
 
 
 def describe_device(device: str | None = None) -> str:

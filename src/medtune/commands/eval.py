@@ -1,0 +1,73 @@
+"""`medtune eval`: medical benchmarks, judged open-ended answers, and base versus tuned on the same items.
+
+    medtune eval --model M [--adapter A | --run DIR] --task medqa --task my_mcq.jsonl --data-dir DIR
+                 [--mode loglik|generate] [--limit N] [--seed S] [--batch-size B] [--out DIR]
+    medtune eval --run DIR --compare-base --task test.jsonl --judge-url http://localhost:8000/v1
+
+Settings come from the eval section of the config (the run's own config.yaml when none is given), then
+key=value overrides, then flags. Every task file, the judge (endpoint or local model) and the similarity model
+are checked before any model loads. Writes results.json, items.jsonl, report.md and plots/ into the output folder.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+
+from medtune.commands.args import Flag, add_config_arguments, add_flags, config_from_args, flag_values, given_config
+
+WHAT = [
+    Flag("--model", "model.name", {"help": "base model: hub id, local folder or .gguf file"}),
+    Flag("--task", "eval.tasks", {"action": "append", "metavar": "TASK",
+                                  "help": "medqa, medmcqa, pubmedqa, mmlu_medical, an MCQ file (medtune's schema or a "
+                                          "MedQA, MedMCQA, MMLU or PubMedQA hub layout), an open-ended file with "
+                                          "reference answers (prepare's test split, medical-o1 records), or a hub "
+                                          "dataset id; repeat for several"}),
+    Flag("--data-dir", "eval.data_dir"),
+    Flag("--hub-split", "eval.hub_split"),
+    Flag("--hub-config", "eval.hub_config"),
+    Flag("--compare-base", "eval.compare_base", {"action": "store_true"}),
+    Flag("--compare-model", "eval.compare_model"),
+]
+HOW = [
+    Flag("--mode", "eval.mode", {"choices": ("loglik", "generate")}),
+    Flag("--mcq-format", "eval.mcq_format", {"choices": ("letters", "cloze")}),
+    Flag("--limit", "eval.limit", {"type": int}),
+    Flag("--seed", "seed", {"type": int}),
+    Flag("--batch-size", "eval.batch_size", {"type": int}),
+    Flag("--max-tokens", "eval.max_tokens", {"type": int}),
+    Flag("--temperature", "eval.temperature", {"type": float}),
+    Flag("--similarity-model", "eval.similarity_model"),
+    Flag("--judge-url", "eval.judge_url"),
+    Flag("--judge-model", "eval.judge_model"),
+    Flag("--out", "eval.out_dir"),
+]
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.description = __doc__
+    add_config_arguments(parser)
+    what = parser.add_argument_group("what to evaluate")
+    add_flags(what, WHAT)
+    what.add_argument("--adapter", help="PEFT adapter folder on top of --model")
+    what.add_argument("--run", help="a medtune run directory (its adapter and config.yaml)")
+    add_flags(parser.add_argument_group("how"), HOW)
+
+
+def main(args: argparse.Namespace) -> int:
+    from medtune.evaluation.evaluate import evaluate, load_tasks, output_dir
+    from medtune.evaluation.report import summary_lines, write_outputs
+    from medtune.inference.weights import find_config
+
+    # the weights' own config.yaml when none is named, so prompts and the system prompt are training's
+    beside = None if given_config(args) else find_config(args.model, args.adapter, args.run)
+    cfg = config_from_args(args, flag_values(args, WHAT + HOW), beside)
+    tasks = load_tasks(cfg)
+    out = output_dir(cfg, args.run)
+    if not any(t.kind == "open" for t in tasks) and (cfg.eval.judge_url or cfg.eval.judge_model):
+        print("medtune eval: note: the judge grades open-ended tasks only; none was given", file=sys.stderr)
+    results, records = evaluate(cfg, tasks, out, args.adapter, args.run)
+    write_outputs(out, results, records)
+    cfg.save(out / "config.yaml")
+    print("\n".join(summary_lines(results, out)))
+    return 0
