@@ -35,6 +35,7 @@ import torch
 
 from medtune import config as config_mod
 from medtune.data.pipeline import prepare
+from medtune.models.gguf import local_folder
 from medtune.models.load import default_device, load_tokenizer
 from medtune.models.tiny import build_tiny_model
 
@@ -222,7 +223,9 @@ def trl_supervised(trainer) -> int:
 
 
 def setup(a, tmp: Path):
-    model_dir = Path(a.model) if a.model else build_tiny_model(a.arch, tmp / "model", size=a.size, seed=0)
+    # a .gguf file or the built-in name: the converted folder, which (b) and (c) load with plain from_pretrained
+    model_dir = Path(local_folder(a.model)) if a.model else build_tiny_model(a.arch, tmp / "model", size=a.size,
+                                                                              seed=0)
     cfg = config_mod.load(None, values={
         "model.name": str(model_dir), "model.max_length": PAD_TO, "data.train_file": str(a.data), "seed": 0,
         "data.overlong": "truncate", "data.reasoning": a.reasoning, "lora.dropout": 0.0, "lora.r": 16,
@@ -266,7 +269,8 @@ def measure(makers, supervised: int, valid, repeat: int) -> list[dict]:
 
 def main() -> None:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("--model", help="model folder (default: a new tiny model of --arch/--size)")
+    p.add_argument("--model", help="model folder, .gguf file or smollm2-135m-instruct (default: a new tiny model of "
+                                    "--arch/--size)")
     p.add_argument("--arch", default="llama")
     p.add_argument("--size", default="medium", choices=["tiny", "small", "medium"])
     p.add_argument("--data", default=str(SAMPLE))

@@ -108,7 +108,9 @@ def test_command_line_run_writes_the_whole_run_directory(tiny_llama, tmp_path, c
     assert info["working_dir"] == os.getcwd() and info["data"]["train_examples"] > 0
     assert config_mod.load(run / "config.yaml").training.max_steps == 4
     rows = metrics(run)
-    assert [r["step"] for r in rows] == [2, 4] and all("val_loss" in r and "tokens_per_s" in r for r in rows)
+    assert [r["step"] for r in rows] == [0, 2, 4] and all("val_loss" in r for r in rows)  # 0: before training
+    assert all("tokens_per_s" in r for r in rows[1:]) and info["start_val_loss"] == rows[0]["val_loss"]
+    assert f"(validation loss {rows[0]['val_loss']:.4f} before training -> {rows[-1]['val_loss']:.4f})" in out
     card = (run / "README.md").read_text()
     assert str(tiny_llama) in card and "| batch size x accumulation | 2 x 1 |" in card and "final validation" in card
     PeftModel.from_pretrained(AutoModelForCausalLM.from_pretrained(tiny_llama), run / "adapter")

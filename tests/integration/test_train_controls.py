@@ -183,7 +183,7 @@ def test_dry_run_shows_the_plan_when_no_record_fits_then_the_length_that_would(t
     p90 = int(re.search(r"train tokens p50 \d+ p90 (\d+)", out).group(1))
     assert "36 over max_length 128" in out and "kept after length policy: train 0" in out
     assert "fuses q,k,v into qkv_proj" in err
-    assert f"no training example left after the length policy" in err and f"model.max_length={p90} keeps 90%" in err
+    assert "no training example left after the length policy" in err and f"model.max_length={p90} keeps 90%" in err
     assert len(err.strip().splitlines()) == 2  # the fused-layer warning and the one-line error
     assert not (tmp_path / "run").exists()
 

@@ -77,7 +77,7 @@ def test_sigkill_after_second_checkpoint_then_resume_matches_uninterrupted_run(t
     straight = train(cfg_for(tiny_llama, tmp_path / "straight"))
     assert resumed.status == straight.status == "completed" and resumed.global_step == 8
     got, want = curve(killed), curve(tmp_path / "straight")
-    assert [s for s, _, _ in got] == [s for s, _, _ in want] == list(range(1, 9))  # no step twice, none missing
+    assert [s for s, _, _ in got] == [s for s, _, _ in want] == list(range(0, 9))  # step 0: the base; none twice
     for (step, loss, val), (_, loss_w, val_w) in zip(got, want):
         assert loss == pytest.approx(loss_w, abs=1e-5), f"train loss differs at step {step}"
         assert (val is None) == (val_w is None) and (val is None or val == pytest.approx(val_w, abs=1e-5))
@@ -129,7 +129,7 @@ def test_resuming_a_finished_run_trains_nothing_and_a_killed_last_step_is_comple
     assert result.status == "completed" and result.global_step == 3
     after = adapter(tmp_path / "run")
     assert all(torch.equal(before[k], after[k]) for k in before)
-    assert [s for s, _, _ in curve(tmp_path / "run")] == [1, 2, 3]  # no extra step was trained or logged
+    assert [s for s, _, _ in curve(tmp_path / "run")] == [0, 1, 2, 3]  # no extra step was trained or logged
     assert not (tmp_path / "run" / "checkpoints" / "checkpoint-4").exists()
 
 
@@ -138,4 +138,4 @@ def test_a_fresh_start_does_not_append_to_an_unfinished_start_s_metrics(tiny_lla
     run.mkdir()
     (run / "metrics.jsonl").write_text('{"step": 1, "train_loss": 9.0}\n{"step": 2, "train_loss": 9.0}\n')
     train(cfg_for(tiny_llama, run, **{"training.max_steps": 2}))
-    assert [s for s, _, _ in curve(run)] == [1, 2] and 9.0 not in [loss for _, loss, _ in curve(run)]
+    assert [s for s, _, _ in curve(run)] == [0, 1, 2] and 9.0 not in [loss for _, loss, _ in curve(run)]

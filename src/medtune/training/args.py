@@ -104,7 +104,7 @@ def _check_early_stopping(cfg: Config, has_eval: bool) -> None:
                           "dropped them all: see the length audit)")
 
 
-def sft_config(cfg: Config, run: RunDir, p: Plan, dtype, device: str):
+def sft_config(cfg: Config, run: RunDir, p: Plan, dtype, device: str, resuming: bool = False):
     """The SFTConfig for this run. Sequences arrive tokenized and already cut to max_length by prepare."""
     from trl import SFTConfig
 
@@ -116,6 +116,7 @@ def sft_config(cfg: Config, run: RunDir, p: Plan, dtype, device: str):
         num_train_epochs=t.epochs, **_optimizer_args(cfg), **_precision(dtype),
         logging_strategy="steps", logging_steps=t.logging_steps, logging_nan_inf_filter=False,
         eval_strategy="steps" if p.has_eval else "no", eval_steps=p.eval_steps or AT_THE_END,
+        eval_on_start=p.has_eval and t.eval_on_start and not resuming,  # a resumed curve has its start already
         save_strategy="steps", save_steps=p.save_steps or AT_THE_END, save_total_limit=None,
         activation_checkpointing=t.gradient_checkpointing, activation_checkpointing_kwargs={"use_reentrant": False},
         padding_free=p.packing in PADDING_FREE, packing=False, max_length=None, completion_only_loss=True,

@@ -16,8 +16,9 @@ from medtune.rundir import RunDir, append_metrics
 
 
 def eval_history(log_history: list[dict]) -> list[tuple[int, float]]:
-    """(step, validation loss) of every evaluation so far."""
-    return [(h["step"], h["eval_loss"]) for h in log_history if "eval_loss" in h]
+    """(step, validation loss) of every evaluation of the adapted model so far (step 0, the base model before
+    training, is a reference point, not a checkpoint to keep or a result to beat)."""
+    return [(h["step"], h["eval_loss"]) for h in log_history if "eval_loss" in h and h["step"] > 0]
 
 
 def best_eval(log_history: list[dict]) -> tuple[int, float] | None:

@@ -7,12 +7,15 @@ from pathlib import Path
 
 from medtune import rundir as rd
 from medtune.config import Config
+from medtune.models.gguf import gguf_file
 
 
 def write_run_report(cfg: Config, run: rd.RunDir, info: dict) -> None:
     """run.json with the last logged losses, the loss plot and the model card."""
     rows = rd.read_metrics(run.metrics)
-    info.update(final_train_loss=_last(rows, "train_loss"), final_val_loss=_last(rows, "val_loss"))
+    start = next((r["val_loss"] for r in rows if r.get("step") == 0 and r.get("val_loss") is not None), None)
+    info.update(final_train_loss=_last(rows, "train_loss"), final_val_loss=_last(rows, "val_loss"),
+                start_val_loss=start)
     rd.write_json(run.run_json, info)
     plot_losses(rows, run.loss_plot, f"{Path(cfg.output_dir).name}: {cfg.model.name}")
     run.readme.write_text(model_card(cfg, info), encoding="utf-8")
@@ -90,6 +93,7 @@ def model_card(cfg: Config, info: dict) -> str:
         "",
         f"- steps: {info.get('global_step')} ({info.get('status')})",
         f"- final train loss: {_fmt(info.get('final_train_loss'))}",
+        f"- validation loss before training: {_fmt(info.get('start_val_loss'))}",
         f"- final validation loss: {_fmt(info.get('final_val_loss'))}",
     ]
     if best:
@@ -103,8 +107,10 @@ def _usage(cfg: Config, weights: str) -> str:
     run = cfg.output_dir
     if cfg.method == "full":
         return f"medtune generate --model {run}/{weights} \"A 45-year-old presents with ...\""
-    return (f"medtune generate --model {cfg.model.name} --adapter {run}/{weights} \"A 45-year-old presents with ...\""
-            f"\n# or: PeftModel.from_pretrained(AutoModelForCausalLM.from_pretrained(\"{cfg.model.name}\"), "
+    line = f"medtune generate --run {run} \"A 45-year-old presents with ...\""
+    if gguf_file(cfg.model.name) is not None:  # a GGUF base: plain transformers needs medtune's converted folder
+        return line
+    return (f"{line}\n# or: PeftModel.from_pretrained(AutoModelForCausalLM.from_pretrained(\"{cfg.model.name}\"), "
             f"\"{run}/{weights}\")")
 
 

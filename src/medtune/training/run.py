@@ -202,7 +202,7 @@ def _build(tr: TrainingRun, callbacks: list, where: str | None):
     from medtune.training.trainer import build, startup_lines
 
     datasets = {name: to_dataset(e) for name, e in tr.encoded.items() if e}
-    built = build(tr.cfg, tr.run, datasets, tr.tokenizer, tr.plan, callbacks, tr.out)
+    built = build(tr.cfg, tr.run, datasets, tr.tokenizer, tr.plan, callbacks, tr.out, tr.checkpoint is not None)
     tr.info.update(built.info)
     lines = startup_lines(tr.cfg, built.info, tr.data.line(), tr.plan)
     lines += [f"tracking: {where}"] if where else []
@@ -264,4 +264,7 @@ def _save_weights(trainer, run: rd.RunDir, weights: Path, best_step: int | None)
 def _final_line(info: dict, weights: Path, best) -> str:
     how = f"best validation loss {best[1]:.4f} at step {best[0]}" if best else f"step {info['global_step']}"
     stop = "stopped early" if info["status"] == "early_stopped" else "done"
-    return f"{stop} after {info['global_step']} steps in {info['wall_s']:.0f}s; {weights} holds the {how}"
+    line = f"{stop} after {info['global_step']} steps in {info['wall_s']:.0f}s; {weights} holds the {how}"
+    if info.get("start_val_loss") is not None and info.get("final_val_loss") is not None:
+        line += f" (validation loss {info['start_val_loss']:.4f} before training -> {info['final_val_loss']:.4f})"
+    return line

@@ -27,7 +27,8 @@ class Built:
     callbacks: list = field(default_factory=list)
 
 
-def build(cfg: Config, run: RunDir, datasets: dict, tokenizer, plan, extra_callbacks=(), stream=None) -> Built:
+def build(cfg: Config, run: RunDir, datasets: dict, tokenizer, plan, extra_callbacks=(), stream=None,
+          resuming: bool = False) -> Built:
     """Load the base model, resolve the adapter targets, and assemble the trainer (nothing runs yet)."""
     from transformers.trainer_callback import PrinterCallback
     from transformers.trainer_callback import ProgressCallback as HFProgress
@@ -41,7 +42,7 @@ def build(cfg: Config, run: RunDir, datasets: dict, tokenizer, plan, extra_callb
     peft_config = None if cfg.method == "full" else _peft_config(cfg, model)
     built = _callbacks(cfg, run, stream)
     trainer = SFTTrainer(
-        model=model, args=args_mod.sft_config(cfg, run, plan, dtype, device), train_dataset=datasets["train"],
+        model=model, args=args_mod.sft_config(cfg, run, plan, dtype, device, resuming), train_dataset=datasets["train"],
         eval_dataset=datasets.get("valid"), processing_class=tokenizer, peft_config=peft_config,
         callbacks=[*built.callbacks, *extra_callbacks], optimizer_cls_and_kwargs=args_mod.optimizer_cls_and_kwargs(cfg),
     )
