@@ -128,6 +128,20 @@ def test_adapter_changes_the_output_and_run_dir_is_found(tmp_path, tiny_llama, r
     assert unmerged.generate([ask("anemia")], params)[0].token_ids == tuned_ids
 
 
+def test_a_run_trained_without_a_system_prompt_is_asked_without_one(tmp_path, tiny_llama):
+    """Inference must not add a system prompt training never saw; another one is the user's explicit choice."""
+    from medtune import config as config_mod
+
+    run = make_run(tiny_llama, tmp_path / "run")
+    cfg = config_mod.load(run / "config.yaml")
+    cfg.data.system_prompt = None
+    cfg.save(run / "config.yaml")
+    engine = Engine.load(run=str(run))
+    assert engine.system_prompt is None and "<|system|>" not in engine.prompt(ask("anemia"))
+    chosen = Engine.load(run=str(run), system_prompt="Answer briefly.")
+    assert chosen.prompt(ask("anemia")).startswith("<|system|>Answer briefly.<|end|>")
+
+
 def test_loading_errors_say_what_is_wrong(tmp_path, tiny_llama):
     with pytest.raises(MedtuneError, match="not a PEFT adapter"):
         Engine.load(model=str(tiny_llama), adapter=str(tmp_path))
