@@ -62,12 +62,25 @@ def test_positional_prompt_with_adapter_and_override(capsys, tmp_path, tiny_llam
     assert code == 0 and json.loads(out)["model"] == "run"
 
 
+def test_sampling_defaults_come_from_the_runs_generation_section(capsys, tmp_path, tiny_llama):
+    from medtune import config as config_mod
+
+    run_dir = make_run(tiny_llama, tmp_path / "run")
+    cfg = config_mod.load(run_dir / "config.yaml")
+    cfg.generation.max_tokens, cfg.generation.repetition_penalty = 3, 1.15
+    cfg.save(run_dir / "config.yaml")
+    code, out, _ = run(capsys, "--run", str(run_dir), "--prompt", "q", "--json")
+    assert code == 0 and json.loads(out)["stats"]["generated_tokens"] <= 3
+    code, out, _ = run(capsys, "--run", str(run_dir), "--prompt", "q", "--json", "--max-tokens", "5")
+    assert code == 0 and json.loads(out)["stats"]["generated_tokens"] == 5  # the flag wins; the tiny model never stops
+
+
 @pytest.mark.parametrize("argv, message", [
     (["--prompt-file", "/nonexistent/q.txt"], "prompt file not found"),
     (["--prompt", "  "], "the prompt is empty"),
     (["--prompt", "a", "b"], "give the prompt once"),
     (["--prompt", "q", "--adapter", "/nonexistent"], "not a PEFT adapter"),
-    (["--prompt", "q", "--temperature", "-1"], "temperature must be >= 0"),
+    (["--prompt", "q", "--temperature", "-1"], "generation.temperature = -1.0 must be 0 (greedy) or more"),
 ])
 def test_user_errors_are_one_line_and_exit_2(capsys, echo, argv, message):
     code, _, err = run(capsys, "--model", echo, *argv)

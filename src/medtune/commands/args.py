@@ -129,25 +129,28 @@ def add_model_arguments(parser: argparse.ArgumentParser, text: str | None = None
     add_config_arguments(parser, text)
 
 
-def add_sampling_arguments(parser: argparse.ArgumentParser, max_tokens: int | None = None) -> None:
-    from medtune.inference.params import DEFAULT_MAX_TOKENS
-
-    max_tokens = max_tokens or DEFAULT_MAX_TOKENS
-    group = parser.add_argument_group("sampling")
-    group.add_argument("--max-tokens", type=int, default=max_tokens,
-                       help=f"new tokens at most, reasoning included (default {max_tokens})")
-    group.add_argument("--temperature", "--temp", type=float, default=0.0, help="0 = greedy (default 0)")
-    group.add_argument("--top-p", type=float, default=1.0, help="nucleus sampling (default 1 = off)")
-    group.add_argument("--top-k", type=int, default=0, help="keep the k likeliest tokens (default 0 = off)")
-    group.add_argument("--repetition-penalty", type=float, default=1.0, help="default 1 = off")
-    group.add_argument("--seed", type=int, help="seed for sampling (default: the config's seed)")
+SAMPLING = [
+    Flag("--max-tokens", "generation.max_tokens", {"type": int}),
+    Flag("--temperature", "generation.temperature", {"type": float}),
+    Flag("--top-p", "generation.top_p", {"type": float}),
+    Flag("--top-k", "generation.top_k", {"type": int}),
+    Flag("--repetition-penalty", "generation.repetition_penalty", {"type": float}),
+    Flag("--seed", "seed", {"type": int, "help": "seed for sampling"}),
+]
 
 
-def sampling_params(args: argparse.Namespace):
+def add_sampling_arguments(parser: argparse.ArgumentParser) -> None:
+    """Flags over the config's generation section (the run's own, found beside its weights)."""
+    add_flags(parser.add_argument_group("sampling"), SAMPLING)
+
+
+def sampling_params(cfg: config_mod.Config):
+    """The generation section as SamplingParams, checked (bad values fail before any model loads)."""
     from medtune.inference.params import SamplingParams
 
-    return SamplingParams(max_tokens=args.max_tokens, temperature=args.temperature, top_p=args.top_p,
-                          top_k=args.top_k, repetition_penalty=args.repetition_penalty).check()
+    g = cfg.generation
+    return SamplingParams(max_tokens=g.max_tokens, temperature=g.temperature, top_p=g.top_p, top_k=g.top_k,
+                          repetition_penalty=g.repetition_penalty).check()
 
 
 def engine_config(args: argparse.Namespace, allow_text: bool = False) -> config_mod.Config:
@@ -156,17 +159,16 @@ def engine_config(args: argparse.Namespace, allow_text: bool = False) -> config_
     from medtune.inference.weights import find_config
 
     beside = None if given_config(args, allow_text) else find_config(args.model, args.adapter, args.run)
-    return config_from_args(args, {"model.name": args.model, "seed": getattr(args, "seed", None)}, beside,
-                            allow_text)
+    values = {"model.name": args.model, **flag_values(args, SAMPLING)}
+    return config_from_args(args, values, beside, allow_text)
 
 
-def load_engine(args: argparse.Namespace, allow_text: bool = False):
+def load_engine(args: argparse.Namespace, cfg: config_mod.Config):
     """The engine for --model/--adapter/--run; the config's seed seeds the process, so a sampled run repeats."""
     import torch
 
     from medtune.inference.engine import Engine
 
-    cfg = engine_config(args, allow_text)
     torch.manual_seed(cfg.seed)
     if args.run and args.adapter:
         raise MedtuneError("give --adapter or --run, not both (--run finds the run's adapter itself)")

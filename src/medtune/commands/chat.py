@@ -13,7 +13,13 @@ from __future__ import annotations
 import argparse
 import sys
 
-from medtune.commands.args import add_model_arguments, add_sampling_arguments, load_engine, sampling_params
+from medtune.commands.args import (
+    add_model_arguments,
+    add_sampling_arguments,
+    engine_config,
+    load_engine,
+    sampling_params,
+)
 from medtune.inference.chat import HELP, ChatSession
 
 
@@ -26,8 +32,10 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def main(args: argparse.Namespace) -> int:
-    engine = load_engine(args)
-    session = ChatSession(engine, sampling_params(args), sys.stdout, show_reasoning=not args.hide_reasoning)
+    cfg = engine_config(args)
+    params = sampling_params(cfg)
+    engine = load_engine(args, cfg)
+    session = ChatSession(engine, params, sys.stdout, show_reasoning=not args.hide_reasoning)
     interactive = sys.stdin.isatty()
     if interactive:
         print(f"medtune chat: {engine.name}. {HELP}")

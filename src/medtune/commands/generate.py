@@ -12,7 +12,14 @@ import json
 import sys
 from pathlib import Path
 
-from medtune.commands.args import add_model_arguments, add_sampling_arguments, load_engine, sampling_params, split_items
+from medtune.commands.args import (
+    add_model_arguments,
+    add_sampling_arguments,
+    engine_config,
+    load_engine,
+    sampling_params,
+    split_items,
+)
 from medtune.data.records import Message
 from medtune.errors import MedtuneError
 from medtune.inference.display import Printer, stats_line
@@ -34,8 +41,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 def main(args: argparse.Namespace) -> int:
     question = read_prompt(args, one_prompt(args.items))
-    params = sampling_params(args)  # bad values fail before the model loads
-    engine = load_engine(args, allow_text=True)
+    cfg = engine_config(args, allow_text=True)
+    params = sampling_params(cfg)  # bad values fail before the model loads
+    engine = load_engine(args, cfg)
     messages = [Message("user", question)]
     if args.json:
         gen = engine.generate([messages], params)[0]

@@ -13,7 +13,13 @@ from __future__ import annotations
 import argparse
 import os
 
-from medtune.commands.args import add_model_arguments, add_sampling_arguments, load_engine, sampling_params
+from medtune.commands.args import (
+    add_model_arguments,
+    add_sampling_arguments,
+    engine_config,
+    load_engine,
+    sampling_params,
+)
 
 API_KEY_ENV = "MEDTUNE_API_KEY"
 
@@ -23,7 +29,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.description = __doc__
     parser.formatter_class = argparse.RawDescriptionHelpFormatter
     add_model_arguments(parser)
-    add_sampling_arguments(parser, max_tokens=4096)
+    add_sampling_arguments(parser)
     group = parser.add_argument_group("server")
     group.add_argument("--host", default="127.0.0.1", help="address to bind (default 127.0.0.1: this machine only)")
     group.add_argument("--port", type=int, default=8000, help="port (default 8000)")
@@ -38,9 +44,10 @@ def main(args: argparse.Namespace) -> int:
 
     from medtune.inference.server import create_app
 
-    engine = load_engine(args)
+    cfg = engine_config(args)
+    defaults = sampling_params(cfg)
+    engine = load_engine(args, cfg)
     engine.name = args.served_model_name or engine.name
-    defaults = sampling_params(args)
     defaults.max_tokens = min(defaults.max_tokens, args.max_tokens_cap)
     api_key = args.api_key or os.environ.get(API_KEY_ENV) or None
     app = create_app(engine, defaults, api_key=api_key, max_tokens_cap=args.max_tokens_cap,

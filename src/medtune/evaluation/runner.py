@@ -78,7 +78,9 @@ def generate(engine, conversations: list, cfg: Config, desc: str) -> list:
     too long for the model's context gets the engine's message (a str) instead of a Generation."""
     from medtune.inference.engine import SamplingParams
 
-    params = SamplingParams(max_tokens=cfg.eval.max_tokens, temperature=cfg.eval.temperature, seed=cfg.seed).check()
+    g = cfg.generation  # eval's own budget and temperature; the rest of the run's generation settings
+    params = SamplingParams(max_tokens=cfg.eval.max_tokens, temperature=cfg.eval.temperature, top_p=g.top_p,
+                            top_k=g.top_k, repetition_penalty=g.repetition_penalty, seed=cfg.seed).check()
     out: list = [None] * len(conversations)
     requests = {}
     for i, conversation in enumerate(conversations):
