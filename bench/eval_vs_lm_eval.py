@@ -2,6 +2,7 @@
 
     python bench/eval_vs_lm_eval.py                       # a fresh 'small' random llama, medqa, 200 items
     python bench/eval_vs_lm_eval.py --model DIR --task pubmedqa --limit 100
+    python bench/eval_vs_lm_eval.py --model smollm2-135m-instruct   # the real built-in model
 
 The lm-eval side is configured independently here (its own prompt functions, its HFLM model wrapper), so
 prompts, tokenisation, truncation and the acc / acc_norm rules are all cross-checked. Needs `pip install lm-eval`.
@@ -88,7 +89,9 @@ def _argmax(values):
 def load_model(args):
     from transformers import AutoModelForCausalLM, AutoTokenizer
 
-    folder = args.model
+    from medtune.models.gguf import local_folder
+
+    folder = local_folder(args.model) if args.model else None  # a .gguf file or the built-in name: its folder
     if folder is None:
         from medtune.models.tiny import build_tiny_model
 
@@ -98,7 +101,8 @@ def load_model(args):
 
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--model", help="model folder (default: a fresh random 'small' llama from new-model)")
+    parser.add_argument("--model", help="model folder, .gguf file or smollm2-135m-instruct (default: a fresh random "
+                                        "'small' llama from new-model)")
     parser.add_argument("--task", default="medqa", help="a task name in --data-dir (default medqa)")
     parser.add_argument("--data-dir", default=str(SHARED_EVAL), help="folder of <task>.jsonl files")
     parser.add_argument("--limit", type=int, default=200, help="first N items (default 200)")

@@ -38,14 +38,26 @@ def summary_lines(results: dict, out: Path) -> list[str]:
                 sim = m.get("similarity", {})
                 line = f"similarity mean {sim.get('mean', float('nan')):.4f}" + (
                     f", judge correctness {m['judge'].get('correctness', float('nan')):.2f}" if "judge" in m else "")
+            line += _format_part(m)
             lines.append(f"{label:<6} {name:<14} {m['items']:>5} items  {line}  ({task['items_per_s']:.2f} items/s)")
     for name, p in results["paired"].items():
-        if "accuracy" in p:
-            a = p["accuracy"]
-            lines.append(f"tuned - base {name}: {a['delta']:+.4f} [{a['ci95'][0]:+.4f}, {a['ci95'][1]:+.4f}], "
-                  f"wins/ties/losses {a['wins']}/{a['ties']}/{a['losses']}, McNemar p {a['p_value']:.4g}")
+        for metric in ("accuracy", "similarity"):
+            if metric in p:
+                a = p[metric]
+                test = f", McNemar p {a['p_value']:.4g}" if "p_value" in a else ""
+                lines.append(f"tuned - base {name} {metric}: {a['delta']:+.4f} [{a['ci95'][0]:+.4f}, "
+                             f"{a['ci95'][1]:+.4f}], wins/ties/losses {a['wins']}/{a['ties']}/{a['losses']}{test}")
     lines.append(f"results: {out / 'results.json'}, {out / 'report.md'}")
     return lines
+
+
+def _format_part(m: dict) -> str:
+    """', format ok 7/8 (reasoning 412 tokens, 1 cut at max_tokens)' for generated answers."""
+    if "format_ok" not in m:
+        return ""
+    cut = f", {m['truncated']} cut at max_tokens" if m.get("truncated") else ""
+    return (f", format ok {m['format_ok']}/{m['generated']} (reasoning {m['mean_reasoning_tokens']:.0f} "
+            f"tokens{cut})")
 
 
 # ---------------------------------------------------------------- report.md

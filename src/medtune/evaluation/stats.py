@@ -104,8 +104,9 @@ def generation_summary(records: list[dict]) -> dict:
     if not gen:
         return {}
     lengths = [r.get("reasoning_tokens") or len((r.get("reasoning") or "").split()) for r in gen]
-    return {"mean_reasoning_tokens": mean(lengths), "format_compliance": sum(r["format_ok"] for r in gen) / len(gen),
-            "truncated": sum(r.get("finish_reason") == "length" for r in gen)}
+    ok = sum(bool(r["format_ok"]) for r in gen)
+    return {"mean_reasoning_tokens": mean(lengths), "format_compliance": ok / len(gen), "format_ok": ok,
+            "generated": len(gen), "truncated": sum(r.get("finish_reason") == "length" for r in gen)}
 
 
 def open_summary(records: list[dict], criteria: tuple[str, ...] = ()) -> dict:
