@@ -2,7 +2,7 @@
 through the same command lines a user runs:
 
   train     medtune train CONFIG                          (skipped with --run DIR: an existing run)
-  held-out  medtune eval --run RUN --task RUN/data/test.jsonl --compare-base --mode generate
+  held-out  medtune eval --run RUN --task HELD_OUT --compare-base   (default: the 10 bundled held-out questions)
             (format compliance: reasoning present and closed, then a non-empty answer; answer similarity)
   MedQA     medtune eval --run RUN --task medqa --data-dir ../shared/data/eval --limit N --compare-base
             (log-likelihood, as lm-eval scores it; near chance for a 135M model)
@@ -10,7 +10,8 @@ through the same command lines a user runs:
 Prints one table: validation loss before and after training, format compliance, similarity, MedQA accuracy with
 its interval, training tokens/s and peak memory, generation tokens/s. Figures, not a test.
 
-Run: .venv/bin/python bench/real_model.py [--config configs/quickstart.yaml] [--run DIR] [--medqa 200] [--json F]
+Run: .venv/bin/python bench/real_model.py [--config configs/quickstart.yaml] [--run DIR] [--task FILE] [--medqa 200]
+     [--json F]
 """
 
 from __future__ import annotations
@@ -24,6 +25,7 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
 EVAL_DIR = ROOT / ".." / "shared" / "data" / "eval"
+HELD_OUT = ROOT / "src" / "medtune" / "assets" / "medical_o1_heldout.jsonl"
 
 
 def medtune(*argv) -> float:
@@ -83,6 +85,7 @@ def main() -> None:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--config", default="configs/quickstart.yaml")
     p.add_argument("--run", help="an existing run directory (skip training)")
+    p.add_argument("--task", default=str(HELD_OUT), help="open-ended held-out questions with reference answers")
     p.add_argument("--max-tokens", type=int, default=768, help="generation budget per held-out question")
     p.add_argument("--medqa", type=int, default=200, help="MedQA items scored by log-likelihood (0: skip)")
     p.add_argument("--json", help="also write the figures here")
@@ -94,8 +97,7 @@ def main() -> None:
         run = ROOT / yaml.safe_load((ROOT / a.config).read_text())["output_dir"]
         medtune("train", a.config)
     held_out = run / "bench_heldout"
-    medtune("eval", "--run", run, "--task", run / "data" / "test.jsonl", "--compare-base", "--mode", "generate",
-            "--max-tokens", a.max_tokens, "--out", held_out)
+    medtune("eval", "--run", run, "--task", a.task, "--compare-base", "--max-tokens", a.max_tokens, "--out", held_out)
     held = read_results(held_out)
     medqa = None
     if a.medqa:
