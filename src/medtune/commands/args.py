@@ -15,7 +15,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from medtune import config as config_mod
-from medtune.errors import ConfigError, MedtuneError
+from medtune.errors import ConfigError
 
 OVERRIDE = re.compile(r"^[A-Za-z_][\w]*(\.[A-Za-z_]\w*)*=")  # training.learning_rate=1e-4, not "BP = 150/95"
 CONFIG_SUFFIXES = (".yaml", ".yml")
@@ -170,7 +170,5 @@ def load_engine(args: argparse.Namespace, cfg: config_mod.Config):
     from medtune.inference.engine import Engine
 
     torch.manual_seed(cfg.seed)
-    if args.run and args.adapter:
-        raise MedtuneError("give --adapter or --run, not both (--run finds the run's adapter itself)")
     return Engine.load(adapter=args.adapter, run=args.run, config=cfg, system_prompt=args.system,
                        extra_eos_tokens=args.extra_eos_token)
