@@ -22,6 +22,7 @@ VERBS: dict[str, str] = {
     "generate": "one prompt, one answer: reasoning set apart, then statistics",
     "chat": "interactive assistant in the terminal (scriptable through standard input)",
     "serve": "OpenAI-compatible HTTP API (chat, completions, streaming, API key)",
+    "merge": "fuse an adapter into its base: a plain transformers folder, checked against base + adapter",
 }
 
 

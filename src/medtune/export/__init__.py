@@ -1,0 +1,1 @@
+"""Shipping a run: merged models (and, to come, MLX and GGUF exports and the Hub)."""
