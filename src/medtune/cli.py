@@ -23,6 +23,7 @@ VERBS: dict[str, str] = {
     "chat": "interactive assistant in the terminal (scriptable through standard input)",
     "serve": "OpenAI-compatible HTTP API (chat, completions, streaming, API key)",
     "merge": "fuse an adapter into its base: a plain transformers folder, checked against base + adapter",
+    "export": "LoRA adapters between PEFT and mlx-lm, both ways",
 }
 
 
