@@ -24,6 +24,7 @@ VERBS: dict[str, str] = {
     "serve": "OpenAI-compatible HTTP API (chat, completions, streaming, API key)",
     "merge": "fuse an adapter into its base: a plain transformers folder, checked against base + adapter",
     "export": "LoRA adapters between PEFT and mlx-lm, both ways",
+    "push": "a run's adapter or merged model to the Hugging Face Hub, with a model card",
 }
 
 
