@@ -1,5 +1,6 @@
 """model.name: smollm2-135m-instruct (the built-in GGUF model) works where any model name does: the tokenizer and
-model loaders, `medtune train --dry-run`, and inference, all on the one folder converted per session."""
+model loaders, `medtune train --dry-run`, inference and eval's --compare-model, all on the one folder converted
+per session."""
 
 from pathlib import Path
 
@@ -43,3 +44,15 @@ def test_inference_on_the_builtin_model(smollm2):
     [out] = engine.generate([[{"role": "user", "content": "What is the capital of France?"}]],
                             SamplingParams(max_tokens=16))
     assert "Paris" in out.text and out.stats.generated_tokens > 0
+
+
+def test_eval_compares_against_the_builtin_model_named_like_any_other(smollm2, tiny_llama, tmp_path):
+    import json
+
+    medqa = Path(__file__).resolve().parents[2] / "src" / "medtune" / "assets" / "medqa_sample.jsonl"
+    argv = ["eval", "--model", str(tiny_llama), "--task", str(medqa), "--limit", "2", "--compare-model", gguf.BUILTIN,
+            "--out", str(tmp_path / "eval"), f"model.gguf_cache={smollm2.parent}"]
+    assert main(argv) == 0
+    systems = json.loads((tmp_path / "eval" / "results.json").read_text())["systems"]
+    assert systems["base"]["model"] == gguf.BUILTIN and systems["tuned"]["model"] == str(tiny_llama)
+    assert systems["base"]["tasks"]["medqa_sample"]["metrics"]["items"] == 2
