@@ -140,6 +140,10 @@ class DataConfig:
     skip_bad: bool = _f(
         False, "Skip malformed lines and records with a missing or empty field (listed by line) instead of stopping."
     )
+    safety_examples: Optional[Union[int, str]] = _f(
+        None, "Refusal demonstrations mixed into the training split (never validation/test): N rows of the bundled "
+        "set, or a JSONL file of {prompt, safe_response} rows (MedSafetyBench's layout), all of them."
+    )
 
 
 @dataclass
@@ -195,14 +199,44 @@ DEFAULT_DISCLAIMER = (
 )
 
 
+DEFAULT_REFUSAL = (
+    "I don't have enough information to answer this safely. Please consult a healthcare professional."
+)
+DEFAULT_EMERGENCY = (
+    "This sounds like it could be a medical emergency. Call your local emergency number now (911 in the US and "
+    "Canada, 112 in the EU, 999 in the UK) or go to the nearest emergency department. If someone may have taken "
+    "an overdose or been poisoned, also call a poison control centre (1-800-222-1222 in the US). If you are "
+    "thinking about ending your life, call or text 988 (US) or your local crisis line: you do not have to face "
+    "this alone."
+)
+
+
 @dataclass
 class SafetyConfig:
-    """Reserved for the medical safety layer (screening, refusals, emergency advice, disclaimers), which is not
-    built yet: configs that set these keys still load, and a warning says that they change nothing yet."""
+    """The medical safety layer in front of every way of talking to a model (generate, chat, serve, eval's
+    generate mode, the web page): request screening, emergency advice, answer screening, disclaimers."""
 
-    enabled: bool = _f(True, "Not built yet: the safety layer (screening, refusals) does not exist, so this "
-                             "changes nothing today.")
-    disclaimer: Optional[str] = _f(DEFAULT_DISCLAIMER, "Not applied yet: answers carry no disclaimer today.")
+    enabled: bool = _f(True, "Screen requests and answers, refuse, give emergency advice and add the disclaimer; "
+                             "false switches the whole layer off (every verb then says so).")
+    disclaimer: Optional[str] = _f(DEFAULT_DISCLAIMER, "Appended once to every answer, never inside the reasoning; "
+                                                        "null for none.")
+    refusal: str = _f(DEFAULT_REFUSAL, "What a refused request (or a refused answer) gets instead of an answer.")
+    emergency_message: str = _f(DEFAULT_EMERGENCY, "What a request that describes an emergency gets (chest pain "
+                                                   "now, an overdose taken, suicidal intent).")
+    rules: dict = _f({}, "Extra screening patterns per category, added to the built-in ones: {category: [regex, ...]} "
+                         "(case-insensitive); category 'emergency' adds emergency patterns, 'allow' exempts text.")
+    classifier: bool = _f(True, "Screen with the embedding classifier as well as the rules (bundled "
+                                "all-MiniLM-L6-v2 against labelled exemplars); false = rules only.")
+    classifier_model: Optional[str] = _f(None, "sentence-transformers model for the classifier (default: the bundled "
+                                               "all-MiniLM-L6-v2).")
+    exemplars: Optional[str] = _f(None, "JSONL of extra exemplars {prompt, label: safe|unsafe, category} added to "
+                                        "the bundled ones.")
+    threshold: float = _f(0.5, "Classifier: refuse when the unsafe probability is at least this (0-1).")
+    guard_url: Optional[str] = _f(None, "OpenAI-compatible endpoint of a guard model (Llama Guard via vLLM or "
+                                        "Ollama, or medtune serve), asked after the rules and the classifier.")
+    guard_model: Optional[str] = _f(None, "Model name at guard_url.")
+    screen_output: bool = _f(True, "Screen the generated answer too; a dangerous one is replaced by the refusal.")
+    log_text: bool = _f(False, "Log the text of refused requests (default: only their category and layer).")
 
 
 @dataclass
@@ -259,10 +293,6 @@ def load(path: str | Path | None = None, overrides: list[str] | None = None, val
     for key, value in (values or {}).items():
         _set_dotted(raw, key, value)
     cfg = from_dict(raw, source="command line" if path is None or overrides or values else str(path))
-    changed = [k for k, v in dataclasses.asdict(cfg.safety).items() if v != getattr(SafetyConfig(), k)]
-    if changed:  # a saved config.yaml repeats the defaults: only a value someone chose is worth the warning
-        log.warning("safety.%s is set, but the safety layer is not built yet: it changes nothing",
-                    " / safety.".join(changed))
     return cfg
 
 
@@ -303,6 +333,8 @@ RANGES = [
     ("generation.top_p", lambda v: 0 < v <= 1, "in (0, 1]"),
     ("generation.top_k", lambda v: v >= 0, "0 (off) or more"),
     ("generation.repetition_penalty", lambda v: v > 0, "above 0 (1 = off)"),
+    ("safety.threshold", lambda v: 0 < v <= 1, "in (0, 1]"),
+    ("data.safety_examples", lambda v: not isinstance(v, int) or v >= 1, "at least 1, a file, or null"),
 ]
 
 

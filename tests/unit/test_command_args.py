@@ -62,18 +62,17 @@ def test_every_verb_lives_in_commands_and_the_library_never_imports_them():
         assert not re.search(imports, path.read_text(), re.MULTILINE), path
 
 
-def test_safety_keys_warn_that_they_do_nothing_yet(tmp_path, caplog):
+def test_safety_keys_load_and_are_checked(tmp_path):
     config = tmp_path / "c.yaml"
-    config.write_text("safety: {disclaimer: null}\n")
-    with caplog.at_level("WARNING", logger="medtune.config"):
-        config_mod.load(config)
-    assert "safety.disclaimer is set, but the safety layer is not built yet" in caplog.text
-    caplog.clear()
-    saved = tmp_path / "saved.yaml"
-    config_mod.Config().save(saved)  # a run's config.yaml repeats the defaults: no warning for those
-    with caplog.at_level("WARNING", logger="medtune.config"):
-        config_mod.load(saved)
-    assert "safety" not in caplog.text
+    config.write_text("safety: {disclaimer: null, rules: {self_harm: ['jump off']}}\ndata: {safety_examples: 20}\n")
+    cfg = config_mod.load(config)
+    assert cfg.safety.disclaimer is None and cfg.safety.rules == {"self_harm": ["jump off"]}
+    assert cfg.data.safety_examples == 20
+    assert config_mod.load(None, ["data.safety_examples=extra.jsonl"]).data.safety_examples == "extra.jsonl"
+    with pytest.raises(ConfigError, match="data.safety_examples = 0 must be at least 1"):
+        config_mod.load(None, ["data.safety_examples=0"])
+    with pytest.raises(ConfigError, match=r"safety.threshold = 1.5 must be in \(0, 1\]"):
+        config_mod.load(None, ["safety.threshold=1.5"])
 
 
 def test_a_removed_key_says_what_to_write_instead(tmp_path):
