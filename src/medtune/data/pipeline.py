@@ -1,5 +1,6 @@
-"""What `medtune prepare` does, callable by training: load, detect, normalise, deduplicate, split, render, encode,
-apply the length policy and audit; the report says what happened to every record.
+"""What `medtune prepare` does, callable by training: load, detect, normalise, deduplicate, split, mix refusal
+demonstrations into train, render, encode, apply the length policy and audit; the report says what happened to
+every record.
 
 The same function runs inside `medtune train`, so what is trained is exactly what prepare reports.
 """
@@ -12,7 +13,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from medtune.config import Config
-from medtune.data import formats, hygiene, sources, split
+from medtune.data import formats, hygiene, safety_mix, sources, split
 from medtune.data.records import Record
 from medtune.data.templates import render
 from medtune.data.tokenize import Encoded, apply_overlong, encode_batch, length_audit
@@ -41,6 +42,9 @@ def prepare(cfg: Config, tokenizer=None) -> Prepared:
     cfg = with_prepared_splits(cfg, report)
     records = _load_train(cfg, report)
     splits = _split(cfg, records, report)
+    if cfg.data.safety_examples is not None:  # training only: valid/test measure the data, not the refusals
+        splits["train"], report["safety_examples"] = safety_mix.mix_into_train(
+            splits["train"], cfg.data.safety_examples, cfg.seed)
     prepared = Prepared(splits, report=report)
     report["counts"]["splits"] = {name: len(recs) for name, recs in splits.items()}
     if cfg.data.leakage_files:

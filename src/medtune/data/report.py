@@ -20,12 +20,29 @@ def _overlong_advice(report: dict) -> list[str]:
             f"{audit['tokens']['p90']} keeps 90% of them whole (data.overlong={report['length']['policy']})"]
 
 
+def _safety_share(report: dict) -> str:
+    """' (incl. N safety examples)' after the train count when data.safety_examples added some."""
+    added = report.get("safety_examples", {}).get("added")
+    return f" (incl. {added} safety examples)" if added else ""
+
+
+def _safety_line(entry: dict) -> str:
+    """What data.safety_examples added, by category."""
+    cats = ", ".join(f"{name} {n}" for name, n in entry["categories"].items())
+    line = f"safety examples: {entry['added']} refusal demonstrations mixed into train" + (f" ({cats})" if cats else "")
+    skipped = entry.get("already_in_train")
+    return line + (f"; {skipped} already among the training questions, not added again" if skipped else "")
+
+
 def summary(report: dict) -> str:
     """A few human lines: what was read, kept and dropped, and the length audit."""
     c = report["counts"]
     lines = [f"format {report['detected_format']}: read {c['read']} records, {len(report['bad_lines'])} bad lines, "
              f"{c.get('duplicates_removed', 0)} duplicates removed"]
-    lines.append("splits: " + ", ".join(f"{n} {k}" for n, k in c["splits"].items()))
+    lines.append("splits: " + ", ".join(f"{n} {k}{_safety_share(report) if n == 'train' else ''}"
+                                        for n, k in c["splits"].items()))
+    if "safety_examples" in report:
+        lines.append(_safety_line(report["safety_examples"]))
     if "leakage" in report:
         lines.append(f"leakage: {report['leakage']['leaked_records']} training questions found in evaluation files")
     for name, a in report.get("length", {}).items():
