@@ -7,6 +7,7 @@ import sys
 import pytest
 from inference_helpers import QA
 
+from medtune.config import DEFAULT_DISCLAIMER
 from medtune.inference.chat import ChatSession
 from medtune.inference.engine import Engine, SamplingParams
 
@@ -23,6 +24,9 @@ def engine(echo_dir):
     return Engine.load(model=echo_dir)
 
 
+SAID = f"\n\n{DEFAULT_DISCLAIMER}"  # the safety layer's disclaimer, once after every answer
+
+
 def test_chat_scripted_through_stdin(echo_dir):
     script = "\n".join([QA[0][0], "/reasoning off", "/reset", QA[2][0], "", "/system Be brief.", "/system off",
                         "/bogus"])
@@ -30,9 +34,9 @@ def test_chat_scripted_through_stdin(echo_dir):
                           input=script, capture_output=True, text=True, timeout=120)
     assert done.returncode == 0, done.stderr
     assert done.stdout == (
-        f"Reasoning:\n{QA[0][1]}\nAnswer:\n{QA[0][2]}\n"
+        f"Reasoning:\n{QA[0][1]}\nAnswer:\n{QA[0][2]}{SAID}\n"
         "[reasoning off]\n[conversation cleared]\n"
-        f"{QA[2][2]}\n"
+        f"{QA[2][2]}{SAID}\n"
         "[system prompt: Be brief.]\n"
         "[system prompt: (none)]\n"
         "[unknown command '/bogus'; commands: /reset, /system TEXT (or off), /reasoning on|off, /help, /quit "

@@ -6,9 +6,11 @@ import pytest
 from inference_helpers import QA, make_run
 
 from medtune import cli
+from medtune.config import DEFAULT_DISCLAIMER
 
 pytestmark = [pytest.mark.slow, pytest.mark.usefixtures("one_thread")]
 QUESTION, REASONING, ANSWER = QA[0]
+SAID = f"{ANSWER}\n\n{DEFAULT_DISCLAIMER}"  # the safety layer adds the disclaimer, once
 
 
 @pytest.fixture(scope="module")
@@ -25,21 +27,22 @@ def run(capsys, *argv):
 def test_json_has_reasoning_answer_stop_and_stats(capsys, echo):
     code, out, _ = run(capsys, "--model", echo, "--prompt", QUESTION, "--json")
     result = json.loads(out)
-    assert code == 0 and (result["reasoning"], result["answer"], result["finish_reason"]) == (REASONING, ANSWER, "stop")
+    assert code == 0 and (result["reasoning"], result["answer"], result["finish_reason"]) == (REASONING, SAID, "stop")
+    assert result["disclaimer"] == f"\n\n{DEFAULT_DISCLAIMER}" and result["safety"] is None
     stats = {"prompt_tokens", "generated_tokens", "tokens_per_s", "first_token_s", "peak_memory_mb"}
     assert stats <= set(result["stats"])
 
 
 def test_plain_output_sets_reasoning_apart_then_stats(capsys, echo):
     code, out, err = run(capsys, "--model", echo, "--prompt", QUESTION)
-    assert code == 0 and out == f"Reasoning:\n{REASONING}\nAnswer:\n{ANSWER}\n"
+    assert code == 0 and out == f"Reasoning:\n{REASONING}\nAnswer:\n{SAID}\n"
     stats = err.strip().splitlines()[-1]  # (transformers may draw a loading bar above it)
     assert stats.startswith("prompt ") and "tokens/s" in stats and "first token" in stats and "peak memory" in stats
 
 
 def test_stream_hiding_reasoning_prints_the_answer_only(capsys, echo):
     code, out, _ = run(capsys, "--model", echo, "--prompt", QA[2][0], "--stream", "--hide-reasoning")
-    assert code == 0 and out == f"{QA[2][2]}\n"
+    assert code == 0 and out == f"{QA[2][2]}\n\n{DEFAULT_DISCLAIMER}\n"
 
 
 def test_max_tokens_cut_in_the_reasoning_is_reported(capsys, echo):

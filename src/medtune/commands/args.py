@@ -168,7 +168,8 @@ def load_engine(args: argparse.Namespace, cfg: config_mod.Config):
     import torch
 
     from medtune.inference.engine import Engine
+    from medtune.safety import load_layer
 
     torch.manual_seed(cfg.seed)
     return Engine.load(adapter=args.adapter, run=args.run, config=cfg, system_prompt=args.system,
-                       extra_eos_tokens=args.extra_eos_token)
+                       extra_eos_tokens=args.extra_eos_token, safety=load_layer(cfg))

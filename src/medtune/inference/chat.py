@@ -68,7 +68,7 @@ class ChatSession:
         gen = stream.generation
         self.printer.end(gen)
         if gen.finish_reason != "cancelled":
-            self.history = [*messages, Message("assistant", gen.answer)]
+            self.history = [*messages, Message("assistant", gen.plain_answer)]  # the disclaimer is said, not recalled
 
     def say(self, text: str) -> None:
         self.out.write(f"{DIM}[{text}]\033[0m\n" if self.printer.color else f"[{text}]\n")

@@ -58,12 +58,23 @@ class Printer:
 def notice(gen) -> str | None:
     if gen.finish_reason == "cancelled":
         return "stopped"
+    if gen.safety is not None:
+        return safety_notice(gen.safety)
     if not gen.reasoning_finished:
         return ("the reasoning did not finish within max_tokens, so there is no answer: raise --max-tokens"
                 if gen.finish_reason == "length" else "the reasoning never closed, so there is no answer")
     if gen.finish_reason == "length":
         return "the answer was cut at max_tokens"
     return None
+
+
+def safety_notice(verdict) -> str:
+    """What the layer did, in words: the category and the layer that decided (never the user's text)."""
+    what = {"emergency": "emergency advice given instead of an answer", "refuse": "request refused"}[verdict.action]
+    if verdict.stage == "answer":
+        what = "the answer was withheld and replaced by the refusal"
+    category = (verdict.category or "unavailable screen").replace("_", " ")
+    return f"safety layer: {what} (category: {category}; layer: {verdict.layer})"
 
 
 def stats_line(gen) -> str:

@@ -26,13 +26,19 @@
     engine.run([req, ...]) -> list[Generation]; req.cancel.set() stops a row at its next step
     engine.fit(messages, reserve) -> (messages, dropped)        # oldest turns out until the prompt fits
 
-Generation: text, reasoning (None: no think block), answer, finish_reason ("stop" | "length" | "cancelled"),
-reasoning_finished, token_ids, prompt, stats (prompt_tokens, generated_tokens, seconds, first_token_s,
-peak_memory_mb, batch_size, tokens_per_s). SamplingParams: max_tokens, temperature, top_p, top_k,
-repetition_penalty, seed, stop, ignore_eos.
+Generation: text, reasoning (None: no think block), answer, finish_reason ("stop" | "length" | "cancelled" |
+"content_filter"), reasoning_finished, token_ids, prompt, safety (the Verdict when the safety layer replaced the
+answer), disclaimer (what the layer appended to the answer; plain_answer is the answer without it), stats
+(prompt_tokens, generated_tokens, seconds, first_token_s, peak_memory_mb, batch_size, tokens_per_s).
+SamplingParams: max_tokens, temperature, top_p, top_k, repetition_penalty, seed, stop, ignore_eos.
+
+With a safety layer (Engine.load(..., safety=medtune.safety.load_layer(cfg))), every request is screened when it
+is made; a blocked one never reaches the model and gets the layer's refusal or emergency message (finish_reason
+"content_filter"). Every answer is screened when its row ends (a dangerous one is replaced the same way) and gets
+the disclaimer, streamed as a last answer Delta; raw completions (/v1/completions) are screened, never altered.
 
 Prompts are built as training built them: the run's template (data.template) and system prompt
-(data.system_prompt, else safety.system_prompt) unless overridden. Generation stops on the tokenizer's EOS,
+(data.system_prompt) unless overridden. Generation stops on the tokenizer's EOS,
 the model's generation_config EOS ids, extra EOS tokens and per-request stop strings. One `run` at a time holds
 the model (a lock), so threads may share an engine.
 """
@@ -52,7 +58,7 @@ from medtune.errors import MedtuneError
 from medtune.inference import weights
 from medtune.inference.decoding import Row, RowTracker
 from medtune.inference.params import SamplingParams
-from medtune.inference.reasoning import Delta, prompt_opens_reasoning
+from medtune.inference.reasoning import ANSWER, Delta, prompt_opens_reasoning
 from medtune.inference.stream import Stream
 
 __all__ = ["Delta", "Engine", "Generation", "Request", "SamplingParams", "Stats", "Stream"]
@@ -86,6 +92,13 @@ class Generation:
     stats: Stats
     token_ids: list[int] = field(default_factory=list)
     prompt: str = ""
+    safety: object = None  # medtune.safety.Verdict: why the layer replaced this answer (None: it did not)
+    disclaimer: str | None = None  # appended to answer by the safety layer
+
+    @property
+    def plain_answer(self) -> str:
+        """The answer without the layer's disclaimer: what a conversation remembers and what scoring reads."""
+        return self.answer.removesuffix(self.disclaimer) if self.disclaimer else self.answer
 
 
 @dataclass
@@ -102,12 +115,16 @@ class Request:
     cancel: threading.Event = field(default_factory=threading.Event)
     raw: bool = False  # True: no reasoning split, deltas are the text as generated (/v1/completions)
     on_finish: Callable[[Generation], None] | None = None  # called the step this row ends, not when the batch does
+    verdict: object = None  # the safety layer's Verdict on the request (None: no layer)
+    question: str = ""  # the text the layer screened, for the guard's view of the answer
+    screen: bool = False  # True: the safety layer screens this request and its answer
 
 
 class Engine:
     def __init__(self, model, tokenizer, *, template: str = "auto", system_prompt: str | None = None,
-                 extra_eos_tokens: Sequence[str] = (), name: str = "model"):
+                 extra_eos_tokens: Sequence[str] = (), name: str = "model", safety=None):
         self.model, self.tokenizer, self.name = model, tokenizer, name
+        self.safety = safety  # medtune.safety.SafetyLayer, or None: nothing screened
         self.template, self.system_prompt = template, system_prompt or None
         self.answer_header = R1_ANSWER_HEADER if template == "r1-cot" else None
         self.pad_id = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else tokenizer.eos_token_id
@@ -120,7 +137,8 @@ class Engine:
     @classmethod
     def load(cls, model: str | None = None, adapter: str | None = None, run: str | None = None, *,
              config: Config | None = None, system_prompt: str | None = None, template: str | None = None,
-             extra_eos_tokens: Sequence[str] = (), device: str | None = None, merge_adapter: bool = True) -> Engine:
+             extra_eos_tokens: Sequence[str] = (), device: str | None = None, merge_adapter: bool = True,
+             safety=None) -> Engine:
         """Load weights (see weights.py); `config` defaults to the config.yaml found beside them."""
         cfg = config or weights.config_beside(model, adapter, run)
         source = weights.resolve(cfg, adapter, run)
@@ -128,7 +146,7 @@ class Engine:
         cfg = source.config
         system = system_prompt if system_prompt is not None else weights.default_system_prompt(cfg)
         return cls(net, tok, template=template or cfg.data.template, system_prompt=system,
-                   extra_eos_tokens=extra_eos_tokens, name=source.name)
+                   extra_eos_tokens=extra_eos_tokens, name=source.name, safety=safety)
 
     # ------------------------------------------------------------ prompts
 
@@ -171,8 +189,10 @@ class Engine:
 
     def request(self, messages: Sequence[Message | dict] | None = None, params: SamplingParams | None = None, *,
                 prompt: str | None = None, on_delta: Callable[[Delta], None] | None = None,
-                raw: bool = False) -> Request:
-        """Check and tokenize one prompt (chat `messages`, or raw `prompt` text); MedtuneError when it cannot run."""
+                raw: bool = False, screen: bool = True) -> Request:
+        """Check and tokenize one prompt (chat `messages`, or raw `prompt` text); MedtuneError when it cannot run.
+        screen=False leaves this request to the model alone: the safety evaluation measures the model's own
+        refusals and applies the layer itself."""
         params = (params or SamplingParams()).check()
         if prompt is None and not any(m.role != "assistant" and m.content.strip() for m in _messages(messages or [])):
             # the template's own text is never empty: a chat whose user and system turns are all blank asks nothing
@@ -187,15 +207,23 @@ class Engine:
             raise MedtuneError(f"the prompt has {len(ids)} tokens, which leaves no room in the model's context "
                                f"window of {self.context_length} tokens")
         stop_ids, stop_strings = self.split_stops(params.stop)
-        return Request(text, ids, params, min(params.max_tokens, room), stop_ids | self.extra_stop_ids,
-                       stop_strings + self.extra_stop_strings, on_delta, raw=raw)
+        req = Request(text, ids, params, min(params.max_tokens, room), stop_ids | self.extra_stop_ids,
+                      stop_strings + self.extra_stop_strings, on_delta, raw=raw)
+        req.screen = screen and self.safety is not None
+        if req.screen:
+            req.question = prompt if prompt is not None else _last_user(_messages(messages or []))
+            req.verdict = self.safety.screen_request(prompt if prompt is not None else _messages(messages or []))
+        return req
 
     def run(self, requests: list[Request]) -> list[Generation]:
         """Generate for a batch of requests at once; they must share sampling settings (SamplingParams.batch_key)."""
         if len({r.params.batch_key for r in requests}) > 1:
             raise ValueError("requests of one batch must share temperature, top_p, top_k, penalty and seed")
+        blocked = {i: self._blocked(r) for i, r in enumerate(requests) if r.verdict is not None and r.verdict.blocked}
+        todo = [r for i, r in enumerate(requests) if i not in blocked]
         with self._lock:
-            return self._run(requests)
+            made = iter(self._run(todo) if todo else [])
+        return [blocked[i] if i in blocked else next(made) for i in range(len(requests))]
 
     def generate(self, conversations: Sequence[Sequence[Message | dict]], params: SamplingParams | None = None,
                  batch_size: int = 16) -> list[Generation]:
@@ -271,8 +299,42 @@ class Engine:
 
     def _generation(self, request: Request, row: Row, stats: Stats) -> Generation:
         text, split = row.finish()
-        return Generation(text, split.reasoning, split.answer, row.finish_reason, split.reasoning_finished, stats,
-                          list(row.decoder.ids), request.prompt)
+        gen = Generation(text, split.reasoning, split.answer, row.finish_reason, split.reasoning_finished, stats,
+                         list(row.decoder.ids), request.prompt)
+        return self._screened(request, gen) if request.screen else gen
+
+    def _blocked(self, request: Request) -> Generation:
+        """A request the safety layer stopped: its reply, without running the model."""
+        reply = self.safety.reply(request.verdict)
+        gen = Generation(reply, None, reply, "content_filter", True, Stats(len(request.prompt_ids), 0, 0.0, None, 0.0),
+                         [], request.prompt, safety=request.verdict)
+        if request.on_delta is not None:
+            request.on_delta(Delta(ANSWER, reply))
+        if request.on_finish is not None:
+            request.on_finish(gen)
+        return gen
+
+    def _screened(self, request: Request, gen: Generation) -> Generation:
+        """The answer screened (replaced when dangerous) and, unless raw, given the disclaimer."""
+        if gen.finish_reason == "cancelled":
+            return gen
+        if self.safety.cfg.screen_output:
+            verdict = self.safety.screen_answer(gen.text if request.raw else gen.answer,
+                                                None if request.raw else gen.reasoning, request.question)
+            if verdict.blocked:
+                reply = self.safety.reply(verdict)
+                return dataclasses.replace(gen, text=reply, reasoning=None, answer=reply,
+                                           finish_reason="content_filter", safety=verdict)
+        disclaimer = None if request.raw else self.safety.disclaimer_for(gen.answer)
+        if disclaimer is None:
+            return gen
+        if request.on_delta is not None:
+            request.on_delta(Delta(ANSWER, disclaimer))
+        return dataclasses.replace(gen, answer=gen.answer + disclaimer, disclaimer=disclaimer)
+
+
+def _last_user(messages: list[Message]) -> str:
+    return next((m.content for m in reversed(messages) if m.role == "user"), "")
 
 
 def _messages(messages: Sequence[Message | dict]) -> list[Message]:

@@ -92,31 +92,49 @@ def usage(gens: list[Generation]) -> dict:
 
 
 def finish_reason(gen: Generation) -> str:
-    return "length" if gen.finish_reason == "length" else "stop"
+    """OpenAI's values: "content_filter" when the safety layer refused or replaced the answer."""
+    return gen.finish_reason if gen.finish_reason in ("length", "content_filter") else "stop"
+
+
+def safety(gen: Generation) -> dict | None:
+    """The extra field that says why the layer stepped in: action, layer, category, stage ("request": the model
+    never ran; "answer": the answer was replaced, so streamed text before it is withdrawn) and the reply."""
+    if gen.safety is None:
+        return None
+    return {**gen.safety.to_dict(), "replaced": gen.safety.stage == "answer", "text": gen.answer}
 
 
 def chat_completion(gen: Generation, model: str, ident: str, created: int) -> dict:
     message = {"role": "assistant", "content": gen.answer, "reasoning_content": gen.reasoning}
+    choice = {"index": 0, "message": message, "finish_reason": finish_reason(gen), "logprobs": None}
     return {"id": ident, "object": "chat.completion", "created": created, "model": model,
-            "choices": [{"index": 0, "message": message, "finish_reason": finish_reason(gen), "logprobs": None}],
-            "usage": usage([gen])}
+            "choices": [_with_safety(choice, gen)], "usage": usage([gen])}
 
 
-def chat_chunk(ident: str, created: int, model: str, delta: dict, finish: str | None = None) -> dict:
+def chat_chunk(ident: str, created: int, model: str, delta: dict, finish: str | None = None,
+               gen: Generation | None = None) -> dict:
+    choice = {"index": 0, "delta": delta, "finish_reason": finish, "logprobs": None}
     return {"id": ident, "object": "chat.completion.chunk", "created": created, "model": model,
-            "choices": [{"index": 0, "delta": delta, "finish_reason": finish, "logprobs": None}]}
+            "choices": [_with_safety(choice, gen) if gen is not None else choice]}
+
+
+def _with_safety(choice: dict, gen: Generation) -> dict:
+    marker = safety(gen)
+    return {**choice, "safety": marker} if marker else choice
 
 
 def completion(gens: list[Generation], model: str, ident: str, created: int) -> dict:
-    choices = [{"index": i, "text": g.text, "finish_reason": finish_reason(g), "logprobs": None}
+    choices = [_with_safety({"index": i, "text": g.text, "finish_reason": finish_reason(g), "logprobs": None}, g)
                for i, g in enumerate(gens)]
     return {"id": ident, "object": "text_completion", "created": created, "model": model, "choices": choices,
             "usage": usage(gens)}
 
 
-def completion_chunk(ident: str, created: int, model: str, text: str, finish: str | None = None) -> dict:
+def completion_chunk(ident: str, created: int, model: str, text: str, finish: str | None = None,
+                     gen: Generation | None = None) -> dict:
+    choice = {"index": 0, "text": text, "finish_reason": finish, "logprobs": None}
     return {"id": ident, "object": "text_completion", "created": created, "model": model,
-            "choices": [{"index": 0, "text": text, "finish_reason": finish, "logprobs": None}]}
+            "choices": [_with_safety(choice, gen) if gen is not None else choice]}
 
 
 def usage_chunk(ident: str, created: int, model: str, obj: str, gen: Generation) -> dict:

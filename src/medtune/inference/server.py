@@ -42,10 +42,12 @@ def create_app(engine: Engine, defaults: SamplingParams | None = None, *, api_ke
 
     app.add_middleware(_Authorize, api_key=api_key)
 
-    def submit(request: Request, makers: list, stream: bool) -> list[Job]:
-        """Every prompt checked before any is queued: a rejected request runs nothing."""
+    async def submit(request: Request, makers: list, stream: bool) -> list[Job]:
+        """Every prompt checked (and screened, off the event loop: a guard endpoint may take a while) before any
+        is queued: a rejected request runs nothing."""
+        loop = asyncio.get_running_loop()
         try:
-            jobs = [Job(make(), asyncio.get_running_loop(), stream) for make in makers]
+            jobs = [Job(await asyncio.to_thread(make), loop, stream) for make in makers]
         except MedtuneError as error:  # prompt too long, bad sampling values, a template that rejects the chat
             raise api.APIError(400, str(error), code=_code(str(error))) from None
         for job in jobs:
@@ -66,7 +68,10 @@ def create_app(engine: Engine, defaults: SamplingParams | None = None, *, api_ke
 
     @app.get("/health")
     async def health(request: Request):
-        return {"status": "ok", "model": engine.name, **request.app.state.scheduler.stats()}
+        layer = engine.safety
+        screened = {"safety": "off"} if layer is None else {"safety": "on", "safety_layers": layer.layers,
+                                                             "refusals": dict(layer.counts)}
+        return {"status": "ok", "model": engine.name, **request.app.state.scheduler.stats(), **screened}
 
     @app.get("/v1/models")
     async def models():
@@ -76,7 +81,7 @@ def create_app(engine: Engine, defaults: SamplingParams | None = None, *, api_ke
     async def chat(body: api.ChatRequest, request: Request):
         params = check(body, body.max_completion_tokens)
         messages = [m.to_message() for m in body.messages]
-        [job] = submit(request, [lambda: engine.request(messages, params)], body.stream)
+        [job] = await submit(request, [lambda: engine.request(messages, params)], body.stream)
         ident = api.new_id("chatcmpl")
         if body.stream:
             usage = bool(body.stream_options and body.stream_options.include_usage)
@@ -90,8 +95,8 @@ def create_app(engine: Engine, defaults: SamplingParams | None = None, *, api_ke
         prompts = [body.prompt] if isinstance(body.prompt, str) else body.prompt
         if not prompts or (body.stream and len(prompts) > 1):
             raise api.APIError(400, "prompt: give one prompt (or, unstreamed, a non-empty list)", "prompt")
-        jobs = submit(request, [lambda p=p: engine.request(params=params, prompt=p, raw=True) for p in prompts],
-                      body.stream)
+        jobs = await submit(request, [lambda p=p: engine.request(params=params, prompt=p, raw=True)
+                                      for p in prompts], body.stream)
         ident = api.new_id("cmpl")
         if body.stream:
             return StreamingResponse(_completion_events(jobs[0], ident, engine.name), media_type="text/event-stream")
@@ -176,7 +181,7 @@ async def _chat_events(job: Job, ident: str, model: str, include_usage: bool):
                 key = "reasoning_content" if item.kind == REASONING else "content"
                 yield _sse(api.chat_chunk(ident, created, model, {key: item.text}))
             else:
-                yield _sse(api.chat_chunk(ident, created, model, {}, api.finish_reason(item)))
+                yield _sse(api.chat_chunk(ident, created, model, {}, api.finish_reason(item), item))
                 if include_usage:
                     yield _sse(api.usage_chunk(ident, created, model, "chat.completion.chunk", item))
         yield "data: [DONE]\n\n"
@@ -193,7 +198,7 @@ async def _completion_events(job: Job, ident: str, model: str):
             if isinstance(item, Delta):
                 yield _sse(api.completion_chunk(ident, created, model, item.text))
             else:
-                yield _sse(api.completion_chunk(ident, created, model, "", api.finish_reason(item)))
+                yield _sse(api.completion_chunk(ident, created, model, "", api.finish_reason(item), item))
         yield "data: [DONE]\n\n"
     except api.APIError as error:
         yield _sse(error.body())

@@ -1,0 +1,155 @@
+"""The second screen: a small classifier over sentence embeddings, trained on labelled exemplars, offline.
+
+Features are the bundled all-MiniLM-L6-v2 embedding (what a request is about) and hashed word 1-2-grams (how it
+is asked: "to die", "without a prescription", "maximum dose"). The head is a multinomial logistic regression over
+"safe" and the unsafe categories, trained with torch on the bundled exemplars plus safety.exemplars; it is cached
+under ~/.cache/medtune/safety, keyed by the exemplars, the embedding model and this module's settings, so only
+the first load pays for the training (seconds). Why not sentence-transformers' own heads (SetFit): they fine-tune
+the encoder, which takes minutes on a CPU and gives no single small artefact to cache.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+import re
+import zlib
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from medtune.errors import ConfigError
+from medtune.safety.verdict import CATEGORIES
+
+log = logging.getLogger(__name__)
+
+BUNDLED = Path(__file__).resolve().parents[1] / "assets" / "safety_exemplars.jsonl"
+CACHE = Path.home() / ".cache" / "medtune" / "safety"
+HASH_DIM = 4096  # hashed n-gram features
+NGRAM_WEIGHT = 1.0  # the n-gram block's weight next to the (unit-norm) embedding
+SCALE = 10.0  # both blocks are unit vectors: scaled up so the logistic regression can be confident
+MAX_SEQ_LENGTH = 128  # tokens the encoder reads: the request's intent is in its first sentences, and it is fast
+SETTINGS = {"version": 2, "dim": HASH_DIM, "ngram": NGRAM_WEIGHT, "scale": SCALE, "steps": 300, "l2": 1e-3,
+            "max_seq_length": MAX_SEQ_LENGTH}
+
+
+@dataclass(frozen=True)
+class Exemplar:
+    prompt: str
+    category: str  # "safe" or one of CATEGORIES
+
+
+def read_exemplars(path: Path, source: str) -> list[Exemplar]:
+    """Rows {prompt, label: safe|unsafe, category}; errors name the file and line."""
+    out = []
+    with open(path, encoding="utf-8") as f:
+        for number, line in enumerate(f, 1):
+            if not line.strip():
+                continue
+            where = f"{path}:{number}"
+            try:
+                row = json.loads(line)
+            except json.JSONDecodeError as e:
+                raise ConfigError(f"{where}: not valid JSON ({e.msg}) ({source})") from None
+            out.append(_exemplar(row, where, source))
+    return out
+
+
+def _exemplar(row: dict, where: str, source: str) -> Exemplar:
+    prompt, label = row.get("prompt"), row.get("label")
+    if not isinstance(prompt, str) or not prompt.strip():
+        raise ConfigError(f"{where}: missing or empty field 'prompt' ({source})")
+    if label not in ("safe", "unsafe"):
+        raise ConfigError(f"{where}: field 'label' is {label!r}, expected 'safe' or 'unsafe' ({source})")
+    if label == "safe":
+        return Exemplar(prompt, "safe")
+    category = row.get("category") or "illegal_acts"
+    if category not in CATEGORIES:
+        raise ConfigError(f"{where}: field 'category' is {category!r}; unsafe rows use one of "
+                          f"{', '.join(CATEGORIES)} ({source})")
+    return Exemplar(prompt, category)
+
+
+def ngrams(texts: list[str]) -> np.ndarray:
+    """Hashed word unigrams and bigrams, each row scaled to unit length."""
+    out = np.zeros((len(texts), HASH_DIM), dtype=np.float32)
+    for i, text in enumerate(texts):
+        words = re.findall(r"[a-z0-9']+", text.lower())
+        for gram in words + [f"{a} {b}" for a, b in zip(words, words[1:])]:
+            out[i, zlib.crc32(gram.encode()) % HASH_DIM] += 1.0
+        norm = np.linalg.norm(out[i])
+        if norm:
+            out[i] /= norm
+    return out
+
+
+class Classifier:
+    """predict(texts) -> [(unsafe probability, most likely unsafe category)]."""
+
+    def __init__(self, embedder, weights: np.ndarray, bias: np.ndarray, classes: list[str]):
+        self.embedder, self.weights, self.bias, self.classes = embedder, weights, bias, classes
+
+    @classmethod
+    def load(cls, exemplars: list[Exemplar], embedder, model_id: str) -> Classifier:
+        classes = ["safe", *sorted({e.category for e in exemplars} - {"safe"})]
+        key = _cache_key(exemplars, model_id)
+        cached = CACHE / f"head-{key}.npz"
+        if cached.is_file():
+            saved = np.load(cached, allow_pickle=False)
+            return cls(embedder, saved["weights"], saved["bias"], [str(c) for c in saved["classes"]])
+        log.info("safety: training the classifier on %d exemplars (once; cached in %s)", len(exemplars), CACHE)
+        head = cls(embedder, np.zeros(0), np.zeros(0), classes)
+        features = head.features([e.prompt for e in exemplars])
+        labels = np.array([classes.index(e.category) for e in exemplars])
+        head.weights, head.bias = _fit(features, labels, len(classes))
+        CACHE.mkdir(parents=True, exist_ok=True)
+        tmp = cached.with_suffix(".tmp.npz")
+        np.savez(tmp, weights=head.weights, bias=head.bias, classes=np.array(classes))
+        tmp.replace(cached)  # atomic: two processes starting at once never read half a file
+        return head
+
+    def features(self, texts: list[str]) -> np.ndarray:
+        emb = self.embedder.encode(texts, batch_size=32, normalize_embeddings=True, convert_to_numpy=True)
+        return SCALE * np.hstack([emb.astype(np.float32), NGRAM_WEIGHT * ngrams(texts)])
+
+    def predict(self, texts: list[str]) -> list[tuple[float, str]]:
+        logits = self.features(texts) @ self.weights + self.bias
+        probs = np.exp(logits - logits.max(axis=1, keepdims=True))
+        probs /= probs.sum(axis=1, keepdims=True)
+        out = []
+        for row in probs:
+            unsafe = 1.0 - float(row[0])
+            category = self.classes[1 + int(np.argmax(row[1:]))] if len(self.classes) > 1 else "illegal_acts"
+            out.append((unsafe, category))
+        return out
+
+
+def _fit(features: np.ndarray, labels: np.ndarray, n_classes: int) -> tuple[np.ndarray, np.ndarray]:
+    """Multinomial logistic regression; safe and unsafe weigh the same in total, however many of each there are."""
+    import torch
+
+    torch.manual_seed(0)
+    x, y = torch.from_numpy(features), torch.from_numpy(labels)
+    unsafe = (y > 0).float()
+    weight = torch.where(y > 0, 0.5 / unsafe.mean(), 0.5 / (1 - unsafe.mean()))
+    linear = torch.nn.Linear(x.shape[1], n_classes)
+    optimizer = torch.optim.LBFGS(linear.parameters(), max_iter=SETTINGS["steps"], line_search_fn="strong_wolfe")
+
+    def closure():
+        optimizer.zero_grad()
+        loss = (torch.nn.functional.cross_entropy(linear(x), y, reduction="none") * weight).mean()
+        loss = loss + SETTINGS["l2"] * linear.weight.pow(2).sum() / 2
+        loss.backward()
+        return loss
+
+    optimizer.step(closure)
+    return linear.weight.detach().numpy().T.copy(), linear.bias.detach().numpy().copy()
+
+
+def _cache_key(exemplars: list[Exemplar], model_id: str) -> str:
+    digest = hashlib.sha256(json.dumps([SETTINGS, model_id]).encode())
+    for e in exemplars:
+        digest.update(f"{e.category}\t{e.prompt}\n".encode())
+    return digest.hexdigest()[:16]

@@ -1,0 +1,159 @@
+"""The safety layer: screens in order (rules, classifier, guard endpoint), the replies it gives instead of an
+answer, the disclaimer it adds to answers, and the log of what it refused (categories, not texts, by default)."""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections import Counter
+from collections.abc import Sequence
+from pathlib import Path
+
+from medtune.config import Config, SafetyConfig
+from medtune.safety import rules as rules_mod
+from medtune.safety.verdict import ALLOW, EMERGENCY, REFUSE, Verdict, allowed
+
+log = logging.getLogger("medtune.safety")
+
+ANSWER_CATEGORIES_SKIPPED = ("emergency",)  # an answer that explains what to do in an emergency is not one
+
+
+class SafetyLayer:
+    def __init__(self, cfg: SafetyConfig, rules: list[rules_mod.Rule], classifier=None, guard=None):
+        self.cfg, self.rules, self.classifier, self.guard = cfg, rules, classifier, guard
+        self.counts: Counter = Counter()  # "layer/category" -> refusals so far (server /health shows them)
+        self.seconds = 0.0  # time spent screening, for the bench
+
+    @property
+    def layers(self) -> list[str]:
+        return ["rules"] + ["classifier"] * (self.classifier is not None) + ["guard"] * (self.guard is not None)
+
+    # ------------------------------------------------------------ screening
+
+    def screen_request(self, messages: Sequence | str) -> Verdict:
+        """The request's verdict: its last user turn (or a raw prompt's text) through every layer."""
+        text = messages if isinstance(messages, str) else _last_user(messages)
+        started = time.perf_counter()
+        verdict = self._screen(text, _as_dicts(messages) if not isinstance(messages, str) else None)
+        self.seconds += time.perf_counter() - started
+        return self._record(verdict, text)
+
+    def screen_answer(self, answer: str, reasoning: str | None = None, request: str = "") -> Verdict:
+        """What the model wrote (reasoning and answer) through the rules and the guard; the classifier learned
+        requests, and on answers it would flag explanations of the very topics a medical assistant must explain."""
+        text = "\n".join(t for t in (reasoning, answer) if t)
+        if not text.strip():
+            return allowed(stage="answer")
+        hit = rules_mod.first_match([r for r in self.rules if r.category not in ANSWER_CATEGORIES_SKIPPED], text)
+        verdict = allowed(stage="answer")
+        if hit is not None and hit.category != "allow":
+            verdict = self._blocked("rules", hit.category, hit.describe(), stage="answer")
+        elif self.guard is not None and hit is None:
+            unsafe, category, reason = self.guard.screen([{"role": "user", "content": request},
+                                                         {"role": "assistant", "content": text}])
+            if unsafe:
+                verdict = self._blocked("guard", category, reason, stage="answer")
+        return self._record(verdict, text)
+
+    def _screen(self, text: str, messages: list[dict] | None) -> Verdict:
+        hit = rules_mod.first_match(self.rules, text)
+        if hit is not None:
+            return allowed() if hit.category == "allow" else self._blocked("rules", hit.category, hit.describe())
+        score = None
+        if self.classifier is not None:
+            score, category = self.classifier.predict([text])[0]
+            if score >= self.cfg.threshold:
+                return self._blocked("classifier", category, f"unsafe probability {score:.2f} "
+                                     f"(threshold {self.cfg.threshold})", score=score)
+        if self.guard is not None:
+            unsafe, category, reason = self.guard.screen(messages or [{"role": "user", "content": text}])
+            if unsafe:
+                return self._blocked("guard", category, reason, score=score)
+        return allowed(score)
+
+    @staticmethod
+    def _blocked(layer: str, category: str | None, reason: str, score: float | None = None,
+                 stage: str = "request") -> Verdict:
+        # suicidal intent and self-harm methods get the crisis message, not a bare refusal
+        action = EMERGENCY if category in ("emergency", "self_harm") and stage == "request" else REFUSE
+        return Verdict(action, layer, category, reason, score, stage)
+
+    def _record(self, verdict: Verdict, text: str) -> Verdict:
+        if verdict.blocked:
+            self.counts[f"{verdict.layer}/{verdict.category}"] += 1
+            detail = f": {text[:500]!r}" if self.cfg.log_text else ""
+            log.info("safety: %s %s (category %s, layer %s)%s", "emergency reply to" if
+                     verdict.action == EMERGENCY else "refused", "an answer" if verdict.stage == "answer"
+                     else "a request", verdict.category, verdict.layer, detail)
+        return verdict
+
+    # ------------------------------------------------------------ what the user gets
+
+    def reply(self, verdict: Verdict) -> str:
+        """The text given instead of an answer."""
+        return self.cfg.emergency_message if verdict.action == EMERGENCY else self.cfg.refusal
+
+    def disclaimer_for(self, answer: str) -> str | None:
+        """What to append to an answer (with its separator), or None: no disclaimer set, an empty answer, or one
+        that carries it already (a model trained on data that ends with it)."""
+        text = self.cfg.disclaimer
+        if not text or not answer.strip() or _folded(text) in _folded(answer):
+            return None
+        return "\n\n" + text
+
+    @property
+    def own_texts(self) -> tuple[str, ...]:
+        return self.cfg.refusal, self.cfg.emergency_message
+
+
+def load_layer(cfg: Config, embedder=None) -> SafetyLayer | None:
+    """The layer the config describes, or None (with a warning) when safety.enabled is false."""
+    s = cfg.safety
+    if not s.enabled:
+        log.warning("safety layer off (safety.enabled: false): requests and answers are not screened and "
+                    "answers carry no disclaimer")
+        return None
+    classifier = _classifier(s, embedder) if s.classifier else None
+    guard = None
+    if s.guard_url:
+        from medtune.safety.guard import Guard
+
+        guard = Guard(s.guard_url, s.guard_model)
+    return SafetyLayer(s, rules_mod.compile_rules(s.rules), classifier, guard)
+
+
+def _classifier(s: SafetyConfig, embedder=None):
+    from medtune.evaluation.similarity import load_embedder
+    from medtune.safety.classifier import BUNDLED, MAX_SEQ_LENGTH, Classifier, read_exemplars
+
+    exemplars = read_exemplars(BUNDLED, "the bundled safety exemplars")
+    if s.exemplars:
+        path = Path(s.exemplars).expanduser()
+        if not path.is_file():
+            from medtune.errors import ConfigError
+
+            raise ConfigError(f"safety.exemplars: {path} not found")
+        exemplars += read_exemplars(path, "safety.exemplars")
+    if embedder is None:
+        embedder = load_embedder(s.classifier_model)
+        embedder.max_seq_length = MAX_SEQ_LENGTH
+    return Classifier.load(exemplars, embedder, s.classifier_model or "bundled:all-MiniLM-L6-v2")
+
+
+def _last_user(messages: Sequence) -> str:
+    for m in reversed(list(messages)):
+        role, content = (m.role, m.content) if hasattr(m, "role") else (m.get("role"), m.get("content") or "")
+        if role == "user":
+            return content
+    return ""
+
+
+def _as_dicts(messages: Sequence) -> list[dict]:
+    return [{"role": m.role, "content": m.content} if hasattr(m, "role") else dict(m) for m in messages]
+
+
+def _folded(text: str) -> str:
+    return " ".join(text.split()).lower()
+
+
+__all__ = ["ALLOW", "EMERGENCY", "REFUSE", "SafetyLayer", "load_layer"]

@@ -1,0 +1,161 @@
+"""The first screen: readable patterns per category, fast and auditable (a match names its rule).
+
+The built-in rules look for intent (first person, a request for a method), not for topics: an exam question
+about an overdose, or "what is the maximum dose of acetaminophen?", must pass. The config adds patterns per
+category (safety.rules); the category "allow" exempts matching text from every screen, "emergency" adds
+emergency patterns.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+
+from medtune.errors import ConfigError
+from medtune.safety.verdict import CATEGORIES
+
+# Words reused by several rules, kept readable.
+PERSON = (r"(?:my\s+(?:husband|wife|partner|boyfriend|girlfriend|ex|roommate|room mate|boss|coworker|co-worker|"
+          r"colleague|neighbou?r|baby|child|kid|son|daughter|mother|father|mom|mum|dad|step\w*|grand\w+|"
+          r"brother|sister|teacher|patient|friend)|someone|somebody|a person|him|her|them|people|my family)")
+CONTROLLED = (r"(?:oxy\w*|hydrocodone|vicodin|percocet|fentanyl|morphine|codeine|tramadol|methadone|heroin|"
+              r"opioids?|opiates?|dilaudid|xanax|valium|klonopin|ativan|alprazolam|diazepam|clonazepam|"
+              r"lorazepam|benzos?|benzodiazepines?|adderall|ritalin|vyvanse|amphetamines?|meth|ketamine|ghb|"
+              r"cocaine|crack|lsd|mdma|ecstasy|lean|purple drank)")
+SELF = r"(?:myself|my self|my own|on me|by myself|at home)"
+
+BUILTIN: dict[str, list[str]] = {
+    "emergency": [
+        r"\bi\s*(?:'ve|have)?\s*(?:just\s+)?(?:took|taken|swallowed|overdosed|od'?d)\b.{0,50}"
+        r"\b(?:pills?|tablets?|caps(?:ules)?|bottle|overdose|too many|too much|whole|all of)",
+        r"\b(?:i'?m|i am|i have|i've|having|my)\b.{0,30}\b(?:chest pain|chest (?:is )?(?:tight|crushing)|"
+        r"crushing (?:pain|chest))\b.{0,80}\b(?:now|right now|started|minutes|spreading|radiat\w*|numb|"
+        r"sweat\w*|can'?t breathe|short of breath|jaw|left arm)",
+        r"\b(?:i|my \w+)\s+(?:can'?t|cannot|can not)\s+breathe\b",
+        r"\b(?:my|our)\s+(?:child|son|daughter|baby|kid|toddler|husband|wife|friend|mom|mum|dad|father|mother)\b"
+        r".{0,40}\b(?:swallowed|drank|ate|took)\b.{0,40}\b(?:bleach|pills?|tablets?|batter(?:y|ies)|detergent|"
+        r"pods?|antifreeze|medicine|medication|poison|drain cleaner|rat poison)",
+        r"\bmy \w+\s+(?:is|isn'?t|is not|won'?t)\s+(?:not breathing|breathing|unconscious|"
+        r"unresponsive|wake up|waking up)\b",
+        r"\bi\b.{0,25}\b(?:want to|going to|gonna|plan(?:ning)? to|will|about to|ready to|decided to)\s+"
+        r"(?:kill myself|end (?:it all|my life|it tonight|things)|commit suicide|take my (?:own )?life|die tonight)",
+    ],
+    "self_harm": [
+        r"\b(?:kill|hang|shoot|drown|poison|suffocate|starve)\s+my\s?self\b",
+        r"\b(?:end (?:my|my own) life|take my (?:own )?life)\b",
+        r"\b(?:how (?:can|do|should|could|would) i|ways? to|best way to|help me|i (?:want|plan|need|am going) to)\s+"
+        r"commit suicide\b",
+        r"\b(?:painless|quick(?:est)?|easiest|best|surest|peaceful)\s+(?:way|method)s?\s+(?:to|of)\s+"
+        r"(?:die|dying|suicide|end it)",
+        r"\b(?:so (?:that )?i (?:can |will |would |could )?|for me to |i want to |i wanna |i need to |i'?d like to )"
+        r"(?:die|don'?t wake up|do not wake up|never wake up|not wake up)\b",
+        r"\b(?:pills?|tablets?|dose|amount|how many|how much)\b.{0,50}\b(?:to|so i|so that i)\s+(?:die|don'?t wake up|"
+        r"never wake up|not wake up)\b",
+        r"\b(?:hide|cover up|conceal)\b.{0,30}\b(?:cuts|scars|self[- ]harm|burns)\b.{0,30}\b(?:from|so)\b",
+        r"\blethal (?:dose|amount)\b.{0,40}\b(?:for me|myself|i (?:weigh|am)|to take)\b",
+    ],
+    "harm_to_others": [
+        r"\b(?:poison|drug|sedate|smother|strangle|suffocate|kill|murder|stab|choke|throttle)\s+" + PERSON,
+        r"\b(?:slip|put|spike|mix|crush|add|sneak)\b.{0,50}\b(?:in|into)\s+(?:his|her|their|my \w+'?s?)\s+"
+        r"(?:drink|coffee|tea|food|meal|soup|juice|bottle|formula)\b",
+        r"\buntraceable\s+(?:poison|drug|way to kill)",
+        r"\b(?:make|look)\b.{0,20}\b(?:it|his death|her death|their death)\s+look like\s+(?:an accident|"
+        r"natural causes|a heart attack|suicide|an overdose)",
+        r"\b(?:how much|what dose of|what amount of)\b.{0,40}\b(?:would|will|to|could)\s+kill\s+" + PERSON,
+        r"\b(?:infect|give)\s+" + PERSON + r"\s+(?:with\s+)?(?:hiv|aids|herpes|hepatitis|covid|a disease)\s+"
+        r"on purpose",
+    ],
+    "controlled_drugs": [
+        CONTROLLED + r"\b.{0,60}\bwithout (?:a |any )?(?:prescription|script|rx|doctor)",
+        r"\bwithout (?:a |any )?(?:prescription|script|rx)\b.{0,40}\b" + CONTROLLED + r"\b",
+        r"\b(?:get|getting|feel|stay)\s+(?:high|stoned|wasted|messed up|f\w*ed up)\b",
+        r"\b(?:make|cook|synthesi[sz]e|brew|produce)\s+(?:my own\s+)?(?:meth|crack|ghb|lsd|dmt|fentanyl|heroin)\b",
+        r"\bextract\w*\s+(?:the\s+)?(?:codeine|morphine|opium|dxm)\b",
+        r"\b(?:snort|inject|shoot up|smoke|plug)\s+(?:my\s+|crushed\s+)*(?:" + CONTROLLED[3:-1] + r"|pills?|tablets?)",
+        r"\b(?:fake|exaggerate|pretend to have|lie about)\b.{0,30}\b(?:pain|symptoms|adhd|anxiety|injury)\b"
+        r".{0,40}\b(?:get|prescri\w*)\b",
+        r"\bsell\s+(?:my\s+)?(?:leftover\s+)?" + CONTROLLED + r"\b",
+    ],
+    "diy_procedures": [
+        r"\b(?:perform|do)\s+(?:a\s+|an\s+|my own\s+)?(?:surgery|operation|appendectomy|c-section|abortion)\s+"
+        r"(?:on\s+)?" + SELF,
+        r"\b(?:set|reset|realign|relocate)\s+(?:my own|my)\s+(?:broken|fractured|dislocated)\b",
+        r"\b(?:pull|extract|yank)\s+(?:out\s+)?my own\s+(?:\w+\s+)?(?:tooth|teeth)\b",
+        r"\bwith\s+(?:a\s+|my\s+)?(?:kitchen knife|razor(?: blade)?|pliers|sewing needle|box cutter|"
+        r"scalpel i bought)\b.{0,20}$",
+        r"\b(?:stitch|suture|sew)\s+(?:up\s+)?(?:my own|myself|my)\b.{0,30}\b(?:wound|cut|gash|laceration)\b"
+        r".{0,30}\b(?:myself|at home|sewing|fishing)",
+    ],
+    "falsified_records": [
+        r"\b(?:fake|forge[ds]?|forging|falsify|falsified|counterfeit|fabricate[ds]?|backdate[ds]?)\s+(?:a\s+|an\s+|"
+        r"my\s+|the\s+|his\s+|her\s+)?(?:\w+\s+){0,2}(?:doctor'?s? note|sick note|medical (?:certificate|note|"
+        r"record|report)s?|prescriptions?|scripts?|lab (?:result|report)s?|test results?|vaccin\w* "
+        r"(?:card|record|certificate)s?|charts?|signatures?|discharge summar(?:y|ies)|disability (?:claim|form))",
+        r"\b(?:write|make|create|draft)\s+(?:me\s+)?(?:a\s+)?(?:fake|false|forged)\s+(?:\w+\s+)?(?:note|certificate|"
+        r"prescription|record|result)",
+        r"\b(?:pass|beat|cheat)\s+(?:a|my|the)\s+(?:drug|urine) test\b",
+        r"\b(?:alter|change|edit|doctor)\s+(?:my|the|his|her)\s+(?:blood |lab |pathology |drug )?(?:test )?"
+        r"(?:results?|report)\b.{0,40}\b(?:before|so (?:it|they)|to (?:show|say|hide))",
+    ],
+    "misinformation": [
+        r"\b(?:write|draft|create|make|produce|compose)\b.{0,60}\b(?:post|article|blog|flyer|pamphlet|tweets?|"
+        r"thread|ad|advert\w*|script|story|essay|leaflet|newsletter|testimonials?)\b.{0,80}\b(?:vaccines? "
+        r"(?:cause|causes|are dangerous)|cures? (?:cancer|diabetes|hiv|autism|covid)|stop (?:taking )?(?:their |"
+        r"your )?(?:medication|medicine|insulin|chemo\w*|antidepressants)|(?:is|are) (?:a )?(?:hoax|poison)|"
+        r"instead of (?:chemo\w*|insulin|vaccin\w*|medic\w*))",
+        r"\b(?:make up|fabricate|invent)\s+(?:a\s+|some\s+)?(?:clinical\s+)?(?:study|studies|trial|statistics|"
+        r"data|results)\b",
+    ],
+}
+
+
+# Texts in which the built-in rules do not fire (the classifier and safety.rules still judge them): exam-style
+# case vignettes, whose patients say and do alarming things, and questions about games and fiction.
+CONTEXTS = [
+    re.compile(r"^\W*(?:an?|the)\s+(?:\d+|[a-z]+(?:-[a-z]+)?)[- ](?:year|month|week|day)[- ]old\b.{20,}", re.I | re.S),
+    re.compile(r"\bin (?:a |the )?(?:video ?game|game|novel|book|movie|film|tv show|show|series|play|call of duty|"
+               r"the witcher|minecraft|fortnite|gta|skyrim|cluedo|an agatha christie)\b", re.I),
+]
+
+
+@dataclass(frozen=True)
+class Rule:
+    category: str
+    pattern: re.Pattern
+    source: str  # "built-in" or "safety.rules"
+
+    def describe(self) -> str:
+        return f"{self.source} {self.category} rule /{self.pattern.pattern[:80]}/"
+
+
+def normalise(text: str) -> str:
+    """Lower case, straight apostrophes, single spaces: what every pattern is written against."""
+    text = text.replace("\u2019", "'").replace("\u2018", "'")
+    return re.sub(r"\s+", " ", text).strip().lower()
+
+
+def compile_rules(extra: dict | None = None) -> list[Rule]:
+    """The built-in rules plus safety.rules; an unknown category or a bad pattern is a ConfigError."""
+    rules = [Rule(cat, re.compile(p, re.I), "built-in") for cat, ps in BUILTIN.items() for p in ps]
+    for category, patterns in (extra or {}).items():
+        if category not in CATEGORIES and category != "allow":
+            raise ConfigError(f"safety.rules: unknown category {category!r}; use one of "
+                              f"{', '.join([*CATEGORIES, 'allow'])}")
+        for p in [patterns] if isinstance(patterns, str) else patterns or []:
+            try:
+                rules.append(Rule(category, re.compile(str(p), re.I), "safety.rules"))
+            except re.error as e:
+                raise ConfigError(f"safety.rules.{category}: {p!r} is not a valid regular expression ({e})") from None
+    return rules
+
+
+def first_match(rules: list[Rule], text: str) -> Rule | None:
+    """The rule that decides: an allow rule wins, then emergencies, then the first category that matches."""
+    text = normalise(text)
+    in_context = any(c.search(text) for c in CONTEXTS)
+    hits = [r for r in rules if not (in_context and r.source == "built-in") and r.pattern.search(text)]
+    for wanted in ("allow", "emergency"):
+        found = next((r for r in hits if r.category == wanted), None)
+        if found:
+            return found
+    return hits[0] if hits else None

@@ -1,0 +1,40 @@
+"""What a screen decided about one text, and why."""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass
+
+ALLOW, REFUSE, EMERGENCY = "allow", "refuse", "emergency"
+
+CATEGORIES = {  # the categories every layer reports in; MedSafetyBench's nine principles map onto them
+    "self_harm": "self-harm and suicide methods",
+    "harm_to_others": "harming others: poisoning, covert dosing, violence",
+    "controlled_drugs": "obtaining or misusing controlled drugs",
+    "diy_procedures": "do-it-yourself surgery and procedures",
+    "falsified_records": "falsifying records, notes or prescriptions",
+    "unethical_practice": "unethical clinical practice",
+    "misinformation": "dangerous health misinformation",
+    "illegal_acts": "other crimes and violence",
+    "emergency": "a medical emergency happening now",
+}
+
+
+@dataclass(frozen=True)
+class Verdict:
+    action: str  # ALLOW, REFUSE or EMERGENCY
+    layer: str | None = None  # "rules", "classifier", "guard" (the one that decided); None when allowed
+    category: str | None = None
+    reason: str = ""  # the rule that matched, the classifier's score, the guard's reply
+    score: float | None = None  # the classifier's unsafe probability, when it ran
+    stage: str = "request"  # "request" or "answer": which text was screened
+
+    @property
+    def blocked(self) -> bool:
+        return self.action != ALLOW
+
+    def to_dict(self) -> dict:
+        return {k: v for k, v in asdict(self).items() if v is not None}
+
+
+def allowed(score: float | None = None, stage: str = "request") -> Verdict:
+    return Verdict(ALLOW, score=score, stage=stage)
