@@ -161,7 +161,10 @@ class EvalConfig:
         None, "MedMCQA files: 0 if cop counts from 0 (the hub's layout), 1 if from 1 (the original release); "
         "unset = 0, and a file holding a 4 is refused as ambiguous.",
     )
-    mode: Literal["loglik", "generate"] = _f("loglik", "Score options by log-likelihood, or generate and parse.")
+    mode: Literal["loglik", "generate", "screen"] = _f(
+        "loglik", "Score options by log-likelihood, or generate and parse; screen = the safety layer alone on "
+        "safety files (no model loads).",
+    )
     limit: Optional[int] = _f(None, "Evaluate the first N items of each task.")
     batch_size: int = _f(8, "Prompts per forward pass (at least 1).")
     max_tokens: int = _f(1024, "Generation budget per item in generate mode (at least 1).")

@@ -3,6 +3,8 @@
     medtune eval --model M [--adapter A | --run DIR] --task medqa --task my_mcq.jsonl --data-dir DIR
                  [--mode loglik|generate] [--limit N] [--seed S] [--batch-size B] [--out DIR]
     medtune eval --run DIR --compare-base --task test.jsonl --judge-url http://localhost:8000/v1
+    medtune eval --task xstest_dev.jsonl --mode screen          # the safety layer alone: no model loads
+    medtune eval --run DIR --compare-base --task xstest_dev.jsonl --mode generate   # refusals, model and layer
 
 Settings come from the eval section of the config (the run's own config.yaml when none is given), then
 key=value overrides, then flags. Every task file, the judge (endpoint or local model) and the similarity model
@@ -21,8 +23,9 @@ WHAT = [
     Flag("--task", "eval.tasks", {"action": "append", "metavar": "TASK",
                                   "help": "medqa, medmcqa, pubmedqa, mmlu_medical, an MCQ file (medtune's schema or a "
                                           "MedQA, MedMCQA, MMLU or PubMedQA hub layout), an open-ended file with "
-                                          "reference answers (prepare's test split, medical-o1 records), or a hub "
-                                          "dataset id; repeat for several"}),
+                                          "reference answers (prepare's test split, medical-o1 records), a safety "
+                                          "file ({prompt, label: safe|unsafe} rows), or a hub dataset id; repeat "
+                                          "for several"}),
     Flag("--data-dir", "eval.data_dir"),
     Flag("--hub-split", "eval.hub_split"),
     Flag("--hub-config", "eval.hub_config"),
@@ -30,7 +33,7 @@ WHAT = [
     Flag("--compare-model", "eval.compare_model"),
 ]
 HOW = [
-    Flag("--mode", "eval.mode", {"choices": ("loglik", "generate")}),
+    Flag("--mode", "eval.mode", {"choices": ("loglik", "generate", "screen")}),
     Flag("--mcq-format", "eval.mcq_format", {"choices": ("letters", "cloze")}),
     Flag("--limit", "eval.limit", {"type": int}),
     Flag("--seed", "seed", {"type": int}),
@@ -66,6 +69,8 @@ def main(args: argparse.Namespace) -> int:
     out = output_dir(cfg, args.run)
     if not any(t.kind == "open" for t in tasks) and (cfg.eval.judge_url or cfg.eval.judge_model):
         print("medtune eval: note: the judge grades open-ended tasks only; none was given", file=sys.stderr)
+    if cfg.eval.mode == "screen" and (args.model or args.adapter):
+        print("medtune eval: note: screen mode runs the safety layer alone; no model loads", file=sys.stderr)
     results, records = evaluate(cfg, tasks, out, args.adapter, args.run)
     write_outputs(out, results, records)
     cfg.save(out / "config.yaml")

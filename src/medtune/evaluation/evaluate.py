@@ -1,5 +1,7 @@
 """An evaluation run: the tasks, the systems (the model, and the base or another model to compare with, loaded one
-at a time), their item records, the judge over every system at once, and the results that report.py writes."""
+at a time), their item records, the judge over every system at once, and the results that report.py writes.
+Every system that generates is loaded with the config's safety layer (generate, chat and serve have it too);
+screen mode runs the layer alone on safety tasks and loads no model."""
 
 from __future__ import annotations
 
@@ -13,19 +15,21 @@ from medtune.config import Config
 from medtune.errors import MedtuneError
 from medtune.evaluation import judging, stats
 from medtune.evaluation.judge import CRITERIA
-from medtune.evaluation.runner import run_task
+from medtune.evaluation.runner import run_task, screen_task
 from medtune.evaluation.tasks import BUILTIN, load_task
 from medtune.rundir import RunDir
 
 
 def evaluate(cfg: Config, tasks: list, out: Path, adapter: str | None = None, run: str | None = None) -> tuple:
     """(results, records) for `tasks`; the judge and the similarity model are checked before any model loads."""
+    if cfg.eval.mode == "screen":
+        return screen(cfg, tasks)
     open_tasks = {t.name for t in tasks if t.kind == "open"}
     # checked now, before any model loads: a judge that is down or missing stops us at once, not after the run
     make_judge = judging.prepare(cfg) if open_tasks else None
     embedder = _embedder(cfg) if open_tasks else None
     records, systems = [], {}
-    for label, load in systems_to_run(cfg, adapter, run):
+    for label, load in systems_to_run(cfg, adapter, run, _layer(cfg, tasks)):
         systems[label], task_records = evaluate_system(load, tasks, cfg, label, embedder)
         records += task_records
     if make_judge:
@@ -53,15 +57,41 @@ def load_tasks(cfg: Config) -> list:
     return tasks
 
 
-def systems_to_run(cfg: Config, adapter: str | None, run: str | None) -> list[tuple[str, Callable]]:
-    """(label, loader) pairs, loaded one at a time: the tuned (or only) model, then the base to compare with."""
+def screen(cfg: Config, tasks: list) -> tuple:
+    """Screen mode: the safety layer alone on safety tasks, one request at a time as `serve` screens them."""
+    from medtune.safety import load_layer
+
+    others = [t for t in tasks if t.kind != "safety"]
+    if others:
+        raise MedtuneError(f"screen mode measures the safety layer on safety files ({{prompt, label: safe|unsafe}} "
+                           f"rows); {others[0].name} is a {others[0].kind} task: use --mode loglik or generate")
+    if cfg.eval.compare_base or cfg.eval.compare_model:
+        raise MedtuneError("screen mode loads no model, so there is nothing to compare: drop --compare-base and "
+                           "--compare-model, or use --mode generate")
+    if not cfg.safety.enabled:
+        raise MedtuneError("screen mode measures the safety layer: it is switched off (safety.enabled: false)")
+    layer = load_layer(cfg)
+    info = {"model": None, "adapter": None, "name": f"safety layer ({' + '.join(layer.layers)})",
+            "layers": layer.layers, "threshold": cfg.safety.threshold if layer.classifier is not None else None,
+            "tasks": {}}
+    records = []
+    for task in tasks:
+        task_records, seconds = screen_task(layer, task, "layer")
+        records += task_records
+        info["tasks"][task.name] = _task_info(task, task_records, seconds)
+    return summarize(cfg, tasks, {"layer": info}, records), records
+
+
+def systems_to_run(cfg: Config, adapter: str | None, run: str | None, layer=None) -> list[tuple[str, Callable]]:
+    """(label, loader) pairs, loaded one at a time: the tuned (or only) model, then the base to compare with;
+    every engine gets `layer` (the safety layer, or None)."""
     from medtune.inference import weights
     from medtune.inference.engine import Engine
 
     source = weights.resolve(cfg, adapter, run)  # checks --run / --adapter before any weights load
     comparing = cfg.eval.compare_base or cfg.eval.compare_model
     main_label = "tuned" if comparing else "model"
-    out = [(main_label, lambda: (Engine.load(adapter=adapter, run=run, config=cfg), source))]
+    out = [(main_label, lambda: (Engine.load(adapter=adapter, run=run, config=cfg, safety=layer), source))]
     if cfg.eval.compare_base and cfg.eval.compare_model:
         raise MedtuneError("give --compare-base or --compare-model, not both")
     if cfg.eval.compare_base:
@@ -69,20 +99,29 @@ def systems_to_run(cfg: Config, adapter: str | None, run: str | None) -> list[tu
             raise MedtuneError("--compare-base needs --run or --adapter: the base is the model without the adapter")
         base = cfg if cfg.model.name else source.config
         base_source = weights.resolve(base)
-        out.append(("base", lambda: (Engine.load(config=base), base_source)))
+        out.append(("base", lambda: (Engine.load(config=base, safety=layer), base_source)))
     elif cfg.eval.compare_model:
-        out.append(("base", lambda: _load_other(cfg, cfg.eval.compare_model)))
+        out.append(("base", lambda: _load_other(cfg, cfg.eval.compare_model, layer)))
     return out
 
 
-def _load_other(cfg: Config, name: str):
+def _load_other(cfg: Config, name: str, layer=None):
     from medtune.inference import weights
     from medtune.inference.engine import Engine
 
     if (Path(name) / weights.CONFIG_FILE).is_file():  # a run directory brings its own prompts
-        return Engine.load(run=name), weights.resolve(weights.config_beside(run=name), run=name)
+        return Engine.load(run=name, safety=layer), weights.resolve(weights.config_beside(run=name), run=name)
     other = dataclasses.replace(cfg, model=dataclasses.replace(cfg.model, name=name))
-    return Engine.load(config=other), weights.resolve(other)
+    return Engine.load(config=other, safety=layer), weights.resolve(other)
+
+
+def _layer(cfg: Config, tasks: list):
+    """The safety layer, for runs that generate: log-likelihood scoring writes no answer to screen."""
+    if cfg.eval.mode == "loglik" and all(t.kind == "mcq" for t in tasks):
+        return None
+    from medtune.safety import load_layer
+
+    return load_layer(cfg)
 
 
 def evaluate_system(load, tasks: list, cfg: Config, label: str, embedder) -> tuple[dict, list[dict]]:
@@ -93,11 +132,15 @@ def evaluate_system(load, tasks: list, cfg: Config, label: str, embedder) -> tup
     for task in tasks:
         task_records, seconds = run_task(engine, task, cfg, label, embedder)
         records += task_records
-        info["tasks"][task.name] = {"kind": task.kind, "origin": task.origin, "seconds": round(seconds, 2),
-                                    "items_per_s": round(len(task_records) / max(seconds, 1e-9), 3)}
+        info["tasks"][task.name] = _task_info(task, task_records, seconds)
     del engine  # the next system loads into the memory this one held
     gc.collect()
     return info, records
+
+
+def _task_info(task, records: list[dict], seconds: float) -> dict:
+    return {"kind": task.kind, "origin": task.origin, "seconds": round(seconds, 2),
+            "items_per_s": round(len(records) / max(seconds, 1e-9), 3)}
 
 
 def _embedder(cfg: Config):
@@ -112,18 +155,29 @@ def summarize(cfg: Config, tasks: list, systems: dict, records: list[dict]) -> d
         by_key.setdefault((r["system"], r["task"]), []).append(r)
     for label, info in systems.items():
         for task in tasks:
-            rows = by_key.get((label, task.name), [])
-            metrics = stats.mcq_summary(rows) if task.kind == "mcq" else stats.open_summary(rows, CRITERIA)
-            info["tasks"][task.name]["metrics"] = metrics
+            info["tasks"][task.name]["metrics"] = _metrics(task, by_key.get((label, task.name), []), cfg)
     paired = {}
     if "base" in systems:
-        paired = {t.name: stats.paired_summary(by_key.get(("base", t.name), []), by_key.get(("tuned", t.name), []),
-                                               cfg.seed, CRITERIA) for t in tasks}
+        paired = {t.name: _paired(t, by_key.get(("base", t.name), []), by_key.get(("tuned", t.name), []), cfg)
+                  for t in tasks}
     judge = {"url": cfg.eval.judge_url, "model": cfg.eval.judge_model} if cfg.eval.judge_url or cfg.eval.judge_model \
         else None
     return {"created": time.strftime("%Y-%m-%dT%H:%M:%S%z"), "medtune": _version(), "mode": cfg.eval.mode,
             "mcq_format": cfg.eval.mcq_format, "seed": cfg.seed, "judge": judge, "config": cfg.to_dict(),
             "systems": systems, "paired": paired}
+
+
+def _metrics(task, rows: list[dict], cfg: Config) -> dict:
+    if task.kind == "safety":
+        return stats.safety_summary(rows, "screen" if cfg.eval.mode == "screen" else "generate")
+    return stats.mcq_summary(rows) if task.kind == "mcq" else stats.open_summary(rows, CRITERIA)
+
+
+def _paired(task, base: list[dict], tuned: list[dict], cfg: Config) -> dict:
+    out = stats.paired_summary(base, tuned, cfg.seed, CRITERIA)
+    if task.kind == "safety":  # does fine-tuning erode safety? refusals per label, whole path and model alone
+        out["safety"] = stats.paired_refusals(base, tuned)
+    return out
 
 
 def _version() -> str:

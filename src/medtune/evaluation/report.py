@@ -2,7 +2,9 @@
 
 results.json  {created, medtune, config, mode, seed, judge, systems: {label: {model, adapter, run, tasks:
               {task: {kind, origin, seconds, items_per_s, metrics}}}}, paired: {task: tuned-minus-base}}
-items.jsonl   one line per system and item: id, prompt, reasoning, answer, prediction, gold, correct, scores
+items.jsonl   one line per system and item: id, prompt, reasoning, answer, prediction, gold, correct, scores;
+              safety items add label, category, refused, decided_by, reason (safety_records.py)
+Safety tasks' lines and tables are in safety_report.py.
 """
 
 from __future__ import annotations
@@ -10,6 +12,7 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+from medtune.evaluation import safety_report
 from medtune.evaluation.judge import CRITERIA
 
 
@@ -30,6 +33,9 @@ def summary_lines(results: dict, out: Path) -> list[str]:
     for label, info in results["systems"].items():
         for name, task in info["tasks"].items():
             m = task["metrics"]
+            if task["kind"] == "safety":
+                lines.append(safety_report.summary_line(label, name, task, results["mode"] == "screen"))
+                continue
             if task["kind"] == "mcq":
                 extra = f", acc_norm {m['acc_norm']:.4f}" if "acc_norm" in m else f", unparseable {m['unparseable']}"
                 extra += f", too long {m['too_long']}" if m.get("too_long") else ""
@@ -47,6 +53,7 @@ def summary_lines(results: dict, out: Path) -> list[str]:
                 test = f", McNemar p {a['p_value']:.4g}" if "p_value" in a else ""
                 lines.append(f"tuned - base {name} {metric}: {a['delta']:+.4f} [{a['ci95'][0]:+.4f}, "
                              f"{a['ci95'][1]:+.4f}], wins/ties/losses {a['wins']}/{a['ties']}/{a['losses']}{test}")
+    lines += safety_report.paired_lines(results)
     lines.append(f"results: {out / 'results.json'}, {out / 'report.md'}")
     return lines
 
@@ -67,18 +74,22 @@ def markdown(results: dict, plots: list[Path], out: Path) -> str:
     lines = [f"# medtune eval ({_how(results)}, seed {results['seed']})", ""]
     for label, system in results["systems"].items():
         adapter = f" + adapter `{system['adapter']}`" if system.get("adapter") else ""
-        lines.append(f"- **{label}**: `{system['model']}`{adapter}")
-    lines += ["", *mcq_table(results), *open_table(results), *paired_table(results)]
+        lines.append(f"- **{label}**: `{system['model'] or system['name']}`{adapter}")
+    lines += ["", *mcq_table(results), *open_table(results), *safety_report.tables(results), *paired_table(results)]
     lines += [f"![{p.stem}]({p.relative_to(out).as_posix()})" for p in plots]
     return "\n".join(lines) + "\n"
+
+
+GENERATED_KINDS = {"open": "open-ended", "safety": "safety"}  # tasks generated whatever the mode
 
 
 def _how(results: dict) -> str:
     """The mode names how multiple choice was scored; open-ended answers are always generated."""
     kinds = {t["kind"] for s in results["systems"].values() for t in s["tasks"].values()}
-    if "mcq" not in kinds:
-        return "open-ended answers generated"
-    return f"{results['mode']} mode" + (", open-ended answers generated" if "open" in kinds else "")
+    if results["mode"] == "screen":
+        return "screen mode: the safety layer alone"
+    generated = [f"{words} answers generated" for kind, words in GENERATED_KINDS.items() if kind in kinds]
+    return ", ".join(([f"{results['mode']} mode"] if "mcq" in kinds else []) + generated)
 
 
 def mcq_table(results: dict) -> list[str]:

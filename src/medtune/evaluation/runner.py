@@ -1,7 +1,10 @@
 """One system (an inference engine) on a list of tasks -> one record per item, in the layout of items.jsonl.
 
 Multiple choice runs by log-likelihood or by batched generation and answer parsing; open-ended tasks are
-generated, then scored by embedding similarity. The judge runs afterwards, over every system at once.
+generated, then scored by embedding similarity. The judge runs afterwards, over every system at once. Safety
+tasks are screened by the layer alone (screen mode: no model) or generated with the layer off and screened here
+(safety_records.py), so the model's own refusals and the layer's are both measured. Generated answers are scored
+without the layer's disclaimer (Generation.plain_answer).
 """
 
 from __future__ import annotations
@@ -12,8 +15,11 @@ from contextlib import contextmanager
 
 from medtune.config import Config
 from medtune.errors import MedtuneError
+from medtune.evaluation import safety_records
 from medtune.evaluation.loglik import score_mcq
 from medtune.evaluation.similarity import similarities
+
+WARM_UP = "What is a normal resting heart rate?"  # screened once, untimed, before a task's rows
 
 
 @contextmanager
@@ -57,10 +63,24 @@ def _loglik_records(engine, task, cfg: Config, label: str) -> list[dict]:
         "scores": {"logliks": v["logliks"]}} for ex, v in zip(items, verdicts)]
 
 
+def screen_task(layer, task, label: str) -> tuple[list[dict], float]:
+    """Screen mode: (item records, seconds) of the safety layer alone on a safety task; no model runs."""
+    start = time.perf_counter()
+    layer.screen_request(WARM_UP)  # the classifier's first call sets torch up: not a request's latency
+    records = []
+    with progress_bar(len(task.examples()), f"{task.name} screen") as update:
+        for ex in task.examples():
+            records.append(_base_record(label, task, ex) | safety_records.screened(layer, ex.prompt))
+            update(1)
+    return records, time.perf_counter() - start
+
+
 def _generated_records(engine, task, cfg: Config, label: str) -> list[dict]:
     items = task.examples()
     conversations = [task.messages(ex) for ex in items]
-    generations = generate(engine, conversations, cfg, f"{label} {task.name} generate")
+    safety = task.kind == "safety"  # generated with the layer off: the layer is applied below, per row
+    generations = generate(engine, conversations, cfg, f"{label} {task.name} generate", screen=not safety)
+    own_texts = (cfg.safety.refusal, cfg.safety.emergency_message)
     records = []
     for ex, conversation, gen in zip(items, conversations, generations):
         record = _base_record(label, task, ex)
@@ -68,14 +88,17 @@ def _generated_records(engine, task, cfg: Config, label: str) -> list[dict]:
             record |= _failed_fields(engine, conversation, gen, task.kind)
         else:
             record |= _generation_fields(engine, gen)
-            record |= task.score(ex, gen.answer) if task.kind == "mcq" else {}
+            record |= task.score(ex, gen.plain_answer) if task.kind == "mcq" else {}
+        if safety:
+            record |= safety_records.whole_path(engine.safety, ex.prompt, gen, own_texts)
         records.append(record)
     return records
 
 
-def generate(engine, conversations: list, cfg: Config, desc: str) -> list:
+def generate(engine, conversations: list, cfg: Config, desc: str, screen: bool = True) -> list:
     """Batched generation with a progress bar; prompts of similar length share a batch (less padding). A prompt
-    too long for the model's context gets the engine's message (a str) instead of a Generation."""
+    too long for the model's context gets the engine's message (a str) instead of a Generation. screen=False
+    leaves the engine's safety layer out (the safety tasks apply it themselves)."""
     from medtune.inference.engine import SamplingParams
 
     g = cfg.generation  # eval's own budget and temperature; the rest of the run's generation settings
@@ -85,7 +108,7 @@ def generate(engine, conversations: list, cfg: Config, desc: str) -> list:
     requests = {}
     for i, conversation in enumerate(conversations):
         try:
-            requests[i] = engine.request(conversation, params)
+            requests[i] = engine.request(conversation, params, screen=screen)
         except MedtuneError as e:
             if not _too_long(engine, conversation):
                 raise
@@ -108,27 +131,32 @@ def _too_long(engine, conversation) -> bool:
 
 def _base_record(label: str, task, ex) -> dict:
     """The keys every line of items.jsonl has, whatever the task and mode (None where they do not apply)."""
-    gold = ex.answer if task.kind == "mcq" else ex.reference
-    return {"system": label, "task": task.name, "id": ex.id, "source": ex.source, "question": ex.question,
-            "gold": gold, "prompt": None, "reasoning": None, "answer": None, "prediction": None, "correct": None,
-            "parsed": None, "error": None, "scores": {}}
+    gold = ex.reference if task.kind == "open" else ex.answer
+    record = {"system": label, "task": task.name, "id": ex.id, "source": ex.source, "question": ex.question,
+              "gold": gold, "prompt": None, "reasoning": None, "answer": None, "prediction": None, "correct": None,
+              "parsed": None, "error": None, "scores": {}}
+    if task.kind == "safety":
+        record |= {"label": ex.label, "category": ex.category, "meta": ex.meta}
+    return record
 
 
 def _generation_fields(engine, gen) -> dict:
-    """What the model wrote, and whether it kept the format: reasoning present and closed, then an answer."""
-    reasoning = gen.reasoning or ""
+    """What the model wrote (without the layer's disclaimer, which `disclaimer` notes), whether it kept the format
+    (reasoning present and closed, then an answer), and why the layer replaced it (`safety`, None: it did not)."""
+    reasoning, answer = gen.reasoning or "", gen.plain_answer
     tokens = len(engine.tokenizer.encode(reasoning, add_special_tokens=False)) if reasoning else 0
-    return {"prompt": gen.prompt, "reasoning": gen.reasoning, "answer": gen.answer,
+    return {"prompt": gen.prompt, "reasoning": gen.reasoning, "answer": answer,
             "finish_reason": gen.finish_reason, "reasoning_tokens": tokens,
             "generated_tokens": gen.stats.generated_tokens,
-            "format_ok": bool(reasoning.strip()) and gen.reasoning_finished and bool(gen.answer.strip())}
+            "format_ok": bool(reasoning.strip()) and gen.reasoning_finished and bool(answer.strip()),
+            "safety": gen.safety.to_dict() if gen.safety is not None else None, "disclaimer": bool(gen.disclaimer)}
 
 
 def _failed_fields(engine, conversation, error: str, kind: str) -> dict:
     """An item that never ran: no answer, wrong when it is multiple choice, its reason kept in `error`."""
     return {"prompt": engine.prompt(conversation), "correct": False if kind == "mcq" else None,
             "error": f"too long: {error}", "finish_reason": None, "reasoning_tokens": 0, "generated_tokens": 0,
-            "format_ok": None}
+            "format_ok": None, "safety": None, "disclaimer": None}
 
 
 def _add_similarity(records: list[dict], embedder) -> None:

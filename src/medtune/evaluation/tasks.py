@@ -1,10 +1,12 @@
 """Benchmarks as tiny objects (nanochat style): `examples()` and `score(example, output)`.
 
-Two kinds of task file:
+Three kinds of task file:
   multiple choice   {id, question, options: {letter: text}, answer: letter}  (MedQA, MedMCQA, PubMedQA, MMLU),
                     or a hub layout of those benchmarks (layouts.py): any row in one makes the file MCQ
   open-ended        any layout `prepare` reads (medical-o1, chat rows from prepare's test split, ...): the last
                     assistant turn's answer is the reference for similarity and the judge
+  safety            {prompt, label: safe|unsafe, category or type?, ...} (XSTest, MedSafetyBench, bench/safety):
+                    should the assistant refuse? Measured on the safety layer alone or on the whole path
 Built-in names resolve to <data_dir>/<name>.jsonl, or to their hub datasets without a data_dir (hub.py);
 anything else is a file, a folder or a hub dataset id.
 """
@@ -20,6 +22,7 @@ from medtune.errors import DataError
 from medtune.evaluation import layouts
 from medtune.evaluation.extract import extract_letter
 from medtune.evaluation.hub import BUILTIN_HUB, load_hub_rows, offline_hint
+from medtune.evaluation.safety_tasks import SafetyTask, is_safety_file, safety_examples
 
 BUILTIN = ("medqa", "medmcqa", "pubmedqa", "mmlu_medical")
 MCQ_FORMATS = ("letters", "cloze")
@@ -107,7 +110,7 @@ class OpenTask:
 
 def load_task(name_or_path: str, data_dir: str | None = None, limit: int | None = None, *,
               hub_split: str = "test", hub_config: str | None = None,
-              answer_base: int | None = None) -> MCQTask | OpenTask:
+              answer_base: int | None = None) -> MCQTask | OpenTask | SafetyTask:
     """A built-in name, a file or folder, or a hub dataset id -> its task, holding the first `limit` items.
     Built-in names read <data_dir>/<name>.jsonl, or their hub dataset (hub.BUILTIN_HUB) when data_dir is None;
     hub_split and hub_config apply to other hub ids and dataset folders; answer_base is what a MedMCQA file's cop
@@ -123,6 +126,8 @@ def load_task(name_or_path: str, data_dir: str | None = None, limit: int | None 
         layout, marked_at = found
         items = _unique_ids([_mcq_example(d) for d in layouts.normalise(layout, rows, marked_at, answer_base)])
         return MCQTask(name, items[:limit], where)
+    if is_safety_file(rows):
+        return SafetyTask(name, _unique_ids(safety_examples(rows))[:limit], where)
     return OpenTask(name, _unique_ids(_open_examples(rows))[:limit], where)
 
 
