@@ -53,7 +53,9 @@ def main(args: argparse.Namespace) -> int:
     app = create_app(engine, defaults, api_key=api_key, max_tokens_cap=args.max_tokens_cap,
                      max_batch=args.max_batch)
     auth = "API key required" if api_key else "no API key"
-    print(f"medtune serve: {engine.name} on http://{args.host}:{args.port}/v1 ({auth}); Ctrl-C stops", flush=True)
+    screened = f"safety layer: {', '.join(engine.safety.layers)}" if engine.safety else "safety layer OFF"
+    print(f"medtune serve: {engine.name} on http://{args.host}:{args.port}/v1 ({auth}; {screened}); Ctrl-C stops",
+          flush=True)
     if not api_key and args.host not in ("127.0.0.1", "localhost", "::1"):
         print(f"medtune serve: warning: {args.host} is reachable from other machines and no API key is set "
               f"(--api-key or ${API_KEY_ENV})", flush=True)
