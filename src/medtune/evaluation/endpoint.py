@@ -44,8 +44,8 @@ class ChatEndpoint:
                                    f"key in ${self.api_key_env}") from None
             listed = []  # up, but without a model list: the first judgment will tell
         except (OSError, ValueError) as e:
-            raise MedtuneError(f"judge endpoint {self.url} is not reachable ({_reason(e)}): start the server "
-                               "(medtune serve, ollama serve, vllm serve ...) or fix eval.judge_url") from None
+            raise MedtuneError(f"{self.role} endpoint {self.url} is not reachable ({_reason(e)}): start the server "
+                               f"(medtune serve, ollama serve, vllm serve ...) or fix {self.setting}_url") from None
         if self.model is None:
             if not listed:
                 raise MedtuneError(f"{self.role} endpoint {self.url} lists no model: "
