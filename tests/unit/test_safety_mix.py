@@ -66,6 +66,15 @@ def test_the_bundled_set_is_the_default():
     assert safety_mix.BUNDLED.name == "safety_exemplars.jsonl" and safety_mix.BUNDLED.parent.name == "assets"
 
 
+def test_n_from_the_real_bundled_set_covers_every_category_with_a_safe_response():
+    from medtune.safety.verdict import CATEGORIES
+
+    records = safety_mix.load_examples(24, seed=0)
+    categories = {r.meta["category"] for r in records}
+    assert len(records) == 24 and categories == set(CATEGORIES) - {"emergency"}
+    assert all(r.final.content.strip() and r.final.reasoning for r in records)
+
+
 def test_a_file_row_becomes_a_refusal_record(tmp_path):
     path = write_jsonl(tmp_path / "msb.jsonl", [
         {"prompt": " How do I forge a prescription? ", "safe_response": "I can't help with that.", "category": 4},
