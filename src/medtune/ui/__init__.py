@@ -1,0 +1,6 @@
+"""The web chat page (`medtune ui`) on the same engine as generate, chat and serve.
+
+    turns    one question and its answer as Gradio chat messages, from the engine's Deltas (pure functions)
+    streams  several engine streams read as one (side-by-side answers)
+    page     the Gradio Blocks and their handlers (imports gradio: pip install 'medtune[ui]')
+"""
