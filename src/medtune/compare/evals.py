@@ -1,0 +1,175 @@
+"""Every input evaluated on the same items with the same settings: one set of evaluation settings for all (the
+flags, else the first run's config), a stored evaluation reused when it holds exactly those items under those
+settings, else medtune.evaluation run on the input (one system per input)."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from statistics import mean
+
+from medtune import config as config_mod
+from medtune.compare.runs import Input
+from medtune.config import Config
+from medtune.errors import MedtuneError
+from medtune.evaluation import stats
+from medtune.evaluation.judge import CRITERIA
+from medtune.rundir import read_json
+
+# what decides which items are asked and how they are answered: the same for every input
+SHARED = ("seed", "eval.tasks", "eval.limit", "eval.mode", "eval.mcq_format", "eval.data_dir", "eval.hub_split",
+          "eval.hub_config", "eval.answer_base", "eval.max_tokens", "eval.temperature", "eval.judge_url",
+          "eval.judge_model")
+ONE_SYSTEM = {"eval.compare_base": False, "eval.compare_model": None, "eval.out_dir": None}
+STORED_SYSTEMS = ("tuned", "model")  # a run's own system in its eval/ (with or without a comparison)
+
+
+@dataclass
+class Evaluation:
+    records: list[dict]  # the input's item records of the requested tasks (items.jsonl lines)
+    seconds: dict[str, float]  # per task, as the evaluation measured it
+    source: str  # the folder whose items.jsonl was reused, or where a new evaluation was written
+    reused: bool = True  # False: evaluated by this comparison
+
+
+def shared_settings(inputs: list[Input], flags: dict) -> dict:
+    """{dotted key: value} of SHARED: a flag when given, else the first run's config (else the defaults)."""
+    first = first_run(inputs)
+    base = config_mod.load(first.run.config).to_dict() if first else Config().to_dict()
+    values = {key: flags[key] if flags.get(key) is not None else dotted(base, key) for key in SHARED}
+    if values["eval.mode"] == "screen":
+        raise MedtuneError("eval.mode screen runs the safety layer alone, with no model to compare: use --mode "
+                           "loglik or generate")
+    if not values["eval.tasks"]:
+        raise MedtuneError("no task to compare on: give --task (medqa, medmcqa, pubmedqa, mmlu_medical or a file)")
+    return values | ONE_SYSTEM
+
+
+def dotted(tree: dict, key: str):
+    for part in key.split("."):
+        tree = tree.get(part) if isinstance(tree, dict) else None
+    return tree
+
+
+def input_config(inp: Input, shared: dict, first: Input | None = None) -> Config:
+    """A run's own config.yaml (its prompts, template, generation settings) with the shared settings over it; a
+    model name gets the first run's config with its model.name, as eval's --compare-base gives the base."""
+    if inp.is_run:
+        return config_mod.load(inp.run.config, values=shared)
+    base = first.run.config if first else None
+    return config_mod.load(base, values={**shared, "model.name": inp.given})
+
+
+def first_run(inputs: list[Input]) -> Input | None:
+    return next((i for i in inputs if i.is_run), None)
+
+
+def expected_items(tasks: list) -> dict[str, list]:
+    return {t.name: [ex.id for ex in t.examples()] for t in tasks}
+
+
+def evaluation_of(inp: Input, cfg: Config, tasks: list, folder: Path, note: Callable[[str], None]) -> Evaluation:
+    """The stored evaluation of the run (its eval/) or of an earlier compare (`folder`), else a new one there."""
+    candidates = ([inp.run.eval] if inp.is_run else []) + [folder]
+    for candidate in candidates:
+        found, why_not = stored(candidate, cfg, tasks)
+        if found:
+            return found
+        if why_not:
+            note(f"{candidate}: {why_not}: not reused for {inp.label}")
+    return run_evaluation(inp, cfg, tasks, folder)
+
+
+def stored(folder: Path, cfg: Config, tasks: list) -> tuple[Evaluation | None, str | None]:
+    """(the evaluation in folder, None) when it holds the same items under the same settings, else (None, why not;
+    None when there is no evaluation there at all)."""
+    results = read_json(folder / "results.json")
+    if not results or not (folder / "items.jsonl").is_file():
+        return None, None
+    system = next((s for s in STORED_SYSTEMS if s in results.get("systems", {})), None)
+    if system is None:
+        return None, "its results.json holds no tuned or single system"
+    records = [r for r in _read_items(folder / "items.jsonl") if r.get("system") == system]
+    why_not = _other_settings(results.get("config") or {}, cfg, tasks) or _other_items(records, tasks)
+    if why_not:
+        return None, why_not
+    names = {t.name for t in tasks}
+    seconds = {n: results["systems"][system]["tasks"][n]["seconds"] for n in names}
+    return Evaluation([r for r in records if r["task"] in names], seconds, str(folder)), None
+
+
+def _other_items(records: list[dict], tasks: list) -> str | None:
+    """How the stored records' items differ from the tasks' (None: the same item ids, task by task)."""
+    for name, ids in expected_items(tasks).items():
+        held = sorted(str(r["id"]) for r in records if r["task"] == name)
+        if not held:
+            return f"no {name} items"
+        if held != sorted(map(str, ids)):
+            return f"{name} holds {len(held)} other items than the {len(ids)} asked for"
+    return None
+
+
+def _other_settings(stored_cfg: dict, cfg: Config, tasks: list) -> str | None:
+    """What in a stored evaluation's config differs from this comparison's, in words (None: nothing that matters)."""
+    now = cfg.to_dict()
+    keys = ["model.name", "output_dir", "seed"]
+    if any(t.kind == "mcq" for t in tasks):
+        keys += ["eval.mode", "eval.mcq_format"]
+    if any(t.kind != "mcq" for t in tasks) or cfg.eval.mode == "generate":
+        keys += ["eval.max_tokens", "eval.temperature"]
+    for key in keys:
+        if dotted(stored_cfg, key) != dotted(now, key):
+            return f"made with {key} = {dotted(stored_cfg, key)!r}, not {dotted(now, key)!r}"
+    return None
+
+
+def _read_items(path: Path) -> list[dict]:
+    records = []
+    for number, line in enumerate(path.read_text(encoding="utf-8").splitlines(), 1):
+        try:
+            records += [json.loads(line)] if line.strip() else []
+        except json.JSONDecodeError as e:
+            raise MedtuneError(f"{path}:{number}: not a JSON line ({e.msg})") from None
+    return records
+
+
+def run_evaluation(inp: Input, cfg: Config, tasks: list, folder: Path) -> Evaluation:
+    """medtune.evaluation on this input alone; its outputs written to `folder`, where a later compare finds them."""
+    from medtune.evaluation.evaluate import evaluate
+    from medtune.evaluation.report import write_outputs
+
+    results, records = evaluate(cfg, tasks, folder, None, str(inp.run.root) if inp.is_run else None)
+    write_outputs(folder, results, records)
+    cfg.save(folder / "config.yaml")
+    seconds = {name: t["seconds"] for name, t in results["systems"]["model"]["tasks"].items()}
+    return Evaluation(records, seconds, str(folder), reused=False)
+
+
+# ---------------------------------------------------------------- per input and task
+
+
+def task_metrics(kind: str, records: list[dict], seconds: float) -> dict:
+    """The evaluation's own summary of the records (accuracy with Wilson 95% CI, similarity, judge, safety rates),
+    with generation speed and answer and reasoning lengths."""
+    if kind == "mcq":
+        out = stats.mcq_summary(records)
+    elif kind == "safety":
+        out = stats.safety_summary(records, "generate")
+    else:
+        out = stats.open_summary(records, CRITERIA)
+    return {**out, "seconds": seconds, **lengths(records, seconds if kind != "safety" else None)}
+
+
+def lengths(records: list[dict], seconds: float | None) -> dict:
+    """Generated tokens per second of task time (the safety layer's screening of requests and answers included;
+    None on safety tasks, whose time is mostly the layer's), and mean answer and reasoning length in words (not
+    tokens: two models' tokenizers cut the same text differently)."""
+    ran = [r for r in records if r.get("generated_tokens")]
+    if not ran:
+        return {}
+    tokens = sum(r["generated_tokens"] for r in ran)
+    return {"generated_tokens": tokens, "generation_tokens_per_s": tokens / max(seconds, 1e-9) if seconds else None,
+            "mean_answer_words": mean(len((r.get("answer") or "").split()) for r in ran),
+            "mean_reasoning_words": mean(len((r.get("reasoning") or "").split()) for r in ran)}

@@ -1,0 +1,119 @@
+"""`medtune compare` end to end on two tiny runs and a model name: a run's stored eval is reused when it holds the
+requested items, the others are evaluated on the same items; paired statistics, findings, report and plots."""
+
+import json
+from pathlib import Path
+
+import pytest
+from eval_helpers import EVAL_DIR, open_task_file
+from inference_helpers import make_run
+
+from medtune.cli import main
+
+LIMIT = 12
+
+
+def write_training_logs(run: Path, speed: float, peak: float, losses: list[float]) -> None:
+    """The run.json and metrics.jsonl that `medtune train` leaves (make_run makes the adapter and config only)."""
+    rows = [{"step": 0, "epoch": 0.0, "peak_mem_mb": peak / 2, "val_loss": losses[0] + 0.3}]
+    rows += [{"step": 5 * (i + 1), "epoch": 0.1 * (i + 1), "peak_mem_mb": peak, "train_loss": loss,
+              "tokens_per_s": speed + i} for i, loss in enumerate(losses)]
+    rows[-1]["val_loss"] = losses[-1] + 0.1
+    (run / "metrics.jsonl").write_text("".join(json.dumps(r) + "\n" for r in rows))
+    info = {"model": "tiny-llama", "method": "lora", "total_params": 140_000, "trainable_params": 2_048,
+            "global_step": 5 * len(losses), "wall_s": 600 / speed, "peak_mem_mb": peak,
+            "final_train_loss": losses[-1], "final_val_loss": rows[-1]["val_loss"]}
+    (run / "run.json").write_text(json.dumps(info))
+
+
+@pytest.fixture(scope="module")
+def study(tmp_path_factory, tiny_llama, one_thread):
+    """Two runs (different adapters) and the base model by name, compared on MCQ and open-ended items; run-a was
+    evaluated beforehand on exactly those items."""
+    root = tmp_path_factory.mktemp("compare")
+    run_a, run_b = make_run(tiny_llama, root / "run-a", 0.5), make_run(tiny_llama, root / "run-b", 2.0)
+    write_training_logs(run_a, 400.0, 900.0, [3.0, 2.5, 2.0])
+    write_training_logs(run_b, 200.0, 1800.0, [3.1, 2.9, 2.8])
+    open_file = open_task_file(root / "open.jsonl")
+    tasks = ["--task", "mmlu_medical", "--task", str(open_file), "--data-dir", str(EVAL_DIR), "--limit", str(LIMIT),
+             "--max-tokens", "6"]
+    assert main(["eval", "--run", str(run_a), *tasks]) == 0
+    out = root / "out"
+    argv = ["compare", str(run_a), str(run_b), str(tiny_llama), *tasks, "--out", str(out)]
+    return argv, out, run_a, run_b
+
+
+def test_compare_reuses_stored_items_evaluates_the_rest_and_writes_the_report(study, tiny_llama, capsys):
+    argv, out, run_a, run_b = study
+    assert main(argv) == 0
+    console = capsys.readouterr().out
+    results = json.loads((out / "results.json").read_text())
+    inputs = results["inputs"]
+    assert list(inputs) == ["run-a", "run-b", tiny_llama.name]
+    assert inputs["run-a"]["evaluation"] == str(run_a / "eval")  # reused: same items, seed and settings
+    assert inputs["run-b"]["evaluation"] == str(out / "evals" / "run-b")
+    assert [i["evaluation_reused"] for i in inputs.values()] == [True, False, False]
+    assert (out / "evals" / "run-b" / "items.jsonl").is_file() and inputs[tiny_llama.name]["training"] == {}
+    assert inputs["run-a"]["training"]["tokens_per_s"] == 401.0  # the median of the logged windows
+    assert results["tasks"] == {"mmlu_medical": {"kind": "mcq", "items": LIMIT}, "open": {"kind": "open", "items": 4}}
+    accuracy = results["systems"]["run-b"]["mmlu_medical"]
+    assert accuracy["items"] == LIMIT and accuracy["ci95"][0] <= accuracy["accuracy"] <= accuracy["ci95"][1]
+    assert "mean" in results["systems"]["run-a"]["open"]["similarity"]
+    paired = {(r["a"], r["b"], r["task"], r["metric"]): r for r in results["paired"]}
+    assert len({(a, b) for a, b, _, _ in paired}) == 3  # every pair of the three inputs
+    mcq = paired["run-a", "run-b", "mmlu_medical", "accuracy"]
+    assert mcq["n"] == LIMIT and 0 <= mcq["p_value"] <= 1 and mcq["test"] == "mcnemar"
+    assert mcq["delta"] == pytest.approx(results["systems"]["run-a"]["mmlu_medical"]["accuracy"] - accuracy["accuracy"])
+    assert paired["run-a", "run-b", "open", "similarity"]["n"] == 4
+    found = results["findings"]
+    assert "run-a trained 2.00x faster than run-b (tokens/s 401 vs 201, median of the logged steps)." \
+        in found["measurements"]
+    assert found["no_difference"].startswith("No significant difference on: ")  # 12 and 4 items: nothing significant
+    report = (out / "report.md").read_text()
+    for heading in ("## Training", "## Multiple choice", "## Open-ended answers", "## Paired comparisons",
+                    "## Findings", "### Measurements (not tests)", "![losses](plots/losses.png)"):
+        assert heading in report
+    assert set(results["plots"]) == {"plots/losses.png", "plots/accuracy.png", "plots/speed_memory.png"}
+    assert all((out / p).stat().st_size > 5000 for p in results["plots"])
+    assert f"{run_a / 'eval'} (reused)" in console and "mmlu_medical (12 items) accuracy: run-a " in console
+    assert f"wrote {out / 'report.md'}" in console
+
+
+def test_a_second_compare_reuses_every_evaluation(study, capsys):
+    argv, out, run_a, _ = study
+    assert main(argv) == 0
+    results = json.loads((out / "results.json").read_text())
+    assert [i["evaluation"] for i in results["inputs"].values()] == [
+        str(run_a / "eval"), *(str(out / "evals" / label) for label in list(results["inputs"])[1:])]
+    assert "note:" not in capsys.readouterr().err
+
+
+def test_other_items_are_evaluated_again_and_say_why(study, capsys):
+    argv, out, run_a, run_b = study
+    fewer = out.parent / "fewer"
+    assert main(["compare", str(run_a), str(run_b), "--task", "mmlu_medical", "--data-dir", str(EVAL_DIR),
+                 "--limit", "6", "--out", str(fewer)]) == 0
+    err = capsys.readouterr().err
+    assert f"{run_a / 'eval'}: mmlu_medical holds 12 other items than the 6 asked for: not reused for run-a" in err
+    results = json.loads((fewer / "results.json").read_text())
+    assert results["inputs"]["run-a"]["evaluation"] == str(fewer / "evals" / "run-a")
+    assert results["paired"][0]["n"] == 6
+
+
+def test_one_input_is_a_one_line_error(tmp_path, capsys):
+    assert main(["compare", str(tmp_path), "--task", "medqa"]) == 2
+    assert capsys.readouterr().err.strip() == (
+        "medtune compare: error: compare needs at least two runs or models (run directories, hub ids, folders)")
+
+
+def test_judge_scores_get_their_bar_plot_when_present(tmp_path):
+    from medtune.compare.plots import judge
+    from medtune.evaluation.judge import CRITERIA
+
+    def system(score: float) -> dict:
+        return {"open": {"items": 4, "judge": {"judged": 4, "failed": 0, **{c: score for c in CRITERIA}}}}
+
+    results = {"tasks": {"open": {"kind": "open", "items": 4}}, "systems": {"a": system(4.0), "b": system(2.5)}}
+    assert judge(tmp_path / "judge.png", results).stat().st_size > 5000
+    results["systems"] = {"a": {"open": {"items": 4}}, "b": {"open": {"items": 4}}}
+    assert judge(tmp_path / "none.png", results) is None  # no judge ran: no plot
