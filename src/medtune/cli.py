@@ -22,9 +22,11 @@ VERBS: dict[str, str] = {
     "generate": "one prompt, one answer: reasoning set apart, then statistics",
     "chat": "interactive assistant in the terminal (scriptable through standard input)",
     "serve": "OpenAI-compatible HTTP API (chat, completions, streaming, API key)",
+    "ui": "web chat page: streamed answers, reasoning apart, safety notices, two models side by side",
     "merge": "fuse an adapter into its base: a plain transformers folder, checked against base + adapter",
     "export": "LoRA adapters between PEFT and mlx-lm, both ways",
     "push": "a run's adapter or merged model to the Hugging Face Hub, with a model card",
+    "compare": "several runs or models on the same items: paired statistics, findings, plots",
 }
 
 

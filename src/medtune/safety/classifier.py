@@ -30,7 +30,7 @@ CACHE = Path.home() / ".cache" / "medtune" / "safety"
 HASH_DIM = 4096  # hashed n-gram features
 NGRAM_WEIGHT = 1.0  # the n-gram block's weight next to the (unit-norm) embedding
 SCALE = 10.0  # both blocks are unit vectors: scaled up so the logistic regression can be confident
-MAX_SEQ_LENGTH = 64  # tokens the encoder reads: as accurate as 128 on the safety files, and half the time on long vignettes
+MAX_SEQ_LENGTH = 64  # tokens the encoder reads: as accurate as 128 on the safety files, half the time on vignettes
 SETTINGS = {"version": 2, "dim": HASH_DIM, "ngram": NGRAM_WEIGHT, "scale": SCALE, "steps": 300, "l2": 1e-3,
             "max_seq_length": MAX_SEQ_LENGTH}
 
