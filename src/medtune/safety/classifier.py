@@ -30,9 +30,10 @@ CACHE = Path.home() / ".cache" / "medtune" / "safety"
 HASH_DIM = 4096  # hashed n-gram features
 NGRAM_WEIGHT = 1.0  # the n-gram block's weight next to the (unit-norm) embedding
 SCALE = 10.0  # both blocks are unit vectors: scaled up so the logistic regression can be confident
-MAX_SEQ_LENGTH = 64  # tokens the encoder reads: as accurate as 128 on the safety files, half the time on vignettes
+MAX_SEQ_LENGTH = 48  # tokens the encoder reads, from the end: a request's intent closes its back-story
+TRUNCATION_SIDE = "left"  # (as accurate as 128 tokens on the safety files, and a vignette costs 20 ms, not 35)
 SETTINGS = {"version": 2, "dim": HASH_DIM, "ngram": NGRAM_WEIGHT, "scale": SCALE, "steps": 300, "l2": 1e-3,
-            "max_seq_length": MAX_SEQ_LENGTH}
+            "max_seq_length": MAX_SEQ_LENGTH, "truncation_side": TRUNCATION_SIDE}
 
 
 @dataclass(frozen=True)

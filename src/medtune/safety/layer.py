@@ -124,7 +124,7 @@ def load_layer(cfg: Config, embedder=None) -> SafetyLayer | None:
 
 def _classifier(s: SafetyConfig, embedder=None):
     from medtune.evaluation.similarity import load_embedder
-    from medtune.safety.classifier import BUNDLED, MAX_SEQ_LENGTH, Classifier, read_exemplars
+    from medtune.safety.classifier import BUNDLED, MAX_SEQ_LENGTH, TRUNCATION_SIDE, Classifier, read_exemplars
 
     exemplars = read_exemplars(BUNDLED, "the bundled safety exemplars")
     if s.exemplars:
@@ -137,6 +137,7 @@ def _classifier(s: SafetyConfig, embedder=None):
     if embedder is None:
         embedder = load_embedder(s.classifier_model)
         embedder.max_seq_length = MAX_SEQ_LENGTH
+        embedder.tokenizer.truncation_side = TRUNCATION_SIDE
     return Classifier.load(exemplars, embedder, s.classifier_model or "bundled:all-MiniLM-L6-v2")
 
 
