@@ -414,7 +414,9 @@ def _coerce(value: Any, hint: Any, name: str, source: str) -> Any:
         if value is None and type(None) in args:
             return None
         errors = []
-        for arg in (a for a in args if a is not type(None)):
+        # str last, whatever the annotation's order: typing caches equal Unions, so Union[int, str] can come back
+        # as Union[str, int] once another library made that one, and str accepts 16 as "16"
+        for arg in sorted((a for a in args if a is not type(None)), key=lambda a: a is str):
             try:
                 return _coerce(value, arg, name, source)
             except ConfigError as e:

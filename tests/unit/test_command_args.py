@@ -3,6 +3,7 @@ that the library never imports a command module."""
 
 import argparse
 import re
+import typing
 from pathlib import Path
 
 import pytest
@@ -69,6 +70,8 @@ def test_safety_keys_load_and_are_checked(tmp_path):
     assert cfg.safety.disclaimer is None and cfg.safety.rules == {"self_harm": ["jump off"]}
     assert cfg.data.safety_examples == 20
     assert config_mod.load(None, ["data.safety_examples=extra.jsonl"]).data.safety_examples == "extra.jsonl"
+    typing.Union[str, int, None]  # cached by typing: get_type_hints may now hand back this order
+    assert config_mod.load(None, ["data.safety_examples=16"]).data.safety_examples == 16
     with pytest.raises(ConfigError, match="data.safety_examples = 0 must be at least 1"):
         config_mod.load(None, ["data.safety_examples=0"])
     with pytest.raises(ConfigError, match=r"safety.threshold = 1.5 must be in \(0, 1\]"):
