@@ -64,9 +64,11 @@ def quiet_libraries(verb: str | None = None) -> None:
     log = logging.getLogger("medtune")
     if not log.handlers:
         handler = _StderrHandler()
-        handler.setFormatter(logging.Formatter("warning: %(message)s"))
+        handler.setFormatter(_Formatter())
         log.addHandler(handler)
         log.setLevel(logging.WARNING)
+        # the safety layer's refusals (category and layer, never the text unless safety.log_text) are server logs
+        logging.getLogger("medtune.safety").setLevel(logging.INFO)
     try:
         from transformers.utils import logging as hf_logging
     except ImportError:  # the CLI's --help works before the heavy dependencies are installed
@@ -77,6 +79,14 @@ def quiet_libraries(verb: str | None = None) -> None:
         import datasets
 
         datasets.disable_progress_bars()
+
+
+class _Formatter(logging.Formatter):
+    """'warning: ...' for warnings; the safety layer's info lines as they are (they start with 'safety:')."""
+
+    def format(self, record: logging.LogRecord) -> str:
+        text = super().format(record)
+        return f"warning: {text}" if record.levelno >= logging.WARNING else text
 
 
 class _StderrHandler(logging.Handler):

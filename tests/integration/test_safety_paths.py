@@ -42,8 +42,10 @@ def generate(capsys, *argv):
 
 
 def test_generate_refuses_with_the_marker_and_no_disclaimer(capsys, echo_model):
-    code, out, _ = generate(capsys, "--model", str(echo_model), "--prompt", DRUGS, "--json", RULES_ONLY)
+    code, out, err = generate(capsys, "--model", str(echo_model), "--prompt", DRUGS, "--json", RULES_ONLY)
     result = json.loads(out)
+    assert "safety: refused a request (category controlled_drugs, layer rules)" in err  # logged, never the text
+    assert DRUGS not in err
     assert code == 0 and result["answer"] == DEFAULT_REFUSAL and result["finish_reason"] == "content_filter"
     assert result["safety"]["category"] == "controlled_drugs" and result["safety"]["layer"] == "rules"
     assert result["disclaimer"] is None and result["stats"]["generated_tokens"] == 0  # the model never ran
