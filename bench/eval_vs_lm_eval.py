@@ -44,10 +44,13 @@ def lm_eval_task(name: str, path: Path, fmt: str) -> dict:
 
 
 def run_lm_eval(model, tokenizer, name, path, fmt, limit, batch_size):
+    import torch
     from lm_eval import simple_evaluate
     from lm_eval.models.huggingface import HFLM
 
-    lm = HFLM(pretrained=model, tokenizer=tokenizer, batch_size=batch_size)
+    # a folder given by its path is loaded by lm-eval itself, on its default device (cuda) unless told otherwise
+    device = {} if not isinstance(model, str) else {"device": "cuda" if torch.cuda.is_available() else "cpu"}
+    lm = HFLM(pretrained=model, tokenizer=tokenizer, batch_size=batch_size, **device)
     task = lm_eval_task(name, path, fmt)
     out = simple_evaluate(model=lm, tasks=[task], limit=limit, log_samples=True, verbosity="ERROR")
     metrics = out["results"][task["task"]]

@@ -31,3 +31,23 @@ def test_same_scores_as_lm_eval(bench, tiny_llama, task="mmlu_medical", fmt="clo
     acc, norm, lls = bench.run_medtune(model, tokenizer, task, EVAL_DIR, fmt, 12, 4)
     assert (acc, norm) == (ref_acc, ref_norm)
     assert [x for row in lls for x in row] == pytest.approx([x for row in ref_lls for x in row], abs=1e-4)
+
+
+def test_lm_eval_loads_a_merged_folder_by_its_path_and_scores_base_plus_adapter(bench, tiny_llama, tmp_path,
+                                                                               task="medqa", fmt="letters"):
+    """`lm_eval --model hf --model_args pretrained=MERGED` as users run it: the folder `medtune merge` wrote
+    loads by its path, and its log-likelihoods are medtune's on the base model with the adapter."""
+    from inference_helpers import make_run
+    from peft import PeftModel
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+
+    from medtune.cli import main
+
+    run = make_run(tiny_llama, tmp_path / "run")
+    assert main(["merge", "--run", str(run), "--out", str(tmp_path / "merged")]) == 0
+    ref_acc, _, ref_lls = bench.run_lm_eval(str(tmp_path / "merged"), None, task, EVAL_DIR / f"{task}.jsonl", fmt,
+                                             6, 3)
+    tuned = PeftModel.from_pretrained(AutoModelForCausalLM.from_pretrained(tiny_llama), run / "adapter").eval()
+    acc, _, lls = bench.run_medtune(tuned, AutoTokenizer.from_pretrained(tiny_llama), task, EVAL_DIR, fmt, 6, 3)
+    assert acc == ref_acc
+    assert [x for row in lls for x in row] == pytest.approx([x for row in ref_lls for x in row], abs=1e-4)
