@@ -199,8 +199,14 @@ def _llama_cpp_probe(file: Path, tokenizer, ids: list[int], stops: set[int]):
     import numpy as np
     from llama_cpp import Llama
 
-    with llama_cpp.stderr_to(file.with_name("check.log")):  # llama.cpp's loader talks on fd 2 even when quiet
-        llm = Llama(model_path=str(file), n_ctx=len(ids) + GREEDY_TOKENS + 8, logits_all=True, verbose=False)
+    log = file.with_name("check.log")
+    try:
+        with llama_cpp.stderr_to(log):  # llama.cpp's loader talks on fd 2 even when quiet
+            llm = Llama(model_path=str(file), n_ctx=len(ids) + GREEDY_TOKENS + 8, logits_all=True, verbose=False)
+    except ValueError as error:  # llama-cpp-python's "Failed to load model": the reason is in llama.cpp's log
+        reason = next((line for line in log.read_text().splitlines() if "error" in line), str(error))
+        raise MedtuneError(f"{file}: llama.cpp cannot load the file it converted ({reason.strip()}); the folder "
+                           f"{file.parent} is kept for inspection") from None
     text = tokenizer.decode(ids, skip_special_tokens=False)
     got_ids = llm.tokenize(text.encode("utf-8"), add_bos=False, special=True)
     llm.eval(ids)
