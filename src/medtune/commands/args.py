@@ -2,7 +2,8 @@
 
 - one config file (a positional ending in .yaml/.yml, or --config), then dotted overrides such as
   training.learning_rate=1e-4; flags that set a config key say so, with the help text of the config field itself;
-- the model and sampling flags of the verbs that produce text (generate, chat, serve), and the engine they make.
+- the model and sampling flags of the verbs that produce text (generate, chat, serve), and the engine they make
+  (--engine: transformers, or vLLM for eval and serve).
 
 Precedence: the config file, then key=value overrides, then flags.
 """
@@ -163,13 +164,36 @@ def engine_config(args: argparse.Namespace, allow_text: bool = False) -> config_
     return config_from_args(args, values, beside, allow_text)
 
 
-def load_engine(args: argparse.Namespace, cfg: config_mod.Config):
-    """The engine for --model/--adapter/--run; the config's seed seeds the process, so a sampled run repeats."""
+ENGINES = ("transformers", "vllm")
+
+
+def add_engine_argument(parser, extra: str = "") -> None:
+    """--engine: who generates; medtune's prompts, stop tokens, reasoning split and safety layer stay the same."""
+    parser.add_argument("--engine", choices=ENGINES, default="transformers",
+                        help="what generates: transformers (default; any device) or vllm (a CUDA GPU and "
+                             "pip install 'medtune[vllm]'; an adapter runs through vLLM's LoRA support), with "
+                             "medtune's prompts, stop tokens, reasoning split and safety layer either way" + extra)
+
+
+def engine_class(name: str):
+    """Engine, or VllmEngine (vLLM checked now, before anything loads); both load(...) with the same arguments."""
+    if name == "vllm":
+        from medtune.inference.vllm_engine import VllmEngine, require_vllm
+
+        require_vllm()
+        return VllmEngine
+    from medtune.inference.engine import Engine
+
+    return Engine
+
+
+def load_engine(args: argparse.Namespace, cfg: config_mod.Config, engine: str = "transformers"):
+    """The engine (see ENGINES) for --model/--adapter/--run; the config's seed seeds the process, so a sampled
+    run repeats."""
     import torch
 
-    from medtune.inference.engine import Engine
     from medtune.safety import load_layer
 
     torch.manual_seed(cfg.seed)
-    return Engine.load(adapter=args.adapter, run=args.run, config=cfg, system_prompt=args.system,
-                       extra_eos_tokens=args.extra_eos_token, safety=load_layer(cfg))
+    return engine_class(engine).load(adapter=args.adapter, run=args.run, config=cfg, system_prompt=args.system,
+                                     extra_eos_tokens=args.extra_eos_token, safety=load_layer(cfg))

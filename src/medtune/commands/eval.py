@@ -5,10 +5,13 @@
     medtune eval --run DIR --compare-base --task test.jsonl --judge-url http://localhost:8000/v1
     medtune eval --task xstest_dev.jsonl --mode screen          # the safety layer alone: no model loads
     medtune eval --run DIR --compare-base --task xstest_dev.jsonl --mode generate   # refusals, model and layer
+    medtune eval --run DIR --task medqa --mode generate --engine vllm --batch-size 256  # generation on vLLM (GPU)
 
 Settings come from the eval section of the config (the run's own config.yaml when none is given), then
 key=value overrides, then flags. Every task file, the judge (endpoint or local model) and the similarity model
-are checked before any model loads. Writes results.json, items.jsonl, report.md and plots/ into the output folder.
+are checked before any model loads. --engine vllm hands generation to vLLM with the same prompts, stop tokens,
+reasoning split, safety layer and scoring (log-likelihood scoring stays on transformers). Writes results.json,
+items.jsonl, report.md and plots/ into the output folder.
 """
 
 from __future__ import annotations
@@ -16,7 +19,17 @@ from __future__ import annotations
 import argparse
 import sys
 
-from medtune.commands.args import Flag, add_config_arguments, add_flags, config_from_args, flag_values, given_config
+from medtune.commands.args import (
+    Flag,
+    add_config_arguments,
+    add_engine_argument,
+    add_flags,
+    config_from_args,
+    engine_class,
+    flag_values,
+    given_config,
+)
+from medtune.errors import MedtuneError
 
 WHAT = [
     Flag("--model", "model.name", {"help": "base model: hub id, local folder or .gguf file"}),
@@ -45,6 +58,8 @@ HOW = [
     Flag("--judge-model", "eval.judge_model"),
     Flag("--out", "eval.out_dir"),
 ]
+ENGINE_NOTE = ("; vllm needs --mode generate (loglik scoring stays on transformers) and gets --batch-size prompts "
+               "per call, so raise it (e.g. 256); a local judge stays on transformers")
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -54,7 +69,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     add_flags(what, WHAT)
     what.add_argument("--adapter", help="PEFT adapter folder on top of --model")
     what.add_argument("--run", help="a medtune run directory (its adapter and config.yaml)")
-    add_flags(parser.add_argument_group("how"), HOW)
+    how = parser.add_argument_group("how")
+    add_flags(how, HOW)
+    add_engine_argument(how, ENGINE_NOTE)
 
 
 def main(args: argparse.Namespace) -> int:
@@ -66,13 +83,22 @@ def main(args: argparse.Namespace) -> int:
     beside = None if given_config(args) else find_config(args.model, args.adapter, args.run)
     cfg = config_from_args(args, flag_values(args, WHAT + HOW), beside)
     tasks = load_tasks(cfg)
+    check_engine(args.engine, cfg, tasks)
+    engine = engine_class(args.engine) if cfg.eval.mode != "screen" else None  # vLLM missing: one line, now
     out = output_dir(cfg, args.run)
     if not any(t.kind == "open" for t in tasks) and (cfg.eval.judge_url or cfg.eval.judge_model):
         print("medtune eval: note: the judge grades open-ended tasks only; none was given", file=sys.stderr)
     if cfg.eval.mode == "screen" and (args.model or args.adapter):
         print("medtune eval: note: screen mode runs the safety layer alone; no model loads", file=sys.stderr)
-    results, records = evaluate(cfg, tasks, out, args.adapter, args.run)
+    results, records = evaluate(cfg, tasks, out, args.adapter, args.run, engine)
     write_outputs(out, results, records)
     cfg.save(out / "config.yaml")
     print("\n".join(summary_lines(results, out)))
     return 0
+
+
+def check_engine(engine: str, cfg, tasks: list) -> None:
+    """vLLM generates; scoring options by log-likelihood reads the model's logits, which stay on transformers."""
+    if engine == "vllm" and cfg.eval.mode == "loglik" and any(t.kind == "mcq" for t in tasks):
+        raise MedtuneError("--engine vllm generates answers, and --mode loglik (the default) scores multiple choice "
+                           "on transformers: add --mode generate, or drop --engine vllm")

@@ -1,11 +1,12 @@
 """`medtune serve`: an OpenAI-compatible HTTP API (FastAPI + uvicorn) on the shared engine.
 
-    medtune serve --run runs/phi4-med [--port 8000] [--host 127.0.0.1] [--api-key KEY]
+    medtune serve --run runs/phi4-med [--port 8000] [--host 127.0.0.1] [--api-key KEY] [--engine vllm]
 
 GET /health, GET /v1/models, POST /v1/chat/completions (streamed as server-sent events or not),
 POST /v1/completions. Binds 127.0.0.1 unless told otherwise. With --api-key (or the MEDTUNE_API_KEY environment
 variable, the place for the secret) every /v1 call needs "Authorization: Bearer KEY". Requests queue and run in
-batches; a client that leaves stops its generation.
+batches; a client that leaves stops its generation. --engine vllm runs each batch in vLLM (a CUDA GPU): the same
+API, prompts and safety layer, a streamed reply arriving whole when its batch ends (see inference/vllm_engine.py).
 """
 
 from __future__ import annotations
@@ -14,6 +15,7 @@ import argparse
 import os
 
 from medtune.commands.args import (
+    add_engine_argument,
     add_model_arguments,
     add_sampling_arguments,
     engine_config,
@@ -22,7 +24,8 @@ from medtune.commands.args import (
 )
 
 API_KEY_ENV = "MEDTUNE_API_KEY"
-
+ENGINE_NOTE = ("; medtune's queue still forms the batches (raise --max-batch, e.g. 64, for vllm) and a streamed "
+               "reply from vllm arrives whole when its batch ends")
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -37,6 +40,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     group.add_argument("--max-tokens-cap", type=int, default=4096, help="largest max_tokens a request may ask")
     group.add_argument("--max-batch", type=int, default=16, help="requests generated together at most")
     group.add_argument("--served-model-name", help="model id clients use (default: the run or model folder name)")
+    add_engine_argument(group, ENGINE_NOTE)
 
 
 def main(args: argparse.Namespace) -> int:
@@ -46,7 +50,7 @@ def main(args: argparse.Namespace) -> int:
 
     cfg = engine_config(args)
     defaults = sampling_params(cfg)
-    engine = load_engine(args, cfg)
+    engine = load_engine(args, cfg, args.engine)
     engine.name = args.served_model_name or engine.name
     defaults.max_tokens = min(defaults.max_tokens, args.max_tokens_cap)
     api_key = args.api_key or os.environ.get(API_KEY_ENV) or None
@@ -54,8 +58,8 @@ def main(args: argparse.Namespace) -> int:
                      max_batch=args.max_batch)
     auth = "API key required" if api_key else "no API key"
     screened = f"safety layer: {', '.join(engine.safety.layers)}" if engine.safety else "safety layer OFF"
-    print(f"medtune serve: {engine.name} on http://{args.host}:{args.port}/v1 ({auth}; {screened}); Ctrl-C stops",
-          flush=True)
+    print(f"medtune serve: {engine.name} ({args.engine}) on http://{args.host}:{args.port}/v1 ({auth}; {screened}); "
+          "Ctrl-C stops", flush=True)
     if not api_key and args.host not in ("127.0.0.1", "localhost", "::1"):
         print(f"medtune serve: warning: {args.host} is reachable from other machines and no API key is set "
               f"(--api-key or ${API_KEY_ENV})", flush=True)

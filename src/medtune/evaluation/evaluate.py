@@ -20,8 +20,10 @@ from medtune.evaluation.tasks import BUILTIN, load_task
 from medtune.rundir import RunDir
 
 
-def evaluate(cfg: Config, tasks: list, out: Path, adapter: str | None = None, run: str | None = None) -> tuple:
-    """(results, records) for `tasks`; the judge and the similarity model are checked before any model loads."""
+def evaluate(cfg: Config, tasks: list, out: Path, adapter: str | None = None, run: str | None = None,
+             engine_cls=None) -> tuple:
+    """(results, records) for `tasks`; the judge and the similarity model are checked before any model loads.
+    engine_cls: what loads each system (Engine, the default, or VllmEngine: the same load arguments)."""
     if cfg.eval.mode == "screen":
         return screen(cfg, tasks)
     open_tasks = {t.name for t in tasks if t.kind == "open"}
@@ -29,7 +31,7 @@ def evaluate(cfg: Config, tasks: list, out: Path, adapter: str | None = None, ru
     make_judge = judging.prepare(cfg) if open_tasks else None
     embedder = _embedder(cfg) if open_tasks else None
     records, systems = [], {}
-    for label, load in systems_to_run(cfg, adapter, run, _layer(cfg, tasks)):
+    for label, load in systems_to_run(cfg, adapter, run, _layer(cfg, tasks), engine_cls):
         systems[label], task_records = evaluate_system(load, tasks, cfg, label, embedder)
         records += task_records
     if make_judge:
@@ -82,16 +84,18 @@ def screen(cfg: Config, tasks: list) -> tuple:
     return summarize(cfg, tasks, {"layer": info}, records), records
 
 
-def systems_to_run(cfg: Config, adapter: str | None, run: str | None, layer=None) -> list[tuple[str, Callable]]:
+def systems_to_run(cfg: Config, adapter: str | None, run: str | None, layer=None,
+                   engine_cls=None) -> list[tuple[str, Callable]]:
     """(label, loader) pairs, loaded one at a time: the tuned (or only) model, then the base to compare with;
     every engine gets `layer` (the safety layer, or None)."""
     from medtune.inference import weights
     from medtune.inference.engine import Engine
 
+    engine_cls = engine_cls or Engine
     source = weights.resolve(cfg, adapter, run)  # checks --run / --adapter before any weights load
     comparing = cfg.eval.compare_base or cfg.eval.compare_model
     main_label = "tuned" if comparing else "model"
-    out = [(main_label, lambda: (Engine.load(adapter=adapter, run=run, config=cfg, safety=layer), source))]
+    out = [(main_label, lambda: (engine_cls.load(adapter=adapter, run=run, config=cfg, safety=layer), source))]
     if cfg.eval.compare_base and cfg.eval.compare_model:
         raise MedtuneError("give --compare-base or --compare-model, not both")
     if cfg.eval.compare_base:
@@ -99,20 +103,19 @@ def systems_to_run(cfg: Config, adapter: str | None, run: str | None, layer=None
             raise MedtuneError("--compare-base needs --run or --adapter: the base is the model without the adapter")
         base = cfg if cfg.model.name else source.config
         base_source = weights.resolve(base)
-        out.append(("base", lambda: (Engine.load(config=base, safety=layer), base_source)))
+        out.append(("base", lambda: (engine_cls.load(config=base, safety=layer), base_source)))
     elif cfg.eval.compare_model:
-        out.append(("base", lambda: _load_other(cfg, cfg.eval.compare_model, layer)))
+        out.append(("base", lambda: _load_other(cfg, cfg.eval.compare_model, layer, engine_cls)))
     return out
 
 
-def _load_other(cfg: Config, name: str, layer=None):
+def _load_other(cfg: Config, name: str, layer, engine_cls):
     from medtune.inference import weights
-    from medtune.inference.engine import Engine
 
     if (Path(name) / weights.CONFIG_FILE).is_file():  # a run directory brings its own prompts
-        return Engine.load(run=name, safety=layer), weights.resolve(weights.config_beside(run=name), run=name)
+        return engine_cls.load(run=name, safety=layer), weights.resolve(weights.config_beside(run=name), run=name)
     other = dataclasses.replace(cfg, model=dataclasses.replace(cfg.model, name=name))
-    return Engine.load(config=other, safety=layer), weights.resolve(other)
+    return engine_cls.load(config=other, safety=layer), weights.resolve(other)
 
 
 def _layer(cfg: Config, tasks: list):

@@ -1,0 +1,330 @@
+"""Generation handed to vLLM (`--engine vllm` of `medtune eval` and `medtune serve`), with medtune's prompts, stop
+tokens, reasoning split, safety layer and scoring unchanged, so its numbers compare with the default engine's.
+
+    engine = VllmEngine.load(run="runs/phi4-med", safety=layer)     # Engine.load's arguments
+    engine.generate([[Message("user", q)] for q in questions], params)
+    engine.run([engine.request(messages, params), ...])            # what eval's generate mode and the server call
+
+The work is split in two. A default Engine built on the tokenizer and the model's config alone (no weights, see
+ModelFacts) renders the prompt, tokenizes it (BOS as training added it), splits stops into token ids and strings,
+screens the request and afterwards the answer. vLLM gets those token ids (never text it would tokenize again) and
+SamplingParams(**sampling_args(request)); `generation` maps its RequestOutput back onto medtune's Generation with
+medtune's own reasoning split. An adapter is applied by vLLM's LoRA support (LLM(enable_lora=True,
+max_lora_rank=R) and a LoRARequest per call), not merged; base and tuned share one vLLM instance.
+
+Where it differs from the default engine:
+- greedy answers match up to kernel numerics; a seeded sample draws from vLLM's per-request generator, so its
+  tokens differ from transformers' for the same seed;
+- no token-by-token streaming: LLM.generate is offline, so a streamed request gets its whole result when its call
+  ends (its reasoning, its answer, then the disclaimer, each as one delta; screened before any is sent). Streaming
+  as it generates would need vLLM's AsyncLLMEngine;
+- a cancelled request (its client left) is dropped only before its call starts: a running call runs to its end;
+- batch_size is ignored: vLLM schedules its own batches within a call; no log-likelihood scoring (no engine.model);
+- Stats.peak_memory_mb is 0.0 (not measured): vLLM's engine may live in another process and reserves its KV cache
+  up front (gpu_memory_utilization); its own log states the sizes.
+
+vLLM is an optional extra (pip install 'medtune[vllm]', a CUDA GPU) imported only by load(), so the request
+building and the result mapping are unit-tested without it (tests/unit/test_vllm_engine.py). The end-to-end path
+(load, LoRA, generate) is checked only on a machine with a GPU and vLLM installed.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import gc
+import json
+import threading
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+from medtune.config import Config, ModelConfig
+from medtune.data.records import Message
+from medtune.errors import MedtuneError, first_line
+from medtune.inference import weights
+from medtune.inference.decoding import CANCELLED, LENGTH, STOP
+from medtune.inference.engine import Engine, Generation, Request, Stats
+from medtune.inference.params import SamplingParams
+from medtune.inference.reasoning import ANSWER, REASONING, Delta, Split, prompt_opens_reasoning, split_output
+from medtune.inference.stream import Stream
+from medtune.models import gguf
+from medtune.rundir import ADAPTER_FILE
+
+INSTALL = "pip install 'medtune[vllm]' (vLLM needs a CUDA GPU)"
+FINISH = {"stop": STOP, "length": LENGTH, "abort": CANCELLED}  # vLLM's finish_reason -> medtune's
+LORA_RANKS = (8, 16, 32, 64, 128, 256, 320, 512)  # the max_lora_rank values vLLM accepts
+
+
+def require_vllm():
+    """The vllm module, or a one-line MedtuneError that says how to install it."""
+    try:
+        import vllm
+    except ImportError as error:
+        raise MedtuneError(f"--engine vllm needs vLLM, which does not import here ({first_line(error)}): "
+                           f"{INSTALL}") from None
+    return vllm
+
+
+@dataclass
+class ModelFacts:
+    """What Engine reads from a model besides its weights (context length, EOS ids): vLLM holds the weights."""
+
+    config: object  # transformers PretrainedConfig
+    generation_config: object | None = None  # transformers GenerationConfig; None when the model ships none
+
+
+# ---------------------------------------------------------------- requests in, generations out (pure)
+
+
+def prompt_input(request: Request) -> dict:
+    """vLLM's TokensPrompt: the ids medtune built, so both engines run the very same prompt."""
+    return {"prompt_token_ids": list(request.prompt_ids)}
+
+
+def sampling_args(request: Request, eos_ids: set[int]) -> dict:
+    """vllm.SamplingParams(**sampling_args(...)) for one Request: its budget (already capped by the context
+    window), medtune's stops (added tokens by id, the rest as strings) and the model's EOS ids unless ignore_eos.
+    Every knob is explicit, so neither library's defaults leak in."""
+    p = request.params
+    sampled = not p.greedy
+    return {
+        "n": 1,
+        "max_tokens": request.max_tokens,
+        "temperature": p.temperature,
+        "top_p": p.top_p if sampled else 1.0,  # greedy: transformers ignores them too
+        "top_k": (p.top_k or -1) if sampled else -1,  # medtune's 0 (off) is vLLM's -1
+        "repetition_penalty": p.repetition_penalty,
+        "seed": p.seed if sampled else None,  # greedy draws nothing
+        "stop": list(request.stop_strings),
+        "stop_token_ids": sorted(request.stop_ids | (set() if p.ignore_eos else eos_ids)),
+        "ignore_eos": p.ignore_eos,
+        "skip_special_tokens": True,  # as medtune decodes
+        "spaces_between_special_tokens": False,  # transformers' fast decode adds none around <think> either
+        "include_stop_str_in_output": False,  # medtune's text ends before a stop string
+    }
+
+
+def generation(request: Request, output, seconds: float, batch_size: int,
+               answer_header: str | None = None) -> Generation:
+    """vLLM's RequestOutput (duck-typed: .outputs[0].text/.token_ids/.finish_reason/.stop_reason,
+    .prompt_token_ids) as medtune's Generation, split into reasoning and answer as the default engine splits."""
+    done = output.outputs[0]
+    reason = FINISH.get(done.finish_reason, CANCELLED)  # None: vLLM never finished it
+    ids = list(done.token_ids)
+    counted = len(ids)  # medtune counts the stop token among the generated ones
+    if reason == STOP and ids and not isinstance(done.stop_reason, str):
+        ids = ids[:-1]  # ended on EOS (stop_reason None) or a stop token (its id): token_ids leave it out
+    split = Split(None, done.text, True) if request.raw else \
+        split_output(done.text, prompt_opens_reasoning(request.prompt), answer_header)
+    prompt_ids = getattr(output, "prompt_token_ids", None) or request.prompt_ids
+    stats = Stats(len(prompt_ids), counted, seconds, first_token_s(output), 0.0, batch_size)
+    return Generation(done.text, split.reasoning, split.answer, reason, split.reasoning_finished, stats, ids,
+                      request.prompt)
+
+
+def first_token_s(output) -> float | None:
+    """Time to first token from vLLM's request metrics, when this vLLM version fills them in."""
+    metrics = getattr(output, "metrics", None)
+    first, arrived = getattr(metrics, "first_token_time", None), getattr(metrics, "arrival_time", None)
+    return first - arrived if first is not None and arrived is not None else None
+
+
+def whole_deltas(gen: Generation) -> list[Delta]:
+    """A finished Generation as a stream's deltas: its reasoning, its answer, then the layer's disclaimer."""
+    parts = [(REASONING, gen.reasoning), (ANSWER, gen.plain_answer), (ANSWER, gen.disclaimer)]
+    return [Delta(kind, text) for kind, text in parts if text]
+
+
+def cancelled(request: Request) -> Generation:
+    """A request whose client left before its call started: nothing generated."""
+    stats = Stats(len(request.prompt_ids), 0, 0.0, None, 0.0)
+    return Generation("", None, "", CANCELLED, True, stats, [], request.prompt)
+
+
+def lora_rank(r: int) -> int:
+    """The smallest max_lora_rank vLLM accepts that holds an adapter of rank r."""
+    for rank in LORA_RANKS:
+        if rank >= r:
+            return rank
+    raise MedtuneError(f"the adapter's LoRA rank {r} is above vLLM's largest, {LORA_RANKS[-1]}: "
+                       "use --engine transformers, or merge the adapter (medtune merge) and serve the merged model")
+
+
+def adapter_rank(folder: Path) -> int:
+    """The largest rank in a PEFT adapter_config.json (r, and any per-module rank_pattern)."""
+    cfg = json.loads((Path(folder) / ADAPTER_FILE).read_text())
+    return max([int(cfg.get("r") or 8), *(int(r) for r in (cfg.get("rank_pattern") or {}).values())])
+
+
+def llm_args(cfg: Config, context_length: int | None) -> dict:
+    """vllm.LLM's arguments for the config's base model; max_model_len is medtune's context window, so both
+    engines leave a prompt the same room."""
+    m = cfg.model
+    if m.rope_scaling:
+        raise MedtuneError("model.rope_scaling is not passed on to vLLM: use --engine transformers")
+    model = gguf.local_folder(m.name, m.gguf_cache)  # a .gguf model runs from its converted safetensors folder
+    args = {"model": model, "tokenizer": gguf.local_folder(m.tokenizer, m.gguf_cache) if m.tokenizer else model,
+            "revision": m.revision, "trust_remote_code": m.trust_remote_code, "dtype": m.dtype, "seed": cfg.seed}
+    return args | ({"max_model_len": context_length} if context_length else {})
+
+
+# ---------------------------------------------------------------- one vLLM instance per process
+
+_shared: dict = {}  # key, rank, llm, loras: the process's vLLM instance and the adapters it has been given
+
+
+def shared_llm(vllm, args: dict, rank: int | None):
+    """vLLM reserves most of the GPU's memory for its KV cache, so a second instance would not fit: base and tuned
+    (eval --compare-base) share one, LoRA on or off per call; another model, or a larger rank, replaces it."""
+    key = tuple(sorted(args.items()))
+    if _shared.get("key") == key and (rank is None or (_shared["rank"] or 0) >= rank):
+        return _shared["llm"]
+    _shared.clear()
+    gc.collect()  # the old instance's memory goes before the new one asks for it
+    lora = {"enable_lora": True, "max_lora_rank": rank} if rank else {}
+    _shared.update(key=key, rank=rank, llm=vllm.LLM(**args, **lora), loras={})
+    return _shared["llm"]
+
+
+def lora_id(path: Path) -> int:
+    """vLLM caches adapters by integer id: one id per adapter folder, for the life of the shared instance."""
+    loras = _shared.setdefault("loras", {})
+    return loras.setdefault(str(Path(path).resolve()), len(loras) + 1)
+
+
+# ---------------------------------------------------------------- the engine
+
+
+def _from_prompts(name: str) -> property:
+    return property(lambda self: getattr(self.prompts, name), doc=f"the prompt engine's {name}")
+
+
+class VllmEngine:
+    """Engine's interface (prompt, encode, fit, request, run, generate, complete, stream, and the attributes eval
+    and the server read), generating with vLLM."""
+
+    tokenizer = _from_prompts("tokenizer")
+    safety = _from_prompts("safety")
+    context_length = _from_prompts("context_length")
+    system_prompt = _from_prompts("system_prompt")
+    eos_ids = _from_prompts("eos_ids")
+    template = _from_prompts("template")
+    answer_header = _from_prompts("answer_header")
+
+    def __init__(self, llm, prompts: Engine, *, make_params: Callable[..., object], lora=None):
+        self.llm, self.prompts, self.lora = llm, prompts, lora  # lora: a vllm LoRARequest, or None
+        self.make_params = make_params  # vllm.SamplingParams (tests pass dict)
+        self.name = prompts.name
+        self._lock = threading.Lock()
+
+    @classmethod
+    def load(cls, model: str | None = None, adapter: str | None = None, run: str | None = None, *,
+             config: Config | None = None, system_prompt: str | None = None, template: str | None = None,
+             extra_eos_tokens: Sequence[str] = (), safety=None) -> VllmEngine:
+        """Engine.load's arguments: the tokenizer and config go to the prompt engine, the weights to vLLM."""
+        vllm = require_vllm()
+        from vllm.lora.request import LoRARequest
+
+        source = weights.resolve(config or weights.config_beside(model, adapter, run), adapter, run)
+        prompts = prompt_engine(source, system_prompt, template, extra_eos_tokens, safety)
+        rank = lora_rank(adapter_rank(source.adapter)) if source.adapter else None
+        llm = shared_llm(vllm, llm_args(source.config, prompts.context_length), rank)
+        lora = LoRARequest(source.name, lora_id(source.adapter), str(source.adapter)) if source.adapter else None
+        return cls(llm, prompts, make_params=vllm.SamplingParams, lora=lora)
+
+    # ------------------------------------------------------------ prompts: the default engine's own
+
+    def prompt(self, messages: Sequence[Message | dict]) -> str:
+        return self.prompts.prompt(messages)
+
+    def encode(self, text: str) -> list[int]:
+        return self.prompts.encode(text)
+
+    def fit(self, messages: list[Message], reserve: int) -> tuple[list[Message], int]:
+        return self.prompts.fit(messages, reserve)
+
+    def split_stops(self, stops: Sequence[str]) -> tuple[set[int], list[str]]:
+        return self.prompts.split_stops(stops)
+
+    def request(self, messages: Sequence[Message | dict] | None = None, params: SamplingParams | None = None,
+                **kwargs) -> Request:
+        """Engine.request: checked, tokenized and (with a safety layer) screened the same way."""
+        return self.prompts.request(messages, params, **kwargs)
+
+    # ------------------------------------------------------------ running
+
+    def run(self, requests: list[Request]) -> list[Generation]:
+        """Generate for any mix of requests in one vLLM call (sampling settings are per request), in order."""
+        out: list[Generation | None] = [None] * len(requests)
+        todo = []
+        for i, request in enumerate(requests):
+            if request.verdict is not None and request.verdict.blocked:
+                out[i] = self.prompts._blocked(request)  # the default engine's reply path: same texts and callbacks
+            elif request.cancel.is_set():
+                out[i] = self._finish(request, cancelled(request))
+            else:
+                todo.append(i)
+        for i, gen in zip(todo, self._generate([requests[i] for i in todo]) if todo else []):
+            out[i] = gen
+        return out  # type: ignore[return-value]
+
+    def generate(self, conversations: Sequence[Sequence[Message | dict]], params: SamplingParams | None = None,
+                 batch_size: int = 16) -> list[Generation]:
+        """One Generation per conversation, in order; batch_size is ignored (vLLM batches the whole list)."""
+        return self.run([self.request(c, params) for c in conversations])
+
+    def complete(self, prompts: Sequence[str], params: SamplingParams | None = None,
+                 batch_size: int = 16) -> list[Generation]:
+        """Like generate, for raw prompt texts (no chat template, no system prompt)."""
+        return self.run([self.request(params=params, prompt=p) for p in prompts])
+
+    def stream(self, messages: Sequence[Message | dict] | None = None, params: SamplingParams | None = None, *,
+               prompt: str | None = None) -> Stream:
+        """A Stream as Engine.stream gives, whose deltas all arrive when the generation ends."""
+        return Stream(self, self.request(messages, params, prompt=prompt))
+
+    def _generate(self, requests: list[Request]) -> list[Generation]:
+        prompts = [prompt_input(r) for r in requests]
+        params = [self.make_params(**sampling_args(r, self.eos_ids)) for r in requests]
+        with self._lock:  # one call at a time: the server's scheduler and streams share the engine
+            start = time.perf_counter()
+            outputs = self.llm.generate(prompts, params, lora_request=self.lora, use_tqdm=False)
+            seconds = time.perf_counter() - start
+        return [self._finish(r, generation(r, o, seconds, len(requests), self.answer_header))
+                for r, o in zip(requests, outputs)]
+
+    def _finish(self, request: Request, gen: Generation) -> Generation:
+        """Screened first (the default engine's answer screen and disclaimer), then streamed: a replaced answer
+        never reaches a client; then on_finish."""
+        if request.screen and gen.finish_reason != CANCELLED:
+            gen = self.prompts._screened(dataclasses.replace(request, on_delta=None), gen)
+        if request.on_delta is not None:
+            for delta in whole_deltas(gen):
+                request.on_delta(delta)
+        if request.on_finish is not None:
+            request.on_finish(gen)
+        return gen
+
+
+def prompt_engine(source: weights.Source, system_prompt: str | None, template: str | None,
+                  extra_eos_tokens: Sequence[str], safety) -> Engine:
+    """The default engine without weights: medtune's own prompts, tokens, stops and safety for vLLM's requests."""
+    from medtune.models.load import load_model_config, load_tokenizer
+
+    cfg = source.config
+    facts = ModelFacts(load_model_config(cfg.model), _generation_config(cfg.model))
+    system = system_prompt if system_prompt is not None else weights.default_system_prompt(cfg)
+    return Engine(facts, load_tokenizer(cfg.model, padding_side="left"), template=template or cfg.data.template,
+                  system_prompt=system, extra_eos_tokens=extra_eos_tokens, name=source.name, safety=safety)
+
+
+def _generation_config(model_cfg: ModelConfig):
+    """The model's generation_config.json (its EOS ids), or None when it has none."""
+    from transformers import GenerationConfig
+
+    try:
+        return GenerationConfig.from_pretrained(gguf.local_folder(model_cfg.name, model_cfg.gguf_cache),
+                                                revision=model_cfg.revision)
+    except OSError:
+        return None
