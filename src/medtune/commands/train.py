@@ -2,6 +2,11 @@
 
 Loss is taken on the assistant turn only (reasoning, answer and end token), from the masks prepare computes;
 checkpoints are written whole, `--resume` continues the same curve, early stopping keeps the best adapter.
+
+On several processes: `medtune train CONFIG --nproc N` (DDP through torchrun: N GPUs, or N CPU processes), or
+`--accelerate-config configs/accelerate/FILE.yaml` (FSDP, DeepSpeed ZeRO, several machines), or any launcher
+by hand: `accelerate launch -m medtune train CONFIG`, `torchrun --nproc_per_node N -m medtune train CONFIG`.
+Rank 0 alone writes the run directory and the console lines.
 """
 
 from __future__ import annotations
@@ -18,6 +23,7 @@ from medtune.commands.args import (
     flag_values,
     is_config_path,
 )
+from medtune.training import distributed
 
 FLAGS = [
     Flag("--model", "model.name"),
@@ -42,6 +48,13 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                              "would train, and exit without training")
     parser.add_argument("--resume", nargs="?", const=True, default=None, metavar="PATH",
                         help="continue from the latest checkpoint of output_dir, or from checkpoint PATH")
+    parser.add_argument("--nproc", type=int, metavar="N",
+                        help="train on N processes of this machine, data parallel (one per GPU; on a CPU, N "
+                             "processes with the gloo backend): started with torchrun, or with accelerate launch "
+                             "when --accelerate-config is given. The effective batch is batch x accumulation x N")
+    parser.add_argument("--accelerate-config", metavar="FILE",
+                        help="an accelerate config to launch with (configs/accelerate/: ddp, fsdp2-lora, "
+                             "fsdp2-full, fsdp2-qlora, deepspeed-zero2, deepspeed-zero3, *-offload, multi-node)")
     add_flags(parser, FLAGS)
 
 
@@ -49,9 +62,23 @@ def main(args: argparse.Namespace) -> int:
     from medtune.training.run import train
 
     _resume_is_not_a_config(args)
+    if (args.nproc or args.accelerate_config) and not args.dry_run and distributed.world_size() == 1:
+        from medtune.training import launch
+
+        config_from_args(args, flag_values(args, FLAGS))  # a bad config fails here, once, not in N processes
+        return launch.run(launch.command(args.nproc, args.accelerate_config, _child_argv(args)))
     cfg = config_from_args(args, flag_values(args, FLAGS))
     train(cfg, resume=args.resume, dry_run=args.dry_run)
     return 0
+
+
+def _child_argv(args: argparse.Namespace) -> list[str]:
+    """What each launched process is given: the same config, overrides (flags as key=value) and resume."""
+    argv = ["--config", args.config] if args.config else []
+    argv += [*args.items, *(f"{key}={value}" for key, value in flag_values(args, FLAGS).items())]
+    if args.resume:
+        argv += ["--resume"] if args.resume is True else [f"--resume={args.resume}"]
+    return argv
 
 
 def _resume_is_not_a_config(args: argparse.Namespace) -> None:

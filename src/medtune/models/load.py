@@ -102,30 +102,35 @@ def apply_rope_scaling(config, rope_scaling: dict) -> None:
         raise ConfigError(f"model.rope_scaling: {str(e).strip(chr(34))}") from None
 
 
-def load_model(model_cfg: ModelConfig, method: str | None = None, device: str | None = None):
-    """The base model for `method` (lora, qlora, full) or for inference (None), placed on `device`."""
+def load_model(model_cfg: ModelConfig, method: str | None = None, device: str | None = None,
+               sharded: bool = False):
+    """The base model for `method` (lora, qlora, full) or for inference (None), placed on `device`; `sharded`
+    (FSDP, DeepSpeed): loaded without a device map, for accelerate to shard and place."""
     if method is not None and method not in METHODS:
         raise ConfigError(f"method {method!r} is not one of {', '.join(METHODS)}")
     device = device or default_device()
     config = load_model_config(model_cfg)
     dtype = resolve_dtype(model_cfg.dtype, device)
-    kwargs = dict(config=config, dtype=dtype, device_map={"": device}, use_safetensors=True,
+    kwargs = dict(config=config, dtype=dtype, device_map=None if sharded else {"": device}, use_safetensors=True,
                   revision=model_cfg.revision, trust_remote_code=model_cfg.trust_remote_code,
                   attn_implementation=resolve_attn_implementation(model_cfg.attn_implementation, dtype, device))
     if method == "qlora":
-        kwargs["quantization_config"] = nf4_config(dtype)
+        kwargs["quantization_config"] = nf4_config(dtype, sharded)
     model = _load_weights(_check_name(model_cfg.name, gguf_cache=model_cfg.gguf_cache), method, device, kwargs)
     return _prepare(model, method)
 
 
-def nf4_config(compute_dtype):
-    """QLoRA's 4-bit NormalFloat with double quantisation; matmuls run in `compute_dtype`."""
+def nf4_config(compute_dtype, sharded: bool = False):
+    """QLoRA's 4-bit NormalFloat with double quantisation; matmuls run in `compute_dtype`. Sharded (FSDP): the
+    packed 4-bit weights are stored in the compute dtype, so FSDP can flatten them with the float weights (as
+    PEFT's and bitsandbytes' FSDP-QLoRA guides set bnb_4bit_quant_storage)."""
     if importlib.util.find_spec("bitsandbytes") is None:
         raise MedtuneError("qlora needs bitsandbytes: pip install 'medtune[qlora]' (or use method lora)")
     from transformers import BitsAndBytesConfig
 
+    storage = {"bnb_4bit_quant_storage": compute_dtype} if sharded else {}
     return BitsAndBytesConfig(load_in_4bit=True, bnb_4bit_quant_type="nf4", bnb_4bit_use_double_quant=True,
-                              bnb_4bit_compute_dtype=compute_dtype)
+                              bnb_4bit_compute_dtype=compute_dtype, **storage)
 
 
 def _load_weights(name: str, method: str | None, device: str, kwargs: dict):

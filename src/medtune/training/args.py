@@ -9,6 +9,7 @@ from dataclasses import dataclass
 from medtune.config import Config
 from medtune.errors import ConfigError
 from medtune.rundir import RunDir
+from medtune.training import distributed
 
 PADDING_FREE = ("padding_free", "per_sequence")
 AT_THE_END = 10**9  # an interval never reached: the Trainer still evaluates and saves at its last step
@@ -26,6 +27,11 @@ class Plan:
     eval_steps: int | None
     save_steps: int | None
     total_steps: int
+    processes: int = 1  # data-parallel processes (the launcher's WORLD_SIZE): each runs its own micro-batches
+
+    @property
+    def sequences_per_step(self) -> int:
+        return self.micro_batch * self.accumulation * self.processes
 
 
 def layout(cfg: Config, varlen_attention: bool) -> tuple[str, int, int]:
@@ -51,7 +57,8 @@ def plan(cfg: Config, has_eval: bool, n_train: int, varlen_attention: bool = Fal
     if t.max_steps == -1 and t.epochs <= 0:
         raise ConfigError("set training.max_steps > 0, or training.epochs > 0 with max_steps -1")
     _check_scheduler(t.lr_scheduler)
-    total = total_steps(cfg, n_train)
+    processes = distributed.world_size()
+    total = total_steps(cfg, n_train, processes)
     eval_steps = t.eval_steps if has_eval else None
     if t.early_stopping_patience is not None:
         _check_early_stopping(cfg, has_eval)
@@ -60,7 +67,7 @@ def plan(cfg: Config, has_eval: bool, n_train: int, varlen_attention: bool = Fal
             raise ConfigError(f"early stopping keeps the best checkpoint, so every evaluation must be saved: set "
                               f"training.save_steps to eval_steps ({eval_steps}) or leave it unset")
     save_steps = t.save_steps or eval_steps or max(1, total // 10)  # a killed run can always be resumed
-    return Plan(packing, micro_batch, accumulation, has_eval, eval_steps, save_steps, total)
+    return Plan(packing, micro_batch, accumulation, has_eval, eval_steps, save_steps, total, processes)
 
 
 def _check_scheduler(name: str) -> None:
@@ -85,12 +92,13 @@ def varlen_attention(cfg: Config) -> bool:
     return resolve_attn_implementation(cfg.model.attn_implementation, dtype, device) == "flash_attention_2"
 
 
-def total_steps(cfg: Config, n_train: int) -> int:
-    """Optimizer steps of the run, as the Trainer counts them (a last partial accumulation still steps)."""
+def total_steps(cfg: Config, n_train: int, processes: int = 1) -> int:
+    """Optimizer steps of the run, as the Trainer counts them (a last partial accumulation still steps); N
+    processes each take a batch per micro-step, so an epoch has N times fewer steps."""
     t = cfg.training
     if t.max_steps > 0:
         return t.max_steps
-    batches = math.ceil(n_train / t.batch_size)
+    batches = math.ceil(n_train / (t.batch_size * processes))
     return max(1, math.ceil(math.ceil(batches / t.gradient_accumulation_steps) * t.epochs))
 
 
@@ -125,6 +133,7 @@ def sft_config(cfg: Config, run: RunDir, p: Plan, dtype, device: str, resuming: 
         report_to=[cfg.tracking.report_to] if cfg.tracking.report_to in ("wandb", "mlflow") else "none",
         run_name=cfg.tracking.run_name or run.root.resolve().name, dataloader_num_workers=0,
         restore_callback_states_from_checkpoint=False, dataset_num_proc=None,
+        ddp_find_unused_parameters=False,  # every adapted weight is used in each forward: skip DDP's graph search
     )
 
 

@@ -13,6 +13,7 @@ import time
 from transformers import TrainerCallback
 
 from medtune.rundir import RunDir, append_metrics
+from medtune.training import distributed
 
 
 def eval_history(log_history: list[dict]) -> list[tuple[int, float]]:
@@ -28,10 +29,12 @@ def best_eval(log_history: list[dict]) -> tuple[int, float] | None:
 
 
 class ProgressCallback(TrainerCallback):
-    """A progress bar, one console line per logging step, and the same numbers appended to metrics.jsonl."""
+    """A progress bar, one console line per logging step, and the same numbers appended to metrics.jsonl: by rank 0
+    alone under several processes (the Trainer's logged loss is already their mean)."""
 
     def __init__(self, run: RunDir, peak_memory_mb, stream=None):
         self.run, self.peak_memory_mb, self.stream = run, peak_memory_mb, stream or sys.stdout
+        self.main = distributed.is_main()
         self.bar, self.pending = None, None
         self.last_time, self.last_tokens = time.perf_counter(), 0
         self.summary: dict = {}
@@ -39,8 +42,9 @@ class ProgressCallback(TrainerCallback):
     def on_train_begin(self, args, state, control, **kwargs):
         from tqdm.auto import tqdm
 
-        self.bar = tqdm(total=state.max_steps, initial=state.global_step, unit="step", dynamic_ncols=True,
-                        file=sys.stderr, leave=False)
+        if self.main:
+            self.bar = tqdm(total=state.max_steps, initial=state.global_step, unit="step", dynamic_ncols=True,
+                            file=sys.stderr, leave=False)
         self.last_time, self.last_tokens = time.perf_counter(), state.num_input_tokens_seen
 
     def on_step_end(self, args, state, control, **kwargs):
@@ -82,7 +86,7 @@ class ProgressCallback(TrainerCallback):
         return row
 
     def _emit(self, row: dict | None) -> None:
-        if row is None or row.get("_written"):
+        if row is None or row.get("_written") or not self.main:
             return
         row["_written"] = True
         append_metrics(self.run.metrics, {k: v for k, v in row.items() if k != "_written"})
@@ -138,7 +142,8 @@ class NanGuardCallback(TrainerCallback):
         self.what = ""
 
     def on_step_end(self, args, state, control, model=None, **kwargs):
-        if control.should_save and model is not None and not _trainable_finite(model):
+        # every rank asks: each checks its own shard (FSDP), and all must take the same decision
+        if control.should_save and model is not None and distributed.agree(not _trainable_finite(model)):
             self._stop(state, control, "weights")
 
     def on_log(self, args, state, control, logs=None, **kwargs):
@@ -161,12 +166,16 @@ def _trainable_finite(model) -> bool:
 
 
 class CheckpointCallback(TrainerCallback):
-    """Give each checkpoint its name only once written whole, then keep the newest N and the best."""
+    """Give each checkpoint its name only once written whole (by every rank: each writes its own RNG state, and
+    FSDP / DeepSpeed their shards), then keep the newest N and the best."""
 
     def __init__(self, run: RunDir, keep_last: int | None):
         self.run, self.keep_last = run, keep_last
 
     def on_save(self, args, state, control, **kwargs):
-        self.run.publish_checkpoint(state.global_step)
-        best = best_eval(state.log_history)
-        self.run.rotate(self.keep_last, best[0] if best else None)
+        distributed.barrier()
+        if distributed.is_main():
+            self.run.publish_checkpoint(state.global_step)
+            best = best_eval(state.log_history)
+            self.run.rotate(self.keep_last, best[0] if best else None)
+        distributed.barrier()  # no rank goes on (or is killed) before the checkpoint has its final name

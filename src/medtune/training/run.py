@@ -19,6 +19,7 @@ from medtune import rundir as rd
 from medtune.config import Config
 from medtune.errors import DataError, MedtuneError
 from medtune.training import args as args_mod
+from medtune.training import distributed
 from medtune.training.examples import DataSummary, summarize, to_dataset, trainable
 from medtune.training.report import write_run_report
 
@@ -48,17 +49,22 @@ class TrainingRun:
 
 
 def train(cfg: Config, resume: str | bool | None = None, dry_run: bool = False, callbacks=(), stream=None) -> Result:
-    """Train as the config says. `resume`: True = latest checkpoint, a path = that checkpoint."""
-    out = stream or sys.stdout
+    """Train as the config says. `resume`: True = latest checkpoint, a path = that checkpoint. Under a launcher
+    of N processes every one runs this; only rank 0 writes files and lines."""
+    distributed.exit_with_launcher()
+    out = (stream or sys.stdout) if distributed.is_main() else open(os.devnull, "w")
     if dry_run:
         from medtune.training.dryrun import dry_run as run_dry
 
         return run_dry(cfg, out)
     tr = start(cfg, out)
     tr.checkpoint = _checkpoint_to_resume(tr.run, resume)
+    distributed.barrier()  # every rank has looked at the run directory before rank 0 writes into it
     if tr.checkpoint is not None and _already_done(tr):
         return _complete_from_checkpoint(tr)
-    _write_start(tr)
+    if distributed.is_main():
+        _write_start(tr)
+    distributed.barrier()
     return _fit(tr, callbacks)
 
 
@@ -212,6 +218,8 @@ def _build(tr: TrainingRun, callbacks: list, where: str | None):
 
 
 def _record_failure(tr: TrainingRun, step: int, error: BaseException) -> None:
+    if not distributed.is_main():
+        return
     status = "interrupted" if isinstance(error, KeyboardInterrupt) else "failed"
     message = str(error).splitlines()[0][:300] if str(error) else type(error).__name__
     tr.info.update(status=status, global_step=step, error=message, wall_s=round(time.time() - tr.started, 1))
@@ -222,6 +230,8 @@ def _complete_from_checkpoint(tr: TrainingRun) -> Result:
     """The run was killed after its last checkpoint but before its weights were written: write them from it."""
     state = rd.read_json(tr.checkpoint / "trainer_state.json")
     weights = tr.run.weights_dir(tr.cfg.method)
+    if not distributed.is_main():
+        return Result(tr.run.root, "completed", state.get("global_step", 0), weights)
     rd.copy_weights(tr.checkpoint, weights)
     info = tr.run.info()
     info.update(status="completed", global_step=state.get("global_step"), epoch=state.get("epoch"),
@@ -243,6 +253,8 @@ def _finish(tr: TrainingRun, built) -> Result:
     weights = tr.run.weights_dir(tr.cfg.method)
     from_best = bool(built.early_stopping and best)
     _save_weights(built.trainer, tr.run, weights, best[0] if from_best else None)
+    if not distributed.is_main():
+        return Result(tr.run.root, status, state.global_step, weights)
     tr.run.clear_staging()  # only the Trainer's own model card is left there
     tr.info.update(status=status, global_step=state.global_step, epoch=state.epoch, weights_dir=weights.name,
                    weights_from_best=from_best, best={"step": best[0], "val_loss": best[1]} if best else None,
@@ -253,12 +265,19 @@ def _finish(tr: TrainingRun, built) -> Result:
 
 
 def _save_weights(trainer, run: rd.RunDir, weights: Path, best_step: int | None) -> None:
+    """Every rank calls this (FSDP and DeepSpeed gather the weights for the save); rank 0 writes them."""
     if best_step is not None:  # early stopping: the best checkpoint's weights, never rotated away
-        rd.copy_weights(run.checkpoints / f"checkpoint-{best_step}", weights)
+        if distributed.is_main():
+            rd.copy_weights(run.checkpoints / f"checkpoint-{best_step}", weights)
+        distributed.barrier()
         return
     tmp = weights.with_name(f".{weights.name}.tmp")
+    if getattr(trainer, "is_fsdp_enabled", False):  # as PEFT's FSDP example: the final weights whole, not sharded
+        trainer.accelerator.state.fsdp_plugin.set_state_dict_type("FULL_STATE_DICT")
     trainer.save_model(str(tmp))
-    rd.replace_dir(tmp, weights)
+    distributed.barrier()
+    if distributed.is_main():
+        rd.replace_dir(tmp, weights)
 
 
 def _final_line(info: dict, weights: Path, best) -> str:

@@ -7,6 +7,7 @@ from dataclasses import dataclass, field
 from medtune.config import Config
 from medtune.rundir import RunDir
 from medtune.training import args as args_mod
+from medtune.training import distributed
 from medtune.training.callbacks import CheckpointCallback, EarlyStoppingCallback, NanGuardCallback, ProgressCallback
 
 LAYOUTS = {
@@ -36,13 +37,15 @@ def build(cfg: Config, run: RunDir, datasets: dict, tokenizer, plan, extra_callb
 
     from medtune.models.load import default_device, describe_device, load_model, resolve_dtype
 
-    device = default_device()
+    device = distributed.device_for(default_device())
     dtype = resolve_dtype(cfg.model.dtype, device)
-    model = load_model(cfg.model, cfg.method, device)
+    # the arguments before the model: under DeepSpeed ZeRO-3 they tell from_pretrained to load it partitioned
+    args = args_mod.sft_config(cfg, run, plan, dtype, device, resuming)
+    model = load_model(cfg.model, cfg.method, device, sharded=distributed.sharded() is not None)
     peft_config = None if cfg.method == "full" else _peft_config(cfg, model)
     built = _callbacks(cfg, run, stream)
     trainer = SFTTrainer(
-        model=model, args=args_mod.sft_config(cfg, run, plan, dtype, device, resuming), train_dataset=datasets["train"],
+        model=model, args=args, train_dataset=datasets["train"],
         eval_dataset=datasets.get("valid"), processing_class=tokenizer, peft_config=peft_config,
         callbacks=[*built.callbacks, *extra_callbacks], optimizer_cls_and_kwargs=args_mod.optimizer_cls_and_kwargs(cfg),
     )
@@ -52,7 +55,17 @@ def build(cfg: Config, run: RunDir, datasets: dict, tokenizer, plan, extra_callb
         _adapter_dtype(trainer.model, dtype)
     built.trainer = trainer
     built.info = describe(cfg, trainer.model, peft_config, describe_device(device), dtype, plan)
+    built.info["parallel"] = parallel(trainer, plan.processes)
     return built
+
+
+def parallel(trainer, processes: int) -> str | None:
+    """How the processes share the work, as accelerate set it up: "DDP" (MULTI_GPU / MULTI_CPU), "FSDP",
+    "DEEPSPEED"; None for one process."""
+    if processes == 1:
+        return None
+    kind = str(trainer.accelerator.distributed_type).rsplit(".", 1)[-1]
+    return {"MULTI_GPU": "DDP (GPU)", "MULTI_CPU": "DDP (CPU, gloo)"}.get(kind, kind)
 
 
 def _callbacks(cfg: Config, run: RunDir, stream) -> Built:
@@ -111,12 +124,24 @@ def startup_lines(cfg: Config, info: dict, data_line: str, plan) -> list[str]:
     lines.append(f"trainable {info['trainable_params']:,} of {info['total_params']:,} parameters "
                  f"({info['trainable_percent']:.2f}%)")
     steps = f"{plan.total_steps} steps" + ("" if t.max_steps > 0 else f" ({t.epochs:g} epoch(s))")
-    lines += [data_line, f"plan: {steps}, batch {t.batch_size} x accumulation {t.gradient_accumulation_steps} "
-              f"({LAYOUTS[plan.packing].format(n=plan.micro_batch * plan.accumulation)}), "
+    if info.get("parallel"):
+        lines.append(f"parallel: {info['parallel']} on {plan.processes} processes; rank 0 writes the run")
+    asked = distributed.sharded()
+    if asked and asked.upper() not in (info.get("parallel") or ""):  # accelerate falls back to DDP on CPUs
+        lines.append(f"note: the accelerate config asks for {asked}, but accelerate runs {info.get('parallel')} "
+                     f"here ({asked} shards across GPUs only)")
+    lines += [data_line, f"plan: {steps}, batch {t.batch_size} x accumulation {t.gradient_accumulation_steps}"
+              f"{_processes(plan)} ({LAYOUTS[plan.packing].format(n=plan.micro_batch * plan.accumulation)}), "
               f"lr {t.learning_rate:g} {t.lr_scheduler}, "
               f"optimizer {t.optimizer}, {_every('eval', plan.eval_steps, plan.has_eval)}, "
               f"{_every('save', plan.save_steps, True)}"]
     return lines
+
+
+def _processes(plan) -> str:
+    if plan.processes == 1:
+        return ""
+    return f" x {plan.processes} processes (= {plan.sequences_per_step} sequences per step)"
 
 
 def _every(what: str, steps: int | None, enabled: bool) -> str:
