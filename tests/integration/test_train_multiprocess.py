@@ -128,3 +128,21 @@ def test_launcher_killed_after_second_checkpoint_then_nproc_resume_continues_the
     assert all(torch.allclose(a[k], b[k], atol=1e-6) for k in a)
     info = json.loads((tmp_path / "killed" / "run.json").read_text())
     assert info["resumed_from"] == [str(RunDir(tmp_path / "killed").checkpoints / "checkpoint-4")]
+
+
+@pytest.mark.slow
+def test_early_stopping_stops_every_rank_and_keeps_the_best_adapter(tiny_llama, tmp_path):
+    recipe = tmp_path / "early.yaml"
+    config_mod.load(None, values={  # a learning rate far too high: validation loss soon stops improving
+        **VALUES, "model.name": str(tiny_llama), "output_dir": str(tmp_path / "early"), "training.max_steps": 40,
+        "training.learning_rate": 0.3, "training.lr_scheduler": "constant", "training.early_stopping_patience": 2,
+        "training.save_steps": None}).save(recipe)
+    done = subprocess.run([sys.executable, "-m", "medtune", "train", str(recipe), "--nproc", "2"],
+                          capture_output=True, text=True, timeout=300)  # a rank that went on alone would hang
+    assert done.returncode == 0, done.stderr[-3000:]
+    info = json.loads((tmp_path / "early" / "run.json").read_text())
+    assert info["status"] == "early_stopped" and info["global_step"] < 40
+    best = load_file(str(tmp_path / "early" / "checkpoints" / f"checkpoint-{info['best']['step']}" /
+                         "adapter_model.safetensors"))
+    final = adapter(tmp_path / "early")
+    assert info["weights_from_best"] and all(torch.equal(final[k], best[k]) for k in final)

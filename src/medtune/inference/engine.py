@@ -219,7 +219,8 @@ class Engine:
         """Generate for a batch of requests at once; they must share sampling settings (SamplingParams.batch_key)."""
         if len({r.params.batch_key for r in requests}) > 1:
             raise ValueError("requests of one batch must share temperature, top_p, top_k, penalty and seed")
-        blocked = {i: self._blocked(r) for i, r in enumerate(requests) if r.verdict is not None and r.verdict.blocked}
+        blocked = {i: self.blocked_reply(r) for i, r in enumerate(requests)
+                   if r.verdict is not None and r.verdict.blocked}
         todo = [r for i, r in enumerate(requests) if i not in blocked]
         with self._lock:
             made = iter(self._run(todo) if todo else [])
@@ -301,9 +302,9 @@ class Engine:
         text, split = row.finish()
         gen = Generation(text, split.reasoning, split.answer, row.finish_reason, split.reasoning_finished, stats,
                          list(row.decoder.ids), request.prompt)
-        return self._screened(request, gen) if request.screen else gen
+        return self.screened(request, gen) if request.screen else gen
 
-    def _blocked(self, request: Request) -> Generation:
+    def blocked_reply(self, request: Request) -> Generation:
         """A request the safety layer stopped: its reply, without running the model."""
         reply = self.safety.reply(request.verdict)
         gen = Generation(reply, None, reply, "content_filter", True, Stats(len(request.prompt_ids), 0, 0.0, None, 0.0),
@@ -314,7 +315,7 @@ class Engine:
             request.on_finish(gen)
         return gen
 
-    def _screened(self, request: Request, gen: Generation) -> Generation:
+    def screened(self, request: Request, gen: Generation) -> Generation:
         """The answer screened (replaced when dangerous) and, unless raw, given the disclaimer."""
         if gen.finish_reason == "cancelled":
             return gen

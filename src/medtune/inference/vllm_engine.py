@@ -260,7 +260,7 @@ class VllmEngine:
         todo = []
         for i, request in enumerate(requests):
             if request.verdict is not None and request.verdict.blocked:
-                out[i] = self.prompts._blocked(request)  # the default engine's reply path: same texts and callbacks
+                out[i] = self.prompts.blocked_reply(request)  # the default engine's reply: same texts, callbacks
             elif request.cancel.is_set():
                 out[i] = self._finish(request, cancelled(request))
             else:
@@ -298,7 +298,7 @@ class VllmEngine:
         """Screened first (the default engine's answer screen and disclaimer), then streamed: a replaced answer
         never reaches a client; then on_finish."""
         if request.screen and gen.finish_reason != CANCELLED:
-            gen = self.prompts._screened(dataclasses.replace(request, on_delta=None), gen)
+            gen = self.prompts.screened(dataclasses.replace(request, on_delta=None), gen)
         if request.on_delta is not None:
             for delta in whole_deltas(gen):
                 request.on_delta(delta)
