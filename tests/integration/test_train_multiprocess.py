@@ -146,3 +146,17 @@ def test_early_stopping_stops_every_rank_and_keeps_the_best_adapter(tiny_llama, 
                          "adapter_model.safetensors"))
     final = adapter(tmp_path / "early")
     assert info["weights_from_best"] and all(torch.equal(final[k], best[k]) for k in final)
+
+
+@pytest.mark.slow
+def test_accelerate_launch_with_a_ready_config_follows_the_same_curve(runs, tmp_path):
+    """--accelerate-config goes through `accelerate launch`; on a CPU accelerate runs the FSDP config as data
+    parallel, and the start-up lines say so."""
+    config = Path(__file__).resolve().parents[2] / "configs" / "accelerate" / "fsdp2-lora.yaml"
+    done = subprocess.run([sys.executable, "-m", "medtune", "train", str(runs["recipe"]),
+                           f"output_dir={tmp_path / 'accel'}", "--accelerate-config", str(config), "--nproc", "2"],
+                          capture_output=True, text=True, timeout=300)
+    assert done.returncode == 0, done.stderr[-3000:]
+    assert "parallel: DDP (CPU, gloo) on 2 processes" in done.stdout
+    assert "asks for fsdp, but accelerate runs DDP (CPU, gloo) here" in done.stdout
+    same_curve(curve(tmp_path / "accel"), curve(runs["two"]))
