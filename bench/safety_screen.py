@@ -27,6 +27,8 @@ def main() -> int:
     parser.add_argument("files", nargs="*", type=Path, default=DEFAULT_FILES)
     parser.add_argument("--rules-only", action="store_true", help="no classifier")
     parser.add_argument("--threads", type=int, default=1, help="torch threads for the embedding model")
+    parser.add_argument("--exemplars", type=Path, help="more exemplars (safety.exemplars), to try before bundling")
+    parser.add_argument("--threshold", type=float, help="safety.threshold (default: the config's)")
     args = parser.parse_args()
 
     import torch
@@ -37,7 +39,10 @@ def main() -> int:
 
     torch.set_num_threads(args.threads)
     started = time.perf_counter()
-    layer = load_layer(config_mod.load(None, [f"safety.classifier={not args.rules_only}"]))
+    overrides = [f"safety.classifier={not args.rules_only}"]
+    overrides += [f"safety.exemplars={args.exemplars}"] if args.exemplars else []
+    overrides += [f"safety.threshold={args.threshold}"] if args.threshold is not None else []
+    layer = load_layer(config_mod.load(None, overrides))
     print(f"layer: {', '.join(layer.layers)} (loaded in {time.perf_counter() - started:.1f} s)")
     tuned_on = {json.loads(line)["prompt"] for line in BUNDLED.open(encoding="utf-8")}
     for path in args.files:

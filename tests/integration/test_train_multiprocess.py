@@ -2,8 +2,9 @@
 
 - the loss curve equals one process with twice the gradient accumulation (the same sequences make each step);
 - both ranks end with the same adapter, and one run directory holds one metrics line per step;
-- a launcher killed with SIGKILL after the second checkpoint takes its ranks with it, and `--nproc 2 --resume`
-  continues the same curve to the same adapter.
+- a launcher killed with SIGKILL after the second checkpoint takes its ranks with it, and `--resume` on two
+  processes (through accelerate launch and a ready config) continues the same curve to the same adapter;
+- early stopping stops both ranks.
 
 LoRA dropout is off: each rank draws its own dropout masks, so with it only the expectation would match.
 """
@@ -112,17 +113,22 @@ def test_both_ranks_end_with_the_same_adapter_and_rank_0_alone_writes(runs):
 
 
 @pytest.mark.slow
-def test_launcher_killed_after_second_checkpoint_then_nproc_resume_continues_the_curve(runs, tmp_path):
+def test_launcher_killed_after_second_checkpoint_then_resume_continues_the_curve(runs, tmp_path):
+    """Killed under torchrun, resumed under `accelerate launch` with a ready config (--accelerate-config): on a CPU
+    accelerate runs the FSDP config as data parallel, says so, and the curve goes on as if never stopped."""
     recipe = tmp_path / "killed.yaml"
     cfg = config_mod.load(runs["recipe"], values={"output_dir": str(tmp_path / "killed")})
     cfg.save(recipe)
     done = torchrun(runs["script"], recipe, tmp_path, "kill")
     assert done.returncode != 0 and not (tmp_path / "killed" / "adapter").exists()
     assert [s for s, _ in RunDir(tmp_path / "killed").list_checkpoints()] == [2, 4]
-    resumed = subprocess.run([sys.executable, "-m", "medtune", "train", str(recipe), "--nproc", "2", "--resume"],
-                             capture_output=True, text=True, timeout=300)
+    config = Path(__file__).resolve().parents[2] / "configs" / "accelerate" / "fsdp2-lora.yaml"
+    resumed = subprocess.run([sys.executable, "-m", "medtune", "train", str(recipe), "--accelerate-config",
+                              str(config), "--nproc", "2", "--resume"], capture_output=True, text=True, timeout=300)
     assert resumed.returncode == 0, resumed.stderr[-3000:]
     assert "x 2 processes (= 4 sequences per step)" in resumed.stdout
+    assert "parallel: DDP (CPU, gloo) on 2 processes" in resumed.stdout
+    assert "asks for fsdp, but accelerate runs DDP (CPU, gloo) here" in resumed.stdout
     same_curve(curve(tmp_path / "killed"), curve(runs["two"]))
     a, b = adapter(tmp_path / "killed"), adapter(runs["two"])
     assert all(torch.allclose(a[k], b[k], atol=1e-6) for k in a)
@@ -147,16 +153,3 @@ def test_early_stopping_stops_every_rank_and_keeps_the_best_adapter(tiny_llama, 
     final = adapter(tmp_path / "early")
     assert info["weights_from_best"] and all(torch.equal(final[k], best[k]) for k in final)
 
-
-@pytest.mark.slow
-def test_accelerate_launch_with_a_ready_config_follows_the_same_curve(runs, tmp_path):
-    """--accelerate-config goes through `accelerate launch`; on a CPU accelerate runs the FSDP config as data
-    parallel, and the start-up lines say so."""
-    config = Path(__file__).resolve().parents[2] / "configs" / "accelerate" / "fsdp2-lora.yaml"
-    done = subprocess.run([sys.executable, "-m", "medtune", "train", str(runs["recipe"]),
-                           f"output_dir={tmp_path / 'accel'}", "--accelerate-config", str(config), "--nproc", "2"],
-                          capture_output=True, text=True, timeout=300)
-    assert done.returncode == 0, done.stderr[-3000:]
-    assert "parallel: DDP (CPU, gloo) on 2 processes" in done.stdout
-    assert "asks for fsdp, but accelerate runs DDP (CPU, gloo) here" in done.stdout
-    same_curve(curve(tmp_path / "accel"), curve(runs["two"]))
