@@ -40,7 +40,10 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.description = (
         "Fine-tune a causal LM on medical reasoning data. Runs the prepare step (template, split, length audit), "
         "then LoRA / QLoRA / full training with SFTTrainer, writing config.yaml, run.json, metrics.jsonl, "
-        "checkpoints/checkpoint-<step>/, adapter/ (model/ for full), plots/loss.png and README.md into output_dir."
+        "checkpoints/checkpoint-<step>/, adapter/ (model/ for full), plots/loss.png and README.md into output_dir. "
+        "On several processes: --nproc N (DDP through torchrun), --accelerate-config FILE (FSDP, DeepSpeed, several "
+        "machines, through accelerate launch), or any launcher by hand (accelerate launch -m medtune train CONFIG; "
+        "torchrun --nproc_per_node N -m medtune train CONFIG); rank 0 alone writes the run directory."
     )
     add_config_arguments(parser)
     parser.add_argument("--dry-run", action="store_true",
