@@ -23,17 +23,14 @@ from medtune.inference.vllm_engine import (
     ModelFacts,
     VllmEngine,
     adapter_rank,
-    first_token_s,
-    generation,
     llm_args,
     lora_id,
     lora_rank,
     prompt_engine,
-    prompt_input,
     require_vllm,
-    sampling_args,
     shared_llm,
 )
+from medtune.inference.vllm_requests import first_token_s, generation, prompt_input, sampling_args
 from medtune.safety import SafetyLayer
 from medtune.safety.rules import compile_rules
 

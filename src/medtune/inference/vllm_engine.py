@@ -9,8 +9,9 @@ The work is split in two. A default Engine built on the tokenizer and the model'
 ModelFacts) renders the prompt, tokenizes it (BOS as training added it), splits stops into token ids and strings,
 screens the request and afterwards the answer. vLLM gets those token ids (never text it would tokenize again) and
 SamplingParams(**sampling_args(request)); `generation` maps its RequestOutput back onto medtune's Generation with
-medtune's own reasoning split. An adapter is applied by vLLM's LoRA support (LLM(enable_lora=True,
-max_lora_rank=R) and a LoRARequest per call), not merged; base and tuned share one vLLM instance.
+medtune's own reasoning split (both pure, in inference/vllm_requests.py). An adapter is applied by vLLM's LoRA
+support (LLM(enable_lora=True, max_lora_rank=R) and a LoRARequest per call), not merged; base and tuned share one
+vLLM instance.
 
 Where it differs from the default engine:
 - greedy answers match up to kernel numerics; a seeded sample draws from vLLM's per-request generator, so its
@@ -43,16 +44,15 @@ from medtune.config import Config, ModelConfig
 from medtune.data.records import Message
 from medtune.errors import MedtuneError, first_line
 from medtune.inference import weights
-from medtune.inference.decoding import CANCELLED, LENGTH, STOP
-from medtune.inference.engine import Engine, Generation, Request, Stats
+from medtune.inference.decoding import CANCELLED
+from medtune.inference.engine import Engine, Generation, Request
 from medtune.inference.params import SamplingParams
-from medtune.inference.reasoning import ANSWER, REASONING, Delta, Split, prompt_opens_reasoning, split_output
 from medtune.inference.stream import Stream
+from medtune.inference.vllm_requests import cancelled, generation, prompt_input, sampling_args, whole_deltas
 from medtune.models import gguf
 from medtune.rundir import ADAPTER_FILE
 
 INSTALL = "pip install 'medtune[vllm]' (vLLM needs a CUDA GPU)"
-FINISH = {"stop": STOP, "length": LENGTH, "abort": CANCELLED}  # vLLM's finish_reason -> medtune's
 LORA_RANKS = (8, 16, 32, 64, 128, 256, 320, 512)  # the max_lora_rank values vLLM accepts
 
 
@@ -72,74 +72,6 @@ class ModelFacts:
 
     config: object  # transformers PretrainedConfig
     generation_config: object | None = None  # transformers GenerationConfig; None when the model ships none
-
-
-# ---------------------------------------------------------------- requests in, generations out (pure)
-
-
-def prompt_input(request: Request) -> dict:
-    """vLLM's TokensPrompt: the ids medtune built, so both engines run the very same prompt."""
-    return {"prompt_token_ids": list(request.prompt_ids)}
-
-
-def sampling_args(request: Request, eos_ids: set[int]) -> dict:
-    """vllm.SamplingParams(**sampling_args(...)) for one Request: its budget (already capped by the context
-    window), medtune's stops (added tokens by id, the rest as strings) and the model's EOS ids unless ignore_eos.
-    Every knob is explicit, so neither library's defaults leak in."""
-    p = request.params
-    sampled = not p.greedy
-    return {
-        "n": 1,
-        "max_tokens": request.max_tokens,
-        "temperature": p.temperature,
-        "top_p": p.top_p if sampled else 1.0,  # greedy: transformers ignores them too
-        "top_k": (p.top_k or -1) if sampled else -1,  # medtune's 0 (off) is vLLM's -1
-        "repetition_penalty": p.repetition_penalty,
-        "seed": p.seed if sampled else None,  # greedy draws nothing
-        "stop": list(request.stop_strings),
-        "stop_token_ids": sorted(request.stop_ids | (set() if p.ignore_eos else eos_ids)),
-        "ignore_eos": p.ignore_eos,
-        "skip_special_tokens": True,  # as medtune decodes
-        "spaces_between_special_tokens": False,  # transformers' fast decode adds none around <think> either
-        "include_stop_str_in_output": False,  # medtune's text ends before a stop string
-    }
-
-
-def generation(request: Request, output, seconds: float, batch_size: int,
-               answer_header: str | None = None) -> Generation:
-    """vLLM's RequestOutput (duck-typed: .outputs[0].text/.token_ids/.finish_reason/.stop_reason,
-    .prompt_token_ids) as medtune's Generation, split into reasoning and answer as the default engine splits."""
-    done = output.outputs[0]
-    reason = FINISH.get(done.finish_reason, CANCELLED)  # None: vLLM never finished it
-    ids = list(done.token_ids)
-    counted = len(ids)  # medtune counts the stop token among the generated ones
-    if reason == STOP and ids and not isinstance(done.stop_reason, str):
-        ids = ids[:-1]  # ended on EOS (stop_reason None) or a stop token (its id): token_ids leave it out
-    split = Split(None, done.text, True) if request.raw else \
-        split_output(done.text, prompt_opens_reasoning(request.prompt), answer_header)
-    prompt_ids = getattr(output, "prompt_token_ids", None) or request.prompt_ids
-    stats = Stats(len(prompt_ids), counted, seconds, first_token_s(output), 0.0, batch_size)
-    return Generation(done.text, split.reasoning, split.answer, reason, split.reasoning_finished, stats, ids,
-                      request.prompt)
-
-
-def first_token_s(output) -> float | None:
-    """Time to first token from vLLM's request metrics, when this vLLM version fills them in."""
-    metrics = getattr(output, "metrics", None)
-    first, arrived = getattr(metrics, "first_token_time", None), getattr(metrics, "arrival_time", None)
-    return first - arrived if first is not None and arrived is not None else None
-
-
-def whole_deltas(gen: Generation) -> list[Delta]:
-    """A finished Generation as a stream's deltas: its reasoning, its answer, then the layer's disclaimer."""
-    parts = [(REASONING, gen.reasoning), (ANSWER, gen.plain_answer), (ANSWER, gen.disclaimer)]
-    return [Delta(kind, text) for kind, text in parts if text]
-
-
-def cancelled(request: Request) -> Generation:
-    """A request whose client left before its call started: nothing generated."""
-    stats = Stats(len(request.prompt_ids), 0, 0.0, None, 0.0)
-    return Generation("", None, "", CANCELLED, True, stats, [], request.prompt)
 
 
 def lora_rank(r: int) -> int:
