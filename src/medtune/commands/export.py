@@ -87,8 +87,9 @@ def _gguf(source, out: Path, args: argparse.Namespace) -> int:
     print(f"wrote {result.file} ({result.quant.upper()}, {result.size_mb:.0f} MB) and {out / 'Modelfile'} in "
           f"{result.seconds:.0f}s")
     if not args.no_check:
-        print(f"checked in {result.runtime}: same token ids {_yes(result.same_token_ids)}, next-token argmax as the "
-              f"merged model at {result.argmax_agreement:.0%} of positions (max |logit difference| "
+        what = "the merged model" if source.adapter is not None else "the model in transformers"
+        print(f"checked in {result.runtime}: same token ids {_yes(result.same_token_ids)}, next-token argmax as "
+              f"{what} at {result.argmax_agreement:.0%} of positions (max |logit difference| "
               f"{result.max_logit_diff:.3g}), same greedy tokens {_yes(result.same_greedy_tokens)}")
     for note in result.notes:
         print(f"note: {note}")
