@@ -117,3 +117,18 @@ def test_accelerate_configs_load_in_accelerate_and_every_key_is_a_launch_option(
         assert "--accelerate-config" in (CONFIGS / name).read_text() or name == "multi-node.yaml"
     multi = load_config_from_file(str(CONFIGS / "multi-node.yaml"))
     assert multi.num_machines == 2 and multi.main_process_ip and multi.main_process_port
+
+
+def test_only_rank_0_opens_a_tracker(monkeypatch, tmp_path):
+    from medtune.rundir import RunDir
+    from medtune.training.tracking import start_tracking
+
+    cfg = config_mod.load(None, values={"tracking.report_to": "tensorboard"})
+    monkeypatch.setenv("WORLD_SIZE", "2")
+    monkeypatch.setenv("RANK", "1")
+    assert start_tracking(cfg, RunDir(tmp_path / "run"), "x").callbacks == []
+    assert not (tmp_path / "run" / "tracking").exists()  # no second event file, wandb or mlflow run
+    monkeypatch.setenv("RANK", "0")
+    tracking = start_tracking(cfg, RunDir(tmp_path / "run"), "x")
+    assert tracking.callbacks and (tmp_path / "run" / "tracking" / "tensorboard").is_dir()
+    tracking.finish()

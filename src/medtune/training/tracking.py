@@ -16,6 +16,7 @@ from dataclasses import dataclass, field
 from medtune.config import Config
 from medtune.errors import ConfigError
 from medtune.rundir import RunDir
+from medtune.training import distributed
 
 
 @dataclass
@@ -26,8 +27,10 @@ class Tracking:
 
 
 def start_tracking(cfg: Config, run: RunDir, run_name: str) -> Tracking:
+    """The tracker, opened by rank 0 alone: one run per training, however many processes (the Trainer's own
+    integration callbacks log from rank 0 only)."""
     kind = cfg.tracking.report_to
-    if kind == "none":
+    if kind == "none" or not distributed.is_main():
         return Tracking()
     _require(cfg)
     folder = run.root / "tracking"
