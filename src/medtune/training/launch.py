@@ -35,6 +35,7 @@ def run(cmd: list[str]) -> int:
     is passed on so the ranks stop together."""
     from medtune.training.distributed import die_with_parent
 
+    # preexec_fn is unsafe with threads; `medtune train` launches before torch or anything threaded is imported
     child = subprocess.Popen(cmd, preexec_fn=die_with_parent)  # killed with medtune, its ranks die with it
     try:
         return child.wait()
