@@ -1,11 +1,12 @@
 """The safety screen on its own: refusal and over-refusal per file, and what screening costs per request on CPU.
 
     python bench/safety_screen.py                      # ../shared/data/safety/*.jsonl and bench/safety/*.jsonl
-    python bench/safety_screen.py FILE ... [--rules-only] [--threads N]
+    python bench/safety_screen.py FILE ... [--rules-only] [--threads N] [--torch-encoder]
 
 Rows are {"prompt", "label": "safe" | "unsafe"}. Latency is one request at a time (as a server sees them), after a
-warm-up, the embedding model on the given number of torch threads. The bundled exemplars hold 180 of the 900
-MedSafetyBench training rows (20 per category): the figure for that file counts the other 720 only.
+warm-up, the embedding model (ONNX Runtime, or torch with --torch-encoder) on the given number of threads. The
+bundled exemplars hold 180 of the 900 MedSafetyBench training rows (20 per category): the figure for that file
+counts the other 720 only.
 """
 
 from __future__ import annotations
@@ -29,6 +30,8 @@ def main() -> int:
     parser.add_argument("--threads", type=int, default=1, help="torch threads for the embedding model")
     parser.add_argument("--exemplars", type=Path, help="more exemplars (safety.exemplars), to try before bundling")
     parser.add_argument("--threshold", type=float, help="safety.threshold (default: the config's)")
+    parser.add_argument("--torch-encoder", action="store_true",
+                        help="run the classifier's encoder in torch, not ONNX Runtime (to compare their latency)")
     args = parser.parse_args()
 
     import torch
@@ -42,7 +45,7 @@ def main() -> int:
     overrides = [f"safety.classifier={not args.rules_only}"]
     overrides += [f"safety.exemplars={args.exemplars}"] if args.exemplars else []
     overrides += [f"safety.threshold={args.threshold}"] if args.threshold is not None else []
-    layer = load_layer(config_mod.load(None, overrides))
+    layer = load_layer(config_mod.load(None, overrides), embedder=torch_encoder() if args.torch_encoder else None)
     print(f"layer: {', '.join(layer.layers)} (loaded in {time.perf_counter() - started:.1f} s)")
     tuned_on = {json.loads(line)["prompt"] for line in BUNDLED.open(encoding="utf-8")}
     for path in args.files:
@@ -50,6 +53,15 @@ def main() -> int:
         rows = [r for r in rows if r["prompt"] not in tuned_on]
         report(path, rows, layer)
     return 0
+
+
+def torch_encoder():
+    from medtune.evaluation.similarity import load_embedder
+    from medtune.safety.classifier import MAX_SEQ_LENGTH, TRUNCATION_SIDE
+
+    embedder = load_embedder()
+    embedder.max_seq_length, embedder.tokenizer.truncation_side = MAX_SEQ_LENGTH, TRUNCATION_SIDE
+    return embedder
 
 
 def report(path: Path, rows: list[dict], layer) -> None:

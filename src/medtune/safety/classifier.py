@@ -13,6 +13,7 @@ from __future__ import annotations
 import hashlib
 import json
 import logging
+import os
 import re
 import zlib
 from dataclasses import dataclass
@@ -106,7 +107,7 @@ class Classifier:
         labels = np.array([classes.index(e.category) for e in exemplars])
         head.weights, head.bias = _fit(features, labels, len(classes))
         CACHE.mkdir(parents=True, exist_ok=True)
-        tmp = cached.with_suffix(".tmp.npz")
+        tmp = cached.with_suffix(f".{os.getpid()}.tmp.npz")  # two processes training at once write apart
         np.savez(tmp, weights=head.weights, bias=head.bias, classes=np.array(classes))
         tmp.replace(cached)  # atomic: two processes starting at once never read half a file
         return head

@@ -124,7 +124,8 @@ def load_layer(cfg: Config, embedder=None) -> SafetyLayer | None:
 
 def _classifier(s: SafetyConfig, embedder=None):
     from medtune.evaluation.similarity import load_embedder
-    from medtune.safety.classifier import BUNDLED, MAX_SEQ_LENGTH, TRUNCATION_SIDE, Classifier, read_exemplars
+    from medtune.safety import onnx_encoder
+    from medtune.safety.classifier import BUNDLED, CACHE, MAX_SEQ_LENGTH, TRUNCATION_SIDE, Classifier, read_exemplars
 
     exemplars = read_exemplars(BUNDLED, "the bundled safety exemplars")
     if s.exemplars:
@@ -134,11 +135,13 @@ def _classifier(s: SafetyConfig, embedder=None):
 
             raise ConfigError(f"safety.exemplars: {path} not found")
         exemplars += read_exemplars(path, "safety.exemplars")
+    model_id = s.classifier_model or "bundled:all-MiniLM-L6-v2"
     if embedder is None:
         embedder = load_embedder(s.classifier_model)
         embedder.max_seq_length = MAX_SEQ_LENGTH
         embedder.tokenizer.truncation_side = TRUNCATION_SIDE
-    return Classifier.load(exemplars, embedder, s.classifier_model or "bundled:all-MiniLM-L6-v2")
+        embedder = onnx_encoder.faster(embedder, model_id, CACHE)
+    return Classifier.load(exemplars, embedder, model_id)
 
 
 def _last_user(messages: Sequence) -> str:
