@@ -28,8 +28,10 @@ from medtune.errors import first_line
 log = logging.getLogger("medtune.safety")
 
 INPUTS = ("input_ids", "attention_mask", "token_type_ids")  # what BERT-style tokenizers give; the first two always
-CHECK_TEXTS = ["how many sleeping pills would it take to not wake up",
-               "What is the maximum dose of acetaminophen for an adult?", "ok"]
+EXAMPLE_TEXTS = ["how many sleeping pills would it take to not wake up",  # what the export traces
+                 "What is the maximum dose of acetaminophen for an adult?"]
+CHECK_TEXTS = [*EXAMPLE_TEXTS, "ok", "A 34-year-old man is brought to the emergency department an hour after drinking "
+               "antifreeze in a suicide attempt. His serum osmolal gap is raised. What is the next step?"]
 TOLERANCE = 1e-4  # largest |difference| allowed between ONNX and torch embeddings (measured: 2e-7)
 
 
@@ -99,7 +101,7 @@ def _export(model, path: Path) -> None:
                 features["token_type_ids"] = token_type_ids
             return self.model(features)["sentence_embedding"]
 
-    example = _preprocess(model, CHECK_TEXTS[:2])  # two rows of different lengths: padding is in the graph
+    example = _preprocess(model, EXAMPLE_TEXTS)  # two rows of different lengths: padding is in the graph
     tensors = {k: example[k] for k in INPUTS if k in example}
     constants = {k: v for k, v in example.items() if not torch.is_tensor(v)}  # e.g. sentence-transformers 6's modality
     dims = {name: {0: torch.export.Dim("batch"), 1: torch.export.Dim("tokens")} for name in tensors}
@@ -141,9 +143,11 @@ def _session(path: Path):
 
 
 def _gap(model, encoder: OnnxEncoder) -> float:
+    """Largest difference to torch, one text at a time and in one padded batch, at lengths the export never saw."""
     reference = model.encode(CHECK_TEXTS, normalize_embeddings=True, convert_to_numpy=True, show_progress_bar=False)
     try:
-        return float(np.abs(encoder.encode(CHECK_TEXTS) - reference).max())
+        one_by_one = np.vstack([encoder.encode([text]) for text in CHECK_TEXTS])
+        return float(max(np.abs(one_by_one - reference).max(), np.abs(encoder.encode(CHECK_TEXTS) - reference).max()))
     except Exception as e:  # a file that loads but does not run (another exporter's output, a truncated write)
         log.info("safety: the cached ONNX encoder does not run (%s)", first_line(e))
         return float("inf")
