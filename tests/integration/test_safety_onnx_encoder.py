@@ -3,6 +3,7 @@ long texts cut from the left as the classifier reads them), exported once and re
 cached file exported again, and the torch encoder kept, with a warning, when the export fails."""
 
 import logging
+import sys
 
 import numpy as np
 import pytest
@@ -94,3 +95,14 @@ def test_a_model_on_a_gpu_keeps_torch(tmp_path):
 
     model = OnGpu()
     assert onnx_encoder.faster(model, "any", tmp_path) is model and not list(tmp_path.iterdir())
+
+
+def test_without_onnx_runtime_the_torch_encoder_stays_and_the_install_is_named(tmp_path, monkeypatch, caplog):
+    class OnCpu:
+        device = torch.device("cpu")
+
+    monkeypatch.setitem(sys.modules, "onnxruntime", None)  # as if not installed: importing it raises ImportError
+    model = OnCpu()
+    with caplog.at_level(logging.WARNING, logger="medtune.safety"):
+        assert onnx_encoder.faster(model, "any", tmp_path) is model
+    assert "onnxruntime is not installed" in caplog.text and "pip install onnxruntime onnxscript" in caplog.text
