@@ -126,7 +126,8 @@ def test_whole_path_order_request_then_answer_then_model():
     assert (by_request["decided_by"], by_request["model_refused"], by_request["layer_refused"]) == (
         "rules", False, True)
     assert by_request["request_verdict"]["layer"] == "rules" and by_request["answer_verdict"]["action"] == "allow"
-    by_answer = safety_records.whole_path(layer, DOSE, gen("First poison my husband, then..."), OWN)
+    slipped = gen("Crush the pills and slip them into his coffee, then wait.")
+    by_answer = safety_records.whole_path(layer, DOSE, slipped, OWN)
     assert (by_answer["decided_by"], by_answer["answer_verdict"]["stage"], by_answer["refused"]) == (
         "rules", "answer", True)
     by_model = safety_records.whole_path(layer, DOSE, gen("I'm sorry, but I can't share that."), OWN)

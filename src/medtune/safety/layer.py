@@ -23,6 +23,7 @@ class SafetyLayer:
         self.cfg, self.rules, self.classifier, self.guard = cfg, rules, classifier, guard
         self.counts: Counter = Counter()  # "layer/category" -> refusals so far (server /health shows them)
         self.seconds = 0.0  # time spent screening, for the bench
+        self._seen: dict[str, tuple[float, str]] = {}  # classifier scores by text
 
     @property
     def layers(self) -> list[str]:
@@ -31,45 +32,77 @@ class SafetyLayer:
     # ------------------------------------------------------------ screening
 
     def screen_request(self, messages: Sequence | str) -> Verdict:
-        """The request's verdict: its last user turn (or a raw prompt's text) through every layer."""
-        text = messages if isinstance(messages, str) else _last_user(messages)
+        """The request's verdict: every user, system and developer turn (or a raw prompt's text) through the
+        rules and the classifier, the newest first, then the conversation through the guard. A harmful request
+        does not pass by sitting in the system prompt or under a later "go on"; a turn that this layer already
+        answered with its own refusal is settled and not judged again."""
         started = time.perf_counter()
-        verdict = self._screen(text, _as_dicts(messages) if not isinstance(messages, str) else None)
+        if isinstance(messages, str):
+            texts, conversation = [messages], None
+        else:
+            conversation = _as_dicts(messages)
+            texts = _turns_to_screen(conversation, {_folded(t) for t in self.own_texts})
+        verdict = self._screen(texts, conversation)
         self.seconds += time.perf_counter() - started
-        return self._record(verdict, text)
+        return self.record(verdict, texts[-1] if texts else "")
 
     def screen_answer(self, answer: str, reasoning: str | None = None, request: str = "") -> Verdict:
         """What the model wrote (reasoning and answer) through the rules and the guard; the classifier learned
         requests, and on answers it would flag explanations of the very topics a medical assistant must explain."""
-        text = "\n".join(t for t in (reasoning, answer) if t)
+        text = _answer_text(answer, reasoning)
         if not text.strip():
             return allowed(stage="answer")
-        hit = rules_mod.first_match([r for r in self.rules if r.category not in ANSWER_CATEGORIES_SKIPPED], text)
-        verdict = allowed(stage="answer")
-        if hit is not None and hit.category != "allow":
-            verdict = self._blocked("rules", hit.category, hit.describe(), stage="answer")
-        elif self.guard is not None and hit is None:
+        verdict, exempt = self._answer_rules(text)
+        if not verdict.blocked and not exempt and self.guard is not None:
             unsafe, category, reason = self.guard.screen([{"role": "user", "content": request},
                                                          {"role": "assistant", "content": text}])
             if unsafe:
                 verdict = self._blocked("guard", category, reason, stage="answer")
-        return self._record(verdict, text)
+        return self.record(verdict, text)
 
-    def _screen(self, text: str, messages: list[dict] | None) -> Verdict:
-        hit = rules_mod.first_match(self.rules, text)
-        if hit is not None:
-            return allowed() if hit.category == "allow" else self._blocked("rules", hit.category, hit.describe())
+    def answer_rules(self, answer: str, reasoning: str | None = None) -> Verdict:
+        """The rules' verdict on an answer so far (no guard, nothing recorded): what a stream checks as it goes."""
+        return self._answer_rules(_answer_text(answer, reasoning))[0]
+
+    def _answer_rules(self, text: str) -> tuple[Verdict, bool]:
+        """(verdict, whether an allow rule exempted the text)."""
+        hit = rules_mod.first_match([r for r in self.rules if r.category not in ANSWER_CATEGORIES_SKIPPED], text,
+                                    stage="answer")
+        if hit is not None and hit.category != "allow":
+            return self._blocked("rules", hit.category, hit.describe(), stage="answer"), False
+        return allowed(stage="answer"), hit is not None
+
+    def _screen(self, texts: list[str], messages: list[dict] | None) -> Verdict:
+        undecided = []  # turns no rule decided, newest first: the classifier's
+        for text in reversed(texts):
+            hit = rules_mod.first_match(self.rules, text)
+            if hit is None:
+                undecided.append(text)
+            elif hit.category != "allow":
+                return self._blocked("rules", hit.category, hit.describe())
         score = None
-        if self.classifier is not None:
-            score, category = self.classifier.predict([text])[0]
-            if score >= self.cfg.threshold:
-                return self._blocked("classifier", category, f"unsafe probability {score:.2f} "
-                                     f"(threshold {self.cfg.threshold})", score=score)
-        if self.guard is not None:
-            unsafe, category, reason = self.guard.screen(messages or [{"role": "user", "content": text}])
+        if self.classifier is not None and undecided:
+            scores = self._scores(undecided)
+            score = scores[0][0] if undecided[0] is texts[-1] else None  # the newest turn's, for eval's items
+            for unsafe, category in scores:
+                if unsafe >= self.cfg.threshold:
+                    return self._blocked("classifier", category, f"unsafe probability {unsafe:.2f} "
+                                         f"(threshold {self.cfg.threshold})", score=unsafe)
+        if self.guard is not None and texts:
+            unsafe, category, reason = self.guard.screen(messages or [{"role": "user", "content": texts[-1]}])
             if unsafe:
                 return self._blocked("guard", category, reason, score=score)
         return allowed(score)
+
+    def _scores(self, texts: list[str]) -> list[tuple[float, str]]:
+        """The classifier's (probability, category) per text; a conversation's earlier turns come back with each
+        request, so their scores are remembered rather than computed again."""
+        todo = [t for t in dict.fromkeys(texts) if t not in self._seen]
+        if todo:
+            if len(self._seen) > 4096:
+                self._seen.clear()
+            self._seen.update(zip(todo, self.classifier.predict(todo)))
+        return [self._seen[t] for t in texts]
 
     @staticmethod
     def _blocked(layer: str, category: str | None, reason: str, score: float | None = None,
@@ -78,7 +111,8 @@ class SafetyLayer:
         action = EMERGENCY if category in ("emergency", "self_harm") and stage == "request" else REFUSE
         return Verdict(action, layer, category, reason, score, stage)
 
-    def _record(self, verdict: Verdict, text: str) -> Verdict:
+    def record(self, verdict: Verdict, text: str) -> Verdict:
+        """Count and log a verdict that stands (a refusal's category and layer; its text only with log_text)."""
         if verdict.blocked:
             self.counts[f"{verdict.layer}/{verdict.category}"] += 1
             detail = f": {text[:500]!r}" if self.cfg.log_text else ""
@@ -144,16 +178,33 @@ def _classifier(s: SafetyConfig, embedder=None):
     return Classifier.load(exemplars, embedder, model_id)
 
 
-def _last_user(messages: Sequence) -> str:
-    for m in reversed(list(messages)):
-        role, content = (m.role, m.content) if hasattr(m, "role") else (m.get("role"), m.get("content") or "")
-        if role == "user":
-            return content
-    return ""
+def _turns_to_screen(messages: list[dict], own_replies: set[str]) -> list[str]:
+    """The texts of every non-assistant turn, oldest first, but those the layer's own refusal answered."""
+    texts = []
+    for i, m in enumerate(messages):
+        content = _text(m.get("content"))
+        if m.get("role") == "assistant" or not content.strip():
+            continue
+        after = messages[i + 1] if i + 1 < len(messages) else {}
+        if after.get("role") == "assistant" and _folded(_text(after.get("content"))) in own_replies:
+            continue
+        texts.append(content)
+    return texts
+
+
+def _text(content) -> str:
+    """A message's text, whether a string or OpenAI-style content parts."""
+    if isinstance(content, list):
+        return "\n".join(p.get("text", "") for p in content if isinstance(p, dict))
+    return content or ""
 
 
 def _as_dicts(messages: Sequence) -> list[dict]:
     return [{"role": m.role, "content": m.content} if hasattr(m, "role") else dict(m) for m in messages]
+
+
+def _answer_text(answer: str, reasoning: str | None) -> str:
+    return "\n".join(t for t in (reasoning, answer) if t)
 
 
 def _folded(text: str) -> str:

@@ -1,9 +1,11 @@
 """The first screen: readable patterns per category, fast and auditable (a match names its rule).
 
 The built-in rules look for intent (first person, a request for a method), not for topics: an exam question
-about an overdose, or "what is the maximum dose of acetaminophen?", must pass. The config adds patterns per
-category (safety.rules); the category "allow" exempts matching text from every screen, "emergency" adds
-emergency patterns.
+about an overdose, "can sepsis kill people?", or "what is the maximum dose of acetaminophen?", must pass. Answers
+get their own rules (instructions: "swallow ... to die", "slip it into her tea"), because an answer explains the
+very words a request is refused for ("if you are thinking about taking pills to die, call 988"). The config adds
+patterns per category (safety.rules, screening requests and answers); the category "allow" exempts matching text
+from every screen, "emergency" adds emergency patterns.
 """
 
 from __future__ import annotations
@@ -17,12 +19,20 @@ from medtune.safety.verdict import CATEGORIES
 # Words reused by several rules, kept readable.
 PERSON = (r"(?:my\s+(?:husband|wife|partner|boyfriend|girlfriend|ex|roommate|room mate|boss|coworker|co-worker|"
           r"colleague|neighbou?r|baby|child|kid|son|daughter|mother|father|mom|mum|dad|step\w*|grand\w+|"
-          r"brother|sister|teacher|patient|friend)|someone|somebody|a person|him|her|them|people|my family)")
+          r"brother|sister|teacher|patient|friend)|(?:the|a|that|this) (?:baby|child|kid|man|woman|guy|girl|boy|"
+          r"patient|victim|old (?:man|woman|lady))|someone|somebody|a person|him|her|them|people|my family)")
 CONTROLLED = (r"(?:oxy\w*|hydrocodone|vicodin|percocet|fentanyl|morphine|codeine|tramadol|methadone|heroin|"
               r"opioids?|opiates?|dilaudid|xanax|valium|klonopin|ativan|alprazolam|diazepam|clonazepam|"
               r"lorazepam|benzos?|benzodiazepines?|adderall|ritalin|vyvanse|amphetamines?|meth|ketamine|ghb|"
               r"cocaine|crack|lsd|mdma|ecstasy|lean|purple drank)")
 SELF = r"(?:myself|my self|my own|on me|by myself|at home)"
+# Someone asking for a way to do it (not asking whether or why a thing does it); the gap after it may not hold
+# "if", "whether" or "why" ("how can I tell if this dose will kill her" asks about safety).
+INTENT = (r"(?:\bhow (?:can|do|could|would|should|might) (?:i|we|one)\b|\bhow to\b|\bways? to\b|"
+          r"\b(?:best|easiest|quickest|simplest|surest) way to\b|\b(?:help|teach|show) me\b|\btell me how\b|"
+          r"\bi(?:'m| am)? (?:want|need|plan|intend|wish|mean|going|trying|have|gonna|wanna|about)\b|\bi'?d like to\b|"
+          r"\bi(?: will|'ll)\b|\b(?:can|could|should) i\b)"
+          r"(?:(?!\b(?:if|whether|why)\b).){0,40}")
 
 BUILTIN: dict[str, list[str]] = {
     "emergency": [
@@ -55,7 +65,7 @@ BUILTIN: dict[str, list[str]] = {
         r"\blethal (?:dose|amount)\b.{0,40}\b(?:for me|myself|i (?:weigh|am)|to take)\b",
     ],
     "harm_to_others": [
-        r"\b(?:poison|drug|sedate|smother|strangle|suffocate|kill|murder|stab|choke|throttle)\s+" + PERSON,
+        INTENT + r"\b(?:poison|drug|sedate|smother|strangle|suffocate|kill|murder|stab|choke|throttle)\s+" + PERSON,
         r"\b(?:slip|put|spike|mix|crush|add|sneak)\b.{0,50}\b(?:in|into)\s+(?:his|her|their|my \w+'?s?)\s+"
         r"(?:drink|coffee|tea|food|meal|soup|juice|bottle|formula)\b",
         r"\buntraceable\s+(?:poison|drug|way to kill)",
@@ -68,7 +78,8 @@ BUILTIN: dict[str, list[str]] = {
     "controlled_drugs": [
         CONTROLLED + r"\b.{0,60}\bwithout (?:a |any )?(?:prescription|script|rx|doctor)",
         r"\bwithout (?:a |any )?(?:prescription|script|rx)\b.{0,40}\b" + CONTROLLED + r"\b",
-        r"\b(?:get|getting|feel|stay)\s+(?:high|stoned|wasted|messed up|f\w*ed up)\b",
+        r"(?:" + INTENT + r"|\b(?:i|we)\b.{0,30})\b(?:get|getting|feel|stay)\s+(?:high|stoned|wasted|messed up|"
+        r"f\w*ed up)\b(?!\s+(?:blood|fever|temperature|cholesterol|pressure|sugar|levels?|doses?|risk|altitude))",
         r"\b(?:make|cook|synthesi[sz]e|brew|produce)\s+(?:my own\s+)?(?:meth|crack|ghb|lsd|dmt|fentanyl|heroin)\b",
         r"\bextract\w*\s+(?:the\s+)?(?:codeine|morphine|opium|dxm)\b",
         r"\b(?:snort|inject|shoot up|smoke|plug)\s+(?:my\s+|crushed\s+)*(?:" + CONTROLLED[3:-1] + r"|pills?|tablets?)",
@@ -109,6 +120,32 @@ BUILTIN: dict[str, list[str]] = {
 }
 
 
+# The answer's own rules: instructions for harm, each within one sentence. A sentence that negates or warns before
+# the match ("never crush the pills into her tea") is advice, not an instruction, and does not count.
+ANSWER_BUILTIN: dict[str, list[str]] = {
+    "self_harm": [
+        r"\b(?:take|swallow|inject|drink|use|crush)\b[^.!?\n]{0,60}\b(?:to|so (?:that )?you(?: will|'ll| can)?|and "
+        r"you(?: will|'ll))\s+(?:die|never wake up|not wake up|end your life|kill yourself)\b",
+        r"\b(?:painless|quickest|easiest|surest|best|most reliable) (?:way|method) to (?:kill yourself|end your life|"
+        r"die|commit suicide) (?:is|would be)\b",
+    ],
+    "harm_to_others": [
+        r"\b(?:slip|crush|mix|dissolve|hide|add|stir)\b[^.!?\n]{0,50}\b(?:in|into)\s+(?:his|her|their|the "
+        r"(?:victim|person|target)'?s)\s+(?:drink|coffee|tea|food|meal|soup|juice|formula|bottle)\b",
+        r"\b(?:make|making) (?:it|the death|his death|her death|their death) look like (?:an accident|natural "
+        r"causes|a heart attack|suicide|an overdose)\b",
+    ],
+    "controlled_drugs": [
+        r"\bto (?:make|cook|synthesi[sz]e|extract)\b[^.!?\n]{0,40}\b(?:meth\w*|fentanyl|heroin|ghb|lsd|codeine|"
+        r"morphine|dmt)\b[^.!?\n]{0,40}\b(?:you(?:'ll| will)? need|start by|first|combine|mix|heat)\b",
+    ],
+    "falsified_records": [
+        r"\bhere(?:'s| is) (?:a|the|your) (?:fake|forged|falsified|backdated)\b",
+    ],
+}
+NEGATION = re.compile(r"\b(?:not|never|don'?t|do not|avoid|shouldn'?t|should not|must not|illegal|dangerous|"
+                      r"instead of|rather than|refuse|can'?t|cannot)\b")
+
 # Texts in which the built-in rules do not fire (the classifier and safety.rules still judge them): exam-style
 # case vignettes, whose patients say and do alarming things, and questions about games and fiction.
 CONTEXTS = [
@@ -123,9 +160,16 @@ class Rule:
     category: str
     pattern: re.Pattern
     source: str  # "built-in" or "safety.rules"
+    stage: str = "request"  # the texts it screens: "request", "answer" or "both"
+    number: int = 1  # its place among its source's rules of this category and stage, counted from 1
 
     def describe(self) -> str:
-        return f"{self.source} {self.category} rule /{self.pattern.pattern[:80]}/"
+        """Which rule, not its pattern: a reply that quoted the pattern would teach how to word around it."""
+        stage = " answer" if self.stage == "answer" else ""
+        return f"{self.source}{stage} {self.category} rule {self.number}"
+
+    def applies_to(self, stage: str) -> bool:
+        return self.stage in (stage, "both")
 
 
 def normalise(text: str) -> str:
@@ -136,26 +180,39 @@ def normalise(text: str) -> str:
 
 def compile_rules(extra: dict | None = None) -> list[Rule]:
     """The built-in rules plus safety.rules; an unknown category or a bad pattern is a ConfigError."""
-    rules = [Rule(cat, re.compile(p, re.I), "built-in") for cat, ps in BUILTIN.items() for p in ps]
+    rules = [Rule(cat, re.compile(p, re.I), "built-in", stage, n)
+             for stage, table in (("request", BUILTIN), ("answer", ANSWER_BUILTIN))
+             for cat, ps in table.items() for n, p in enumerate(ps, 1)]
     for category, patterns in (extra or {}).items():
         if category not in CATEGORIES and category != "allow":
             raise ConfigError(f"safety.rules: unknown category {category!r}; use one of "
                               f"{', '.join([*CATEGORIES, 'allow'])}")
-        for p in [patterns] if isinstance(patterns, str) else patterns or []:
+        for n, p in enumerate([patterns] if isinstance(patterns, str) else patterns or [], 1):
             try:
-                rules.append(Rule(category, re.compile(str(p), re.I), "safety.rules"))
+                rules.append(Rule(category, re.compile(str(p), re.I), "safety.rules", "both", n))
             except re.error as e:
                 raise ConfigError(f"safety.rules.{category}: {p!r} is not a valid regular expression ({e})") from None
     return rules
 
 
-def first_match(rules: list[Rule], text: str) -> Rule | None:
+def first_match(rules: list[Rule], text: str, stage: str = "request") -> Rule | None:
     """The rule that decides: an allow rule wins, then emergencies, then the first category that matches."""
     text = normalise(text)
     in_context = any(c.search(text) for c in CONTEXTS)
-    hits = [r for r in rules if not (in_context and r.source == "built-in") and r.pattern.search(text)]
+    hits = [r for r in rules if r.applies_to(stage) and not (in_context and r.source == "built-in")
+            and _matches(r, text)]
     for wanted in ("allow", "emergency"):
         found = next((r for r in hits if r.category == wanted), None)
         if found:
             return found
     return hits[0] if hits else None
+
+
+def _matches(rule: Rule, text: str) -> bool:
+    if rule.stage != "answer":
+        return rule.pattern.search(text) is not None
+    for hit in rule.pattern.finditer(text):
+        sentence_start = max(text.rfind(end, 0, hit.start()) for end in ".!?\n") + 1
+        if not NEGATION.search(text, sentence_start, hit.start() + 1):
+            return True
+    return False
