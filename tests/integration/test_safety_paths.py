@@ -13,6 +13,7 @@ from test_server import live_server
 from medtune import cli
 from medtune.config import DEFAULT_DISCLAIMER, DEFAULT_EMERGENCY, DEFAULT_REFUSAL, SafetyConfig
 from medtune.inference.engine import Engine, SamplingParams
+from medtune.inference.reasoning import Delta
 from medtune.inference.server import create_app
 from medtune.safety import SafetyLayer
 from medtune.safety.rules import compile_rules
@@ -111,6 +112,21 @@ def test_a_dangerous_answer_is_replaced(echo_model):
     gen = strict.generate([[{"role": "user", "content": QUESTION}]], SamplingParams(max_tokens=40))[0]
     assert gen.answer == DEFAULT_REFUSAL and gen.reasoning is None and gen.finish_reason == "content_filter"
     assert (gen.safety.stage, gen.safety.category) == ("answer", "harm_to_others")
+
+
+def test_a_dangerous_streamed_answer_never_reaches_the_listener(echo_model):
+    strict = Engine.load(model=str(echo_model), safety=rules_layer(rules={"harm_to_others": ["acetylcysteine"]}))
+    stream = strict.stream([{"role": "user", "content": QUESTION}], SamplingParams(max_tokens=40))
+    deltas = list(stream)
+    assert deltas == [Delta("answer", DEFAULT_REFUSAL)]  # neither the reasoning nor the answer went out
+    assert stream.generation.finish_reason == "content_filter" and stream.generation.safety.stage == "answer"
+    with live_server(create_app(strict)) as address:
+        client = openai.OpenAI(base_url=f"{address}/v1", api_key="none", max_retries=0, timeout=60)
+        chunks = list(client.chat.completions.create(model=strict.name, stream=True, max_tokens=40,
+                                                     messages=[{"role": "user", "content": QUESTION}]))
+    content = "".join(c.choices[0].delta.content or "" for c in chunks if c.choices)
+    reasoning = "".join(c.choices[0].delta.model_extra.get("reasoning_content") or "" for c in chunks if c.choices)
+    assert content == DEFAULT_REFUSAL and reasoning == "" and chunks[-1].choices[0].finish_reason == "content_filter"
 
 
 def test_screening_can_be_left_to_the_caller(engine):

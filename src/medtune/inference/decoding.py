@@ -90,8 +90,9 @@ class Row:
 
     def __init__(self, tokenizer, max_tokens: int, stop_ids: set[int], stops: list[str], opened: bool,
                  answer_header: str | None, on_delta: Callable[[Delta], None] | None, cancel: threading.Event,
-                 raw: bool = False):
+                 raw: bool = False, halt: threading.Event | None = None):
         self.max_tokens, self.stop_ids, self.cancel, self.on_delta = max_tokens, stop_ids, cancel, on_delta
+        self.halt = halt  # set by the answer gate: the text so far failed the safety screen, stop here
         self.decoder = IncrementalDecoder(tokenizer)
         self.stops = StopStrings(stops)
         self.splitter = None if raw else ReasoningSplitter(opened, answer_header)  # raw: text as generated
@@ -105,6 +106,9 @@ class Row:
             return True
         if self.cancel.is_set():
             self.finish_reason = CANCELLED
+            return True
+        if self.halt is not None and self.halt.is_set():
+            self.finish_reason = STOP
             return True
         self.count += 1
         if token_id in self.stop_ids:

@@ -35,7 +35,9 @@ SamplingParams: max_tokens, temperature, top_p, top_k, repetition_penalty, seed,
 With a safety layer (Engine.load(..., safety=medtune.safety.load_layer(cfg))), every request is screened when it
 is made; a blocked one never reaches the model and gets the layer's refusal or emergency message (finish_reason
 "content_filter"). Every answer is screened when its row ends (a dangerous one is replaced the same way) and gets
-the disclaimer, streamed as a last answer Delta; raw completions (/v1/completions) are screened, never altered.
+the disclaimer, streamed as a last answer Delta; raw completions (/v1/completions) are screened but get no
+disclaimer. A streamed answer reaches the listener a sentence at a time, each passed by the answer rules first
+(answer_gate.py): when they object the model stops and the refusal follows what was already sent.
 
 Prompts are built as training built them: the run's template (data.template) and system prompt
 (data.system_prompt) unless overridden. Generation stops on the tokenizer's EOS,
@@ -56,6 +58,7 @@ from medtune.data.records import Message
 from medtune.data.templates import R1_ANSWER_HEADER, render_prompt
 from medtune.errors import MedtuneError
 from medtune.inference import weights
+from medtune.inference.answer_gate import AnswerGate
 from medtune.inference.decoding import Row, RowTracker
 from medtune.inference.params import SamplingParams
 from medtune.inference.reasoning import ANSWER, Delta, prompt_opens_reasoning
@@ -118,6 +121,7 @@ class Request:
     verdict: object = None  # the safety layer's Verdict on the request (None: no layer)
     question: str = ""  # the text the layer screened, for the guard's view of the answer
     screen: bool = False  # True: the safety layer screens this request and its answer
+    gate: AnswerGate | None = None  # a screened stream's text waits here until the answer rules pass it
 
 
 class Engine:
@@ -285,9 +289,13 @@ class Engine:
 
     def _row(self, request: Request) -> Row:
         stop_ids = request.stop_ids | (set() if request.params.ignore_eos else self.eos_ids)
+        on_delta, halt = request.on_delta, None
+        if on_delta is not None and request.screen and self.safety.cfg.screen_output:
+            request.gate = AnswerGate(self.safety, on_delta)
+            on_delta, halt = request.gate, request.gate.halt
         return Row(self.tokenizer, request.max_tokens, stop_ids, request.stop_strings,
-                   prompt_opens_reasoning(request.prompt), self.answer_header, request.on_delta, request.cancel,
-                   request.raw)
+                   prompt_opens_reasoning(request.prompt), self.answer_header, on_delta, request.cancel,
+                   request.raw, halt)
 
     def _left_pad(self, batch: list[list[int]]):
         import torch
@@ -319,13 +327,22 @@ class Engine:
         """The answer screened (replaced when dangerous) and, unless raw, given the disclaimer."""
         if gen.finish_reason == "cancelled":
             return gen
-        if self.safety.cfg.screen_output:
+        gate = request.gate
+        if gate is not None and gate.verdict is not None:  # the stream was stopped mid-answer
+            verdict = self.safety.record(gate.verdict, gen.text)
+        elif self.safety.cfg.screen_output:
             verdict = self.safety.screen_answer(gen.text if request.raw else gen.answer,
                                                 None if request.raw else gen.reasoning, request.question)
-            if verdict.blocked:
-                reply = self.safety.reply(verdict)
-                return dataclasses.replace(gen, text=reply, reasoning=None, answer=reply,
-                                           finish_reason="content_filter", safety=verdict)
+        else:
+            verdict = None
+        if verdict is not None and verdict.blocked:
+            reply = self.safety.reply(verdict)
+            if gate is not None:
+                gate.replace(reply)
+            return dataclasses.replace(gen, text=reply, reasoning=None, answer=reply,
+                                       finish_reason="content_filter", safety=verdict)
+        if gate is not None:
+            gate.release()
         disclaimer = None if request.raw else self.safety.disclaimer_for(gen.answer)
         if disclaimer is None:
             return gen
