@@ -235,8 +235,9 @@ class SafetyConfig:
     exemplars: Optional[str] = _f(None, "JSONL of extra exemplars {prompt, label: safe|unsafe, category} added to "
                                         "the bundled ones.")
     threshold: float = _f(0.5, "Classifier: refuse when the unsafe probability is at least this (0-1).")
-    guard_url: Optional[str] = _f(None, "OpenAI-compatible endpoint of a guard model (Llama Guard via vLLM or "
-                                        "Ollama, or medtune serve), asked after the rules and the classifier.")
+    guard_url: Optional[str] = _f(None, "OpenAI-compatible endpoint of a guard model that answers 'safe' or "
+                                        "'unsafe' (Llama Guard via vLLM, Ollama or medtune serve), asked after "
+                                        "the rules and the classifier.")
     guard_model: Optional[str] = _f(None, "Model name at guard_url.")
     screen_output: bool = _f(True, "Screen the generated answer too; a dangerous one is replaced by the refusal.")
     log_text: bool = _f(False, "Log the text of refused requests (default: only their category and layer).")
@@ -292,7 +293,7 @@ def load(path: str | Path | None = None, overrides: list[str] | None = None, val
         if "=" not in item:
             raise ConfigError(f"override {item!r} is not of the form key=value (e.g. training.learning_rate=1e-4)")
         key, value = item.split("=", 1)
-        _set_dotted(raw, key.strip(), yaml.safe_load(value) if value.strip() else None)
+        _set_dotted(raw, key.strip(), _override_value(key.strip(), value))
     for key, value in (values or {}).items():
         _set_dotted(raw, key, value)
     cfg = from_dict(raw, source="command line" if path is None or overrides or values else str(path))
@@ -319,7 +320,7 @@ RANGES = [
     ("training.batch_size", lambda v: v >= 1, "at least 1"),
     ("training.gradient_accumulation_steps", lambda v: v >= 1, "at least 1"),
     ("training.max_steps", lambda v: v == -1 or v >= 1, "-1 (use epochs) or at least 1"),
-    ("training.learning_rate", lambda v: v > 0, "above 0"),
+    ("training.learning_rate", lambda v: 0 < v < float("inf"), "above 0 and finite"),
     ("training.warmup_ratio", lambda v: 0 <= v < 1, "in [0, 1)"),
     ("training.warmup_steps", lambda v: v >= 0, "0 or more"),
     ("training.weight_decay", lambda v: v >= 0, "0 or more"),
@@ -338,6 +339,8 @@ RANGES = [
     ("generation.repetition_penalty", lambda v: v > 0, "above 0 (1 = off)"),
     ("safety.threshold", lambda v: 0 < v <= 1, "in (0, 1]"),
     ("data.safety_examples", lambda v: not isinstance(v, int) or v >= 1, "at least 1, a file, or null"),
+    ("data.limit", lambda v: v is None or v >= 1, "at least 1, or null (all records)"),
+    ("eval.limit", lambda v: v is None or v >= 1, "at least 1, or null (every item)"),
 ]
 
 
@@ -366,11 +369,42 @@ def _read_yaml(path: Path) -> dict:
     return raw
 
 
+def _override_value(key: str, text: str) -> Any:
+    """A key=value override's value, read as YAML, except where the field takes text: there "You are a doctor:
+    be careful" or "[draft" is the text as written, not a mapping or a YAML error."""
+    if not text.strip():
+        return None
+    try:
+        value = yaml.safe_load(text)
+    except yaml.YAMLError as e:
+        if _takes_text(key):
+            return text
+        problem = getattr(e, "problem", None) or str(e).splitlines()[0]
+        raise ConfigError(f"override {key}={text!r}: not a valid YAML value ({problem}); quote it") from None
+    return text if value is not None and not isinstance(value, str) and _takes_text(key) else value
+
+
+def _takes_text(key: str) -> bool:
+    """Whether the dotted key names a field annotated str or Optional[str]."""
+    cls: Any = Config
+    *sections, name = key.split(".")
+    for part in sections:
+        hint = typing.get_type_hints(cls).get(part) if dataclasses.is_dataclass(cls) else None
+        if hint is None or not dataclasses.is_dataclass(hint):
+            return False
+        cls = hint
+    hint = typing.get_type_hints(cls).get(name) if dataclasses.is_dataclass(cls) else None
+    return hint is str or (typing.get_origin(hint) in (Union, types.UnionType)
+                           and set(typing.get_args(hint)) == {str, type(None)})
+
+
 def _set_dotted(raw: dict, key: str, value: Any) -> None:
     parts = key.split(".")
     node = raw
     for part in parts[:-1]:
-        node = node.setdefault(part, {})
+        if node.get(part) is None:  # a section left empty in the file ("training:") reads as null
+            node[part] = {}
+        node = node[part]
         if not isinstance(node, dict):
             raise ConfigError(f"override {key!r}: {part!r} is not a section")
     node[parts[-1]] = value

@@ -15,7 +15,7 @@ from medtune.safety.rules import compile_rules
 pytestmark = pytest.mark.slow
 
 
-def guard_app(seen: list):
+def guard_app(seen: list, reply: str | None = None):
     from fastapi import FastAPI
 
     app = FastAPI()
@@ -29,6 +29,7 @@ def guard_app(seen: list):
         seen.append(body["messages"])
         last = body["messages"][-1]["content"].lower()
         verdict = "unsafe\nS11" if "bridge" in last else "unsafe\nS6" if "dose" in last else "safe"
+        verdict = reply or verdict
         message = {"role": "assistant", "content": verdict}
         return {"object": "chat.completion", "model": body["model"],
                 "choices": [{"index": 0, "finish_reason": "stop", "message": message}]}
@@ -81,3 +82,9 @@ def test_an_unreachable_guard_or_unknown_model_stops_at_load(guard_url):
         Guard(f"http://127.0.0.1:{free_port()}")
     with pytest.raises(MedtuneError, match="does not serve model 'nope'.*safety.guard_model"):
         Guard(guard_url[0], "nope")
+
+
+def test_a_chat_model_behind_guard_url_is_refused_at_load():
+    with live_server(guard_app([], reply="Anemia is a low red cell count.")) as url:
+        with pytest.raises(MedtuneError, match=r"answered a test question with 'Anemia is.*not a guard model"):
+            Guard(url)
