@@ -100,7 +100,13 @@ def main(argv: list[str] | None = None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
     verb = next((a for a in argv if not a.startswith("-")), None)
     parser = build_parser(verb if verb in VERBS else None)
-    args = parser.parse_args(argv)
+    args, extra = parser.parse_known_args(argv)
+    # argparse fills a nargs="*" positional from its first run of words only: words after a flag
+    # ("--max-tokens 3 PROMPT") come back unparsed, and belong with the rest ([CONFIG] key=value ... PROMPT)
+    if extra and hasattr(args, "items") and not any(e.startswith("-") for e in extra):
+        args.items = [*(args.items or []), *extra]
+    elif extra:
+        parser.error(f"unrecognized arguments: {' '.join(extra)}")
     if args.verb is None:
         parser.print_help()
         return 0

@@ -103,6 +103,11 @@ class RunDir:
         """run.json, or {} when there is none yet."""
         return read_json(self.run_json)
 
+    def check_folder(self) -> None:
+        """output_dir must be a folder (or not exist yet): found before the prepare step, not after it."""
+        if self.root.exists() and not self.root.is_dir():
+            raise MedtuneError(f"output_dir {self.root} exists and is not a folder: choose a folder for the run")
+
     def check_fresh(self) -> None:
         """A new run never mixes into an old one: its checkpoints would be resumed by mistake."""
         if self.list_checkpoints() or self.adapter.exists() or self.model.exists():

@@ -82,7 +82,7 @@ def test_sampling_defaults_come_from_the_runs_generation_section(capsys, tmp_pat
     (["--prompt-file", "/nonexistent/q.txt"], "prompt file not found"),
     (["--prompt", "  "], "the prompt is empty"),
     (["--prompt", "a", "b"], "give the prompt once"),
-    (["--prompt", "q", "--adapter", "/nonexistent"], "not a PEFT adapter"),
+    (["--prompt", "q", "--adapter", "/nonexistent"], "--adapter /nonexistent: no such folder"),
     (["--prompt", "q", "--temperature", "-1"], "generation.temperature = -1.0 must be 0 (greedy) or more"),
 ])
 def test_user_errors_are_one_line_and_exit_2(capsys, echo, argv, message):

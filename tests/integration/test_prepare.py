@@ -231,3 +231,23 @@ def test_truncate_lists_what_it_cuts(tmp_path, model_dir, capsys):
     assert len(report["truncated"]["train"]) == report["length"]["train"]["exceed_max_length"] > 0
     assert report["dropped"]["train"]["overlong"] == []
     assert "truncated to max_length: train" in capsys.readouterr().out
+
+
+def test_a_limit_is_shown_and_an_empty_train_split_exits_2(tmp_path, model_dir, capsys):
+    assert run("--data", SAMPLE, "--limit", 5, "--split", "1,0", "--out", tmp_path / "five") == 0
+    assert "read 160 records, 0 bad lines, 0 duplicates removed, first 5 kept (data.limit)" in capsys.readouterr().out
+    out = tmp_path / "short"
+    assert run("--data", SAMPLE, "--limit", 5, "--model", model_dir, "--max-length", 20, "--out", out) == 2
+    printed = capsys.readouterr()
+    assert "kept after length policy: train 0" in printed.out  # the audit is shown, then why it failed
+    assert "holds no training example after the length policy" in printed.err and "model.max_length=" in printed.err
+    assert (out / "prepare_report.json").is_file()
+
+
+def test_overrides_may_come_before_between_and_after_flags(tmp_path, capsys):
+    out = tmp_path / "mixed"
+    assert run("--data", SAMPLE, "data.limit=7", "--split", "1,0", "--out", out, "seed=3", "data.dedup=false") == 0
+    assert "first 7 kept (data.limit)" in capsys.readouterr().out
+    with pytest.raises(SystemExit):  # an unknown flag is still argparse's error, wherever it sits
+        main(["prepare", "--data", str(SAMPLE), "--out", str(tmp_path / "x"), "--no-such-flag"])
+    assert "unrecognized arguments: --no-such-flag" in capsys.readouterr().err

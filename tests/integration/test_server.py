@@ -67,6 +67,9 @@ def chat(client, question, **kw):
 
 def test_models_and_health(client, url):
     assert [m.id for m in client.models.list().data] == ["echo"]
+    assert client.models.retrieve("echo").id == "echo"
+    with pytest.raises(openai.NotFoundError):
+        client.models.retrieve("gpt-4")
     assert httpx.get(f"{url}/health").json()["status"] == "ok"  # no key needed to check liveness
 
 

@@ -193,6 +193,19 @@ def test_dry_run_names_the_attention_kernel_the_run_will_use(tiny_llama, tmp_pat
     assert "attention eager" in capsys.readouterr().out
 
 
+def test_dry_run_refuses_what_the_run_would_refuse(tiny_llama, tmp_path, capsys):
+    taken = tmp_path / "taken"
+    (taken / "adapter").mkdir(parents=True)
+    with pytest.raises(MedtuneError, match="already holds a run"):
+        train(cfg_for(tiny_llama, taken), dry_run=True)
+    assert "# would train" in capsys.readouterr().out  # the plan first, then why the run would stop
+    with pytest.raises(MedtuneError, match="nothing to resume|no such checkpoint"):
+        train(cfg_for(tiny_llama, tmp_path / "new"), dry_run=True, resume=True)
+    (tmp_path / "file").write_text("x")
+    with pytest.raises(MedtuneError, match="output_dir .*file exists and is not a folder"):
+        train(cfg_for(tiny_llama, tmp_path / "file"), dry_run=True)
+
+
 def test_resume_flag_leaves_config_paths_and_overrides_where_they_belong(tiny_llama, tmp_path, capsys):
     recipe = tmp_path / "recipe.yaml"
     cfg_for(tiny_llama, tmp_path / "run").save(recipe)

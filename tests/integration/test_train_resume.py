@@ -112,6 +112,11 @@ def test_early_stopping_stops_and_keeps_the_best_adapter(tiny_llama, tmp_path, c
     stopped = rf"stopped early at step {result.global_step} \(best step {best['step']}\)"
     with pytest.raises(MedtuneError, match=stopped):
         train(cfg, resume=True)  # it would only stop again
+    # without patience but the same max_steps or fewer there is nothing after the stop: the best adapter stays
+    shorter = cfg_for(tiny_llama, tmp_path / "run", **{"training.max_steps": 6})
+    with pytest.raises(MedtuneError, match=rf"stopped early at step {result.global_step} and training.max_steps"):
+        train(shorter, resume=True)
+    assert all(torch.equal(adapter(tmp_path / "run")[k], best_ckpt[k]) for k in final)
 
 
 @pytest.mark.slow

@@ -125,3 +125,26 @@ def test_template_is_checked_at_load_and_split_takes_a_list():
         config.load(None, ["data.template=phi_think"])
     assert config.load(None, ["data.split=[0.7, 0.2, 0.1]"]).data.split == [0.7, 0.2, 0.1]
     assert config.load(None, ["model.name="]).model.name == ""
+
+
+def test_text_fields_take_an_override_as_written():
+    cfg = config.load(None, ["data.system_prompt=You are a doctor: be careful", "model.revision=1234",
+                             "safety.refusal=[no]"])
+    assert (cfg.data.system_prompt, cfg.model.revision, cfg.safety.refusal) == \
+        ("You are a doctor: be careful", "1234", "[no]")
+    assert config.load(None, ["data.system_prompt=null"]).data.system_prompt is None
+    with pytest.raises(ConfigError, match=r"override training.learning_rate='\[1': not a valid YAML value"):
+        config.load(None, ["training.learning_rate=[1"])
+
+
+def test_an_override_fills_a_section_left_empty_in_the_file(tmp_path):
+    path = tmp_path / "c.yaml"
+    path.write_text("training:\nlora:\n  r: 4\n")
+    cfg = config.load(path, ["training.max_steps=2"])
+    assert cfg.training.max_steps == 2 and cfg.lora.r == 4
+
+
+@pytest.mark.parametrize("override", ["data.limit=-3", "data.limit=0", "eval.limit=-1", "training.learning_rate=inf"])
+def test_limits_and_learning_rate_are_checked_at_load(override):
+    with pytest.raises(ConfigError, match=override.split("=")[0].replace(".", r"\.") + " = .* must be"):
+        config.load(None, [override])

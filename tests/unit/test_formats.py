@@ -138,6 +138,13 @@ def test_alpaca_with_empty_instruction_uses_input():
     assert to_record(row, "alpaca", SRC).question == "What is a normal potassium level?"
 
 
+def test_instruction_response_keeps_its_input_with_the_question():
+    row = {"instruction": "Explain the finding.", "input": "Patient aged 19, HbA1c 9%.", "response": "Poor control."}
+    assert to_record(row, "instruction_response", SRC).question == "Explain the finding.\n\nPatient aged 19, HbA1c 9%."
+    row = {"question": "Which drug?", "context": "Atrial fibrillation, CHA2DS2-VASc 3.", "answer": "Apixaban."}
+    assert to_record(row, "instruction_response", SRC).question == "Which drug?\n\nAtrial fibrillation, CHA2DS2-VASc 3."
+
+
 def test_chat_content_parts_and_thinking_field():
     row = {
         "messages": [

@@ -62,6 +62,11 @@ def test_leakage_on_a_small_file(tmp_path):
     assert report["per_file"] == {str(path): 1} and report["leaked_records"] == 1
 
 
+def test_a_held_out_file_in_the_medical_o1_layout_checks_leakage(tmp_path):
+    path = _eval_file(tmp_path / "heldout.jsonl", [{"Question": "What causes scurvy?", "Response": "No vitamin C."}])
+    assert leakage([qa("what causes  scurvy?")], [path])["leaked_records"] == 1
+
+
 def test_eval_file_without_question_names_the_line(tmp_path):
     path = _eval_file(tmp_path / "mcq.jsonl", [{"id": "m-1", "question": "Q"}, {"id": "m-2", "prompt": "Q"}])
     with pytest.raises(DataError, match=r"mcq\.jsonl:2: missing or empty field 'question'"):

@@ -197,3 +197,14 @@ def load_engine(args: argparse.Namespace, cfg: config_mod.Config, engine: str = 
     torch.manual_seed(cfg.seed)
     return engine_class(engine).load(adapter=args.adapter, run=args.run, config=cfg, system_prompt=args.system,
                                      extra_eos_tokens=args.extra_eos_token, safety=load_layer(cfg))
+
+
+def positive_int(text: str) -> int:
+    """argparse type for a count that must be at least 1 (caught at the flag, not at the first request)."""
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a whole number") from None
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"{value} must be at least 1")
+    return value

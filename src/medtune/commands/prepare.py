@@ -54,4 +54,11 @@ def main(args: argparse.Namespace) -> int:
     paths = write_outputs(prepared, cfg, out, tokenizer)
     print(summary(prepared.report))
     print("wrote " + ", ".join(str(p) for p in paths))
+    counts = prepared.report["counts"]
+    if not counts.get("kept", counts["splits"]).get("train"):  # what train would refuse: say so now, exit 2
+        from medtune.data.report import length_advice
+        from medtune.errors import DataError
+
+        raise DataError(f"{out / 'train.jsonl'} holds no training example after the length policy: "
+                        f"{length_advice(prepared.report, cfg.model.max_length)}")
     return 0

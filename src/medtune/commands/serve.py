@@ -20,6 +20,7 @@ from medtune.commands.args import (
     add_sampling_arguments,
     engine_config,
     load_engine,
+    positive_int,
     sampling_params,
 )
 
@@ -37,8 +38,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     group.add_argument("--host", default="127.0.0.1", help="address to bind (default 127.0.0.1: this machine only)")
     group.add_argument("--port", type=int, default=8000, help="port (default 8000)")
     group.add_argument("--api-key", help=f"require 'Authorization: Bearer KEY' (default: ${API_KEY_ENV} if set)")
-    group.add_argument("--max-tokens-cap", type=int, default=4096, help="largest max_tokens a request may ask")
-    group.add_argument("--max-batch", type=int, default=16, help="requests generated together at most")
+    group.add_argument("--max-tokens-cap", type=positive_int, default=4096, help="largest max_tokens a request may ask")
+    group.add_argument("--max-batch", type=positive_int, default=16, help="requests generated together at most")
     group.add_argument("--served-model-name", help="model id clients use (default: the run or model folder name)")
     add_engine_argument(group, ENGINE_NOTE)
 

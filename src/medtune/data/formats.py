@@ -22,6 +22,7 @@ from medtune.errors import DataError
 FORMATS = ("medical_o1", "alpaca", "instruction_response", "chat", "sharegpt", "prompt_completion", "text")
 QUESTION_KEYS = ("instruction", "question", "query", "prompt")
 ANSWER_KEYS = ("response", "answer", "output")
+CONTEXT_KEYS = ("input", "context")  # joined to an instruction/response row's question
 REASONING_KEYS = ("reasoning", "complex_cot", "cot", "chain_of_thought", "rationale", "thinking", "think")
 COLUMN_ROLES = ("question", "reasoning", "answer", "system")
 _ROLE_NAMES = {
@@ -212,7 +213,10 @@ def _instruction_response(r: _Row) -> Record:
     answer_key = r.first(ANSWER_KEYS)
     answer = r.answer(r.text(answer_key), answer_key, reasoning)
     system = _system(r.text("system", required=False))
-    return r.record(system + [Message("user", r.text(r.first(QUESTION_KEYS))), answer])
+    # an "input" or "context" beside the question belongs to it (as alpaca's input does): never dropped
+    context = [r.text(k, required=False) for k in CONTEXT_KEYS if k in r.keys]
+    question = "\n\n".join(t for t in (r.text(r.first(QUESTION_KEYS)), *context) if t)
+    return r.record(system + [Message("user", question), answer])
 
 
 def _chat(r: _Row) -> Record:

@@ -41,7 +41,7 @@ def load_eval_questions(eval_files: Iterable[str | Path]) -> dict[str, list[tupl
     for path in eval_files:
         rows, _ = load_rows(Path(path))
         for source, row in rows:
-            question = row.get("question")
+            question = next((v for k, v in row.items() if str(k).lower() == "question"), None)  # Question too
             if not isinstance(question, str) or not question.strip():
                 raise DataError(f"{source}: missing or empty field 'question' (eval MCQ file)")
             index.setdefault(normalize(question), []).append((str(path), str(row.get("id", source))))

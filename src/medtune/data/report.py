@@ -9,6 +9,13 @@ def length_to_keep(report: dict) -> int | None:
     return tokens.get("p90") if tokens else None
 
 
+def length_advice(report: dict, max_length: int) -> str:
+    """What to change when the length policy left nothing to train on."""
+    keep = length_to_keep(report)
+    advice = f"model.max_length={keep} keeps 90% of them" if keep else "raise model.max_length"
+    return f"{advice} (now {max_length}), or set data.overlong=truncate"
+
+
 def _overlong_advice(report: dict) -> list[str]:
     """Say it loudly when the length policy removes a large share of the training data."""
     audit = report["length"].get("train", {})
@@ -38,7 +45,8 @@ def summary(report: dict) -> str:
     """A few human lines: what was read, kept and dropped, and the length audit."""
     c = report["counts"]
     lines = [f"format {report['detected_format']}: read {c['read']} records, {len(report['bad_lines'])} bad lines, "
-             f"{c.get('duplicates_removed', 0)} duplicates removed"]
+             f"{c.get('duplicates_removed', 0)} duplicates removed"
+             + (f", first {c['after_limit']} kept (data.limit)" if "after_limit" in c else "")]
     lines.append("splits: " + ", ".join(f"{n} {k}{_safety_share(report) if n == 'train' else ''}"
                                         for n, k in c["splits"].items()))
     if "safety_examples" in report:

@@ -1,6 +1,6 @@
 """An OpenAI-compatible HTTP API (FastAPI) on the shared engine; `medtune serve` (medtune.commands.serve) runs it.
 
-GET /health, GET /v1/models, POST /v1/chat/completions (streamed as server-sent events or not),
+GET /health, GET /v1/models (and /v1/models/{id}), POST /v1/chat/completions (streamed as server-sent events or not),
 POST /v1/completions. With an API key, every /v1 call needs "Authorization: Bearer KEY". Requests queue and run in
 batches (scheduler.py); a client that leaves stops its generation.
 """
@@ -76,6 +76,13 @@ def create_app(engine: Engine, defaults: SamplingParams | None = None, *, api_ke
     @app.get("/v1/models")
     async def models():
         return api.models_list(engine.name, created, engine.context_length)
+
+    @app.get("/v1/models/{model_id:path}")  # the openai client's models.retrieve
+    async def model(model_id: str):
+        if model_id != engine.name:
+            raise api.APIError(404, f"The model '{model_id}' does not exist; this server serves '{engine.name}'",
+                               "model", "model_not_found")
+        return api.models_list(engine.name, created, engine.context_length)["data"][0]
 
     @app.post("/v1/chat/completions")
     async def chat(body: api.ChatRequest, request: Request):

@@ -99,6 +99,8 @@ def _latest_checkpoint(root: Path) -> Path | None:
 
 
 def _check_adapter(folder: Path) -> Path:
+    if not folder.exists():
+        raise MedtuneError(f"--adapter {folder}: no such folder")
     if not (folder / ADAPTER_FILE).is_file():
         hint = " (a run directory? use --run)" if (folder / CONFIG_FILE).is_file() else ""
         raise MedtuneError(f"{folder}: no {ADAPTER_FILE}, so it is not a PEFT adapter folder{hint}")

@@ -16,11 +16,11 @@ from medtune.config import Config
 from medtune.errors import DataError
 
 
-def dry_run(cfg: Config, out: TextIO):
+def dry_run(cfg: Config, out: TextIO, resume=None):
     from medtune.data.report import summary
     from medtune.rundir import RunDir
     from medtune.training import args as args_mod
-    from medtune.training.run import Result, no_examples_message, prepare_examples
+    from medtune.training.run import Result, checkpoint_to_resume, no_examples_message, prepare_examples
     from medtune.training.trainer import startup_lines
 
     print("# resolved config\n" + yaml.safe_dump(cfg.to_dict(), sort_keys=False, allow_unicode=True), file=out)
@@ -35,6 +35,9 @@ def dry_run(cfg: Config, out: TextIO):
                      f"run directory: {RunDir(cfg.output_dir).root}"]), file=out, flush=True)
     if not n_train:
         raise DataError(no_examples_message(cfg, prepared.report, data))
+    checkpoint = checkpoint_to_resume(RunDir(cfg.output_dir), resume)  # what the real run would refuse, it refuses
+    if checkpoint is not None:
+        print(f"would resume from {checkpoint}", file=out)
     print("dry run: nothing trained, nothing written", file=out)
     return Result(RunDir(cfg.output_dir).root, "dry_run", info=info)
 

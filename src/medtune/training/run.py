@@ -53,12 +53,13 @@ def train(cfg: Config, resume: str | bool | None = None, dry_run: bool = False, 
     of N processes every one runs this; only rank 0 writes files and lines."""
     distributed.exit_with_launcher()
     out = (stream or sys.stdout) if distributed.is_main() else open(os.devnull, "w")
+    rd.RunDir(cfg.output_dir).check_folder()
     if dry_run:
         from medtune.training.dryrun import dry_run as run_dry
 
-        return run_dry(cfg, out)
+        return run_dry(cfg, out, resume)
     tr = start(cfg, out)
-    tr.checkpoint = _checkpoint_to_resume(tr.run, resume)
+    tr.checkpoint = checkpoint_to_resume(tr.run, resume)
     distributed.barrier()  # every rank has looked at the run directory before rank 0 writes into it
     if tr.checkpoint is not None and _already_done(tr):
         return _complete_from_checkpoint(tr)
@@ -91,15 +92,14 @@ def prepare_examples(cfg: Config):
 
 def no_examples_message(cfg: Config, report: dict, data: DataSummary) -> str:
     """Why nothing is left to train on, and the model.max_length that would keep 90% of the records."""
-    from medtune.data.report import length_to_keep
+    from medtune.data.report import length_advice
 
-    keep = length_to_keep(report)
-    advice = f"model.max_length={keep} keeps 90% of them" if keep else "raise model.max_length"
-    return (f"no training example left after the length policy ({data.line()}): {advice} (now "
-            f"{cfg.model.max_length}), or set data.overlong=truncate")
+    return (f"no training example left after the length policy ({data.line()}): "
+            f"{length_advice(report, cfg.model.max_length)}")
 
 
-def _checkpoint_to_resume(run: rd.RunDir, resume) -> Path | None:
+def checkpoint_to_resume(run: rd.RunDir, resume) -> Path | None:
+    """The checkpoint --resume names (None for a fresh run); MedtuneError when there is none or the run dir is taken."""
     if not resume:
         run.check_fresh()
         return None
@@ -124,6 +124,10 @@ def _already_done(tr: TrainingRun) -> bool:
                            "training.early_stopping_patience=null and raise training.max_steps to train on")
     if step < tr.plan.total_steps:
         return False
+    if previous.get("status") == "early_stopped":  # its adapter is the best step's: never overwrite it
+        raise MedtuneError(f"{tr.run.root} stopped early at step {step} and training.max_steps "
+                           f"({tr.cfg.training.max_steps}) leaves nothing after it: raise training.max_steps above "
+                           f"{step} to train on, or start a new output_dir")
     if previous.get("status") == "completed":
         raise MedtuneError(f"{tr.run.root} finished at step {step} of {tr.plan.total_steps}: nothing to resume; "
                            f"raise training.max_steps (now {tr.cfg.training.max_steps}) to train further")
