@@ -122,6 +122,9 @@ def main(argv: list[str] | None = None) -> int:
     except BrokenPipeError:  # `medtune ... | head`: the reader left; point stdout at nothing so exit is quiet
         os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
         return 141
+    except OSError as e:  # a path the user gave that cannot be written or read (an --out that is a file, ...)
+        print(f"medtune {args.verb}: error: {e}", file=sys.stderr)
+        return 2
 
 
 if __name__ == "__main__":

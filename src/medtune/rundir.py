@@ -105,8 +105,7 @@ class RunDir:
 
     def check_folder(self) -> None:
         """output_dir must be a folder (or not exist yet): found before the prepare step, not after it."""
-        if self.root.exists() and not self.root.is_dir():
-            raise MedtuneError(f"output_dir {self.root} exists and is not a folder: choose a folder for the run")
+        check_out_folder(self.root, "output_dir")
 
     def check_fresh(self) -> None:
         """A new run never mixes into an old one: its checkpoints would be resumed by mistake."""
@@ -245,3 +244,12 @@ def data_hash(encoded: dict) -> str:
         for e in encoded[name]:
             digest.update(f"{name}|{e.input_ids}|{e.mask}\n".encode())
     return digest.hexdigest()
+
+
+def check_out_folder(path: Path | str, what: str) -> None:
+    """A folder results will be written into: it, or its nearest existing parent, must be a folder. Checked
+    before the work, so an --out that is a file does not cost the evaluation that was to be written."""
+    path = Path(path)
+    existing = next((p for p in (path, *path.parents) if p.exists()), None)
+    if existing is not None and not existing.is_dir():
+        raise MedtuneError(f"{what} {path}: {existing} exists and is not a folder")

@@ -189,3 +189,14 @@ def test_mcq_generate_scoring_reads_the_answer_without_the_disclaimer(tmp_path, 
                                                                                               None)] * 4
     metrics = results["systems"]["model"]["tasks"]["mmlu_medical"]["metrics"]
     assert metrics["accuracy"] == golds.count("B") / 4 and metrics["safety_replaced"] == 0
+
+
+def test_an_out_that_cannot_be_a_folder_is_one_line_and_a_non_model_folder_is_named(tmp_path, probe, capsys):
+    (tmp_path / "file").write_text("x")
+    assert run("--task", probe, "--mode", "screen", RULES_ONLY, "--out", tmp_path / "file") == 2
+    err = capsys.readouterr().err.strip()
+    assert err == f"medtune eval: error: --out {tmp_path / 'file'}: {tmp_path / 'file'} exists and is not a folder"
+    (tmp_path / "empty").mkdir()
+    assert run("--task", probe, "--model", tmp_path / "empty", "--out", tmp_path / "x") == 2
+    assert f"{tmp_path / 'empty'}: no config.json or tokenizer_config.json or tokenizer.json: not a model folder" in (
+        capsys.readouterr().err)

@@ -46,6 +46,13 @@ def test_merged_dry_run_merges_once_and_pushes_a_transformers_model(run, capsys)
     out = capsys.readouterr().out
     assert (run / "merged" / "model.safetensors").is_file() and "model.safetensors" in out
     assert front_matter(out[out.index("---\n"):])["library_name"] == "transformers"
+    # the adapter changes afterwards (a resumed run): the next push merges again instead of sending the old model
+    merged_at = (run / "merged" / "model.safetensors").stat().st_mtime_ns
+    adapter_file = run / "adapter" / "adapter_model.safetensors"
+    adapter_file.write_bytes(adapter_file.read_bytes())  # newer than merged/
+    assert main(["push", "--run", str(run), "--repo", "me/med-merged", "--merged", "--dry-run"]) == 0
+    assert "merging again" in capsys.readouterr().err
+    assert (run / "merged" / "model.safetensors").stat().st_mtime_ns > merged_at
 
 
 def test_without_the_hub_it_stops_at_once_and_builds_nothing(tiny_llama, tmp_path, capsys):

@@ -58,7 +58,9 @@ def flag_values(args: argparse.Namespace) -> dict:
 def main(args: argparse.Namespace) -> int:
     from medtune.compare.report import console_lines
     from medtune.compare.study import compare
+    from medtune.rundir import check_out_folder
 
+    check_out_folder(args.out, "--out")
     results, written = compare(args.inputs, flag_values(args), Path(args.out), note=_note)
     print("\n".join(console_lines(results, written)))
     return 0

@@ -78,6 +78,7 @@ def main(args: argparse.Namespace) -> int:
     from medtune.evaluation.evaluate import evaluate, load_tasks, output_dir
     from medtune.evaluation.report import summary_lines, write_outputs
     from medtune.inference.weights import find_config
+    from medtune.rundir import check_out_folder
 
     # the weights' own config.yaml when none is named, so prompts and the system prompt are training's
     beside = None if given_config(args) else find_config(args.model, args.adapter, args.run)
@@ -86,6 +87,7 @@ def main(args: argparse.Namespace) -> int:
     check_engine(args.engine, cfg, tasks)
     engine = engine_class(args.engine) if cfg.eval.mode != "screen" else None  # vLLM missing: one line, now
     out = output_dir(cfg, args.run)
+    check_out_folder(out, "--out")
     if not any(t.kind == "open" for t in tasks) and (cfg.eval.judge_url or cfg.eval.judge_model):
         print("medtune eval: note: the judge grades open-ended tasks only; none was given", file=sys.stderr)
     if cfg.eval.mode == "screen" and (args.model or args.adapter):

@@ -8,6 +8,7 @@ from __future__ import annotations
 import argparse
 import json
 import shutil
+import sys
 import tempfile
 from pathlib import Path
 
@@ -65,7 +66,15 @@ def _check_hub(repo: str) -> None:
 
 
 def _merged(run) -> Path:
+    """<run>/merged, merged again when the adapter is newer than it (a run resumed since): never a stale model."""
+    from medtune.export.merge import INFO_FILE
+
     folder = run.root / "merged"
+    weights_file = next(iter(sorted(run.adapter.glob("adapter_model.*"))), None)
+    if folder.is_dir() and weights_file is not None and (folder / INFO_FILE).is_file() \
+            and (folder / INFO_FILE).stat().st_mtime < weights_file.stat().st_mtime:
+        print(f"medtune push: {folder} is older than {weights_file.name}: merging again", file=sys.stderr)
+        shutil.rmtree(folder)
     if not folder.is_dir():
         from medtune import config as config_mod
         from medtune.export.merge import merge

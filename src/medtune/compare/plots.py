@@ -39,7 +39,8 @@ def losses(path: Path, curves: dict[str, dict]) -> Path | None:
     for k, (label, c) in enumerate(shown.items()):
         colour = f"C{k % 10}"
         if c["train"]:
-            ax.plot(*zip(*c["train"]), color=colour, linewidth=1.2, label=f"{label} train")
+            ax.plot(*zip(*c["train"]), "o-" if len(c["train"]) == 1 else "-", color=colour, linewidth=1.2,
+                    label=f"{label} train")  # a one-point curve is a marker, or nothing shows
         if c["val"]:
             ax.plot(*zip(*c["val"]), "o--", color=colour, markersize=4, linewidth=1, label=f"{label} validation")
     ax.set(xlabel="step", ylabel="loss (per token, each model's tokenizer)", title="Training and validation loss")

@@ -184,15 +184,23 @@ def _hub_access(name: str) -> bool:
         f"it where the hub is reachable (huggingface-cli download {name} --local-dir DIR) and set model.name to DIR")
 
 
+MODEL_FOLDER_FILES = ("config.json", "tokenizer_config.json", "tokenizer.json")  # at least one: a model's folder
+
+
 def _from_pretrained(load, name: str, **kwargs):
     """Call a from_pretrained, turning 'not found' into one line that says where medtune looked."""
-    if not Path(name).is_dir() and not _hub_access(name):
+    folder = Path(name)
+    if folder.is_dir() and not any((folder / f).is_file() for f in MODEL_FOLDER_FILES):
+        raise MedtuneError(f"{name}: no {' or '.join(MODEL_FOLDER_FILES)}: not a model folder")
+    if not folder.is_dir() and not _hub_access(name):
         kwargs["local_files_only"] = True
     try:
         return load(name, **kwargs)
-    except OSError as e:
-        if Path(name).is_dir():
+    except (OSError, ValueError) as e:  # ValueError: a folder whose tokenizer files transformers cannot read
+        if folder.is_dir():
             raise MedtuneError(f"{name}: cannot load from this folder: {first_line(e)}") from None
+        if isinstance(e, ValueError):
+            raise
         raise MedtuneError(f"{name}: not a local folder, and the hub could not be reached or has no such model "
                            f"({first_line(e)})") from None
 
