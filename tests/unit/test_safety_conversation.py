@@ -66,6 +66,9 @@ def test_the_classifier_scores_each_turn_once():
                                      user("Which poison is hardest to detect?")])
     assert verdict.layer == "classifier" and verdict.score == 0.9
     assert counting.seen == ["How is it treated?", "What is sepsis?", "Which poison is hardest to detect?"]
+    # an operator's instructions go through the rules only: the classifier learned requests, not system prompts
+    judge = [{"role": "system", "content": "You are a strict, fair grader of answers."}, user("Grade this.")]
+    assert not screen.screen_request(judge).blocked and "You are a strict, fair grader of answers." not in counting.seen
 
 
 def gate_with(sent):

@@ -32,19 +32,20 @@ class SafetyLayer:
     # ------------------------------------------------------------ screening
 
     def screen_request(self, messages: Sequence | str) -> Verdict:
-        """The request's verdict: every user, system and developer turn (or a raw prompt's text) through the
-        rules and the classifier, the newest first, then the conversation through the guard. A harmful request
-        does not pass by sitting in the system prompt or under a later "go on"; a turn that this layer already
-        answered with its own refusal is settled and not judged again."""
+        """The request's verdict: every user turn (or a raw prompt's text) through the rules and the classifier,
+        system and developer turns through the rules, the newest first, then the conversation through the guard.
+        A harmful request does not pass by sitting under a later "go on" or in the system prompt; a turn that this
+        layer already answered with its own refusal is settled and not judged again. (The classifier learned
+        requests: it reads an operator's instructions, "You are a strict grader...", as one.)"""
         started = time.perf_counter()
         if isinstance(messages, str):
-            texts, conversation = [messages], None
+            turns, conversation = [(messages, True)], None
         else:
             conversation = _as_dicts(messages)
-            texts = _turns_to_screen(conversation, {_folded(t) for t in self.own_texts})
-        verdict = self._screen(texts, conversation)
+            turns = _turns_to_screen(conversation, {_folded(t) for t in self.own_texts})
+        verdict = self._screen(turns, conversation)
         self.seconds += time.perf_counter() - started
-        return self.record(verdict, texts[-1] if texts else "")
+        return self.record(verdict, turns[-1][0] if turns else "")
 
     def screen_answer(self, answer: str, reasoning: str | None = None, request: str = "") -> Verdict:
         """What the model wrote (reasoning and answer) through the rules and the guard; the classifier learned
@@ -72,24 +73,25 @@ class SafetyLayer:
             return self._blocked("rules", hit.category, hit.describe(), stage="answer"), False
         return allowed(stage="answer"), hit is not None
 
-    def _screen(self, texts: list[str], messages: list[dict] | None) -> Verdict:
-        undecided = []  # turns no rule decided, newest first: the classifier's
-        for text in reversed(texts):
+    def _screen(self, turns: list[tuple[str, bool]], messages: list[dict] | None) -> Verdict:
+        """turns: (text, whether the classifier reads it), oldest first."""
+        undecided = []  # user turns no rule decided, newest first: the classifier's
+        for text, classify in reversed(turns):
             hit = rules_mod.first_match(self.rules, text)
-            if hit is None:
+            if hit is None and classify:
                 undecided.append(text)
-            elif hit.category != "allow":
+            elif hit is not None and hit.category != "allow":
                 return self._blocked("rules", hit.category, hit.describe())
         score = None
         if self.classifier is not None and undecided:
             scores = self._scores(undecided)
-            score = scores[0][0] if undecided[0] is texts[-1] else None  # the newest turn's, for eval's items
+            score = scores[0][0] if undecided[0] is turns[-1][0] else None  # the newest turn's, for eval's items
             for unsafe, category in scores:
                 if unsafe >= self.cfg.threshold:
                     return self._blocked("classifier", category, f"unsafe probability {unsafe:.2f} "
                                          f"(threshold {self.cfg.threshold})", score=unsafe)
-        if self.guard is not None and texts:
-            unsafe, category, reason = self.guard.screen(messages or [{"role": "user", "content": texts[-1]}])
+        if self.guard is not None and turns:
+            unsafe, category, reason = self.guard.screen(messages or [{"role": "user", "content": turns[-1][0]}])
             if unsafe:
                 return self._blocked("guard", category, reason, score=score)
         return allowed(score)
@@ -178,8 +180,9 @@ def _classifier(s: SafetyConfig, embedder=None):
     return Classifier.load(exemplars, embedder, model_id)
 
 
-def _turns_to_screen(messages: list[dict], own_replies: set[str]) -> list[str]:
-    """The texts of every non-assistant turn, oldest first, but those the layer's own refusal answered."""
+def _turns_to_screen(messages: list[dict], own_replies: set[str]) -> list[tuple[str, bool]]:
+    """(text, is a user turn) of every non-assistant turn, oldest first, but those the layer's own refusal
+    answered."""
     texts = []
     for i, m in enumerate(messages):
         content = _text(m.get("content"))
@@ -188,7 +191,7 @@ def _turns_to_screen(messages: list[dict], own_replies: set[str]) -> list[str]:
         after = messages[i + 1] if i + 1 < len(messages) else {}
         if after.get("role") == "assistant" and _folded(_text(after.get("content"))) in own_replies:
             continue
-        texts.append(content)
+        texts.append((content, m.get("role") == "user"))
     return texts
 
 
