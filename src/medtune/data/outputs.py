@@ -12,6 +12,7 @@ from medtune.data.pipeline import SPLIT_FILES, Prepared, with_prepared_splits
 from medtune.data.records import Record, assistant_text
 from medtune.data.templates import render, with_system
 from medtune.errors import ConfigError, DataError
+from medtune.rundir import check_out_folder
 
 
 def output_row(record: Record, cfg: Config, tokenizer=None) -> dict:
@@ -77,9 +78,7 @@ def _note_output_caveats(prepared: Prepared, cfg: Config) -> None:
 def check_out_dir(out_dir: Path, cfg: Config) -> None:
     """One line instead of a traceback when the output folder is a file or sits under one, or when writing
     there would overwrite the input data."""
-    for p in (out_dir, *out_dir.parents):
-        if p.exists() and not p.is_dir():
-            raise ConfigError(f"output folder {out_dir}: {p} exists and is not a folder")
+    check_out_folder(out_dir, "output folder")
     clash = overwritten_input(out_dir, cfg)
     if clash:
         raise ConfigError(f"output folder {out_dir} would overwrite the input {clash}: choose another --out")
