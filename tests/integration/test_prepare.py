@@ -251,3 +251,31 @@ def test_overrides_may_come_before_between_and_after_flags(tmp_path, capsys):
     with pytest.raises(SystemExit):  # an unknown flag is still argparse's error, wherever it sits
         main(["prepare", "--data", str(SAMPLE), "--out", str(tmp_path / "x"), "--no-such-flag"])
     assert "unrecognized arguments: --no-such-flag" in capsys.readouterr().err
+
+
+def test_a_saved_datasetdict_keeps_its_validation_and_test_splits(tmp_path, capsys):
+    import datasets
+
+    rows = read_jsonl(SAMPLE)[:12]
+    parts = {"train": rows[:8], "validation": rows[8:10] + rows[:1], "test": rows[10:]}
+    datasets.DatasetDict({n: datasets.Dataset.from_list(r) for n, r in parts.items()}).save_to_disk(str(tmp_path / "dd"))
+    assert run("--data", tmp_path / "dd", "--out", tmp_path / "out") == 0
+    report = json.loads((tmp_path / "out" / "prepare_report.json").read_text())
+    assert report["counts"]["splits"] == {"train": 8, "valid": 3, "test": 2}  # train not cut again
+    assert report["counts"]["read"] == 8 and report["counts"]["read_apart"] == {"valid": 3, "test": 2}
+    assert report["overlap"]["valid"]["records"] == 1  # the training record put in validation is named
+    printed = capsys.readouterr().out
+    assert "valid 3 (read apart)" in printed and "questions also in train: valid 1" in printed
+    assert "its validation split is valid" in printed
+
+
+def test_a_valid_file_sharing_questions_with_train_is_flagged(tmp_path, capsys):
+    rows = read_jsonl(SAMPLE)[:6]
+    (tmp_path / "t.jsonl").write_text("".join(json.dumps(r) + "\n" for r in rows[:5]))
+    (tmp_path / "v.jsonl").write_text("".join(json.dumps(r) + "\n" for r in rows[4:]))
+    assert run("--data", tmp_path / "t.jsonl", "data.valid_file=" + str(tmp_path / "v.jsonl"),
+               "--out", tmp_path / "out") == 0
+    report = json.loads((tmp_path / "out" / "prepare_report.json").read_text())
+    assert report["overlap"]["valid"]["matches"] == [{"source": f"{tmp_path / 'v.jsonl'}:1",
+                                                      "train_source": f"{tmp_path / 't.jsonl'}:5"}]
+    assert "questions also in train: valid 1" in capsys.readouterr().out

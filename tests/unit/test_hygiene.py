@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from medtune.data.hygiene import dedup, leakage, load_eval_questions, normalize
+from medtune.data.hygiene import dedup, leakage, load_eval_questions, normalize, split_overlap
 from medtune.data.records import Message, Record
 from medtune.errors import DataError
 
@@ -98,3 +98,12 @@ def test_loading_all_eval_questions_is_fast():
     index = load_eval_questions(files)
     assert sum(len(v) for v in index.values()) == 7045
     assert time.monotonic() - start < 3
+
+
+def test_split_overlap_names_valid_and_test_questions_also_in_train():
+    splits = {"train": [qa("What causes scurvy?", source="t:1"), qa("Q2", source="t:2")],
+              "valid": [qa("what  causes SCURVY?", "Other.", source="v:1"), qa("New", source="v:2")],
+              "test": [qa("Q3", source="s:1")]}
+    found = split_overlap(splits)
+    assert found["valid"] == {"records": 1, "matches": [{"source": "v:1", "train_source": "t:1"}]}
+    assert found["test"] == {"records": 0, "matches": []}

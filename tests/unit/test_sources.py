@@ -193,6 +193,32 @@ def test_folder_of_data_files_like_a_downloaded_snapshot(tmp_path):
     assert [row for _, row in load_rows(tmp_path / "snap")[0]] == ROWS
 
 
+def test_folder_of_data_files_keeps_file_and_line_and_skip_bad(tmp_path):
+    (tmp_path / "snap").mkdir()
+    write_jsonl(tmp_path / "snap" / "train.jsonl", [json.dumps(ROWS[0]), "{oops", json.dumps(ROWS[1])])
+    with pytest.raises(DataError, match=r"snap/train.jsonl:2: invalid JSON"):
+        load_rows(tmp_path / "snap")
+    rows, bad = load_rows(tmp_path / "snap", skip_bad=True)
+    assert [src for src, _ in rows] == [f"{tmp_path / 'snap' / 'train.jsonl'}:1", f"{tmp_path / 'snap' / 'train.jsonl'}:3"]
+    assert bad[0]["source"].endswith("train.jsonl:2")
+
+
+def test_folder_split_and_slice_follow_hub_split(tmp_path):
+    import datasets
+
+    (tmp_path / "snap").mkdir()
+    write_jsonl(tmp_path / "snap" / "train.jsonl", [json.dumps(r) for r in ROWS])
+    write_jsonl(tmp_path / "snap" / "validation.jsonl", [json.dumps(ROWS[1])])
+    assert [row for _, row in load_rows(tmp_path / "snap", hub_split="validation")[0]] == [ROWS[1]]
+    assert [row for _, row in load_rows(tmp_path / "snap", hub_split="train[:1]")[0]] == [ROWS[0]]
+    with pytest.raises(DataError, match=r"no 'test' split among its data files \(splits: train, validation\)"):
+        load_rows(tmp_path / "snap", hub_split="test")
+    dd = datasets.DatasetDict({"train": datasets.Dataset.from_list(ROWS), "test": datasets.Dataset.from_list(ROWS[:1])})
+    dd.save_to_disk(str(tmp_path / "dd"))
+    assert [row for _, row in load_rows(tmp_path / "dd", hub_split="test")[0]] == [ROWS[0]]
+    assert [row for _, row in load_rows(tmp_path / "dd", hub_split="train[50%:]")[0]] == [ROWS[1]]
+
+
 def test_unsupported_suffix(tmp_path):
     path = tmp_path / "d.txt"
     path.write_text("hello")

@@ -64,3 +64,18 @@ def leakage(records: Sequence[Record], eval_files: Sequence[str | Path]) -> dict
         "per_file": per_file,
         "matches": matches,
     }
+
+
+def split_overlap(splits: dict[str, Sequence[Record]]) -> dict:
+    """{valid/test: {records, matches}}: records whose question is also a training question (a valid_file that
+    shares questions with train_file, or one question asked twice with different answers)."""
+    train = {}
+    for record in splits.get("train", []):
+        if record.question:
+            train.setdefault(normalize(record.question), record.source)
+    found = {}
+    for name in ("valid", "test"):
+        matches = [{"source": r.source, "train_source": train[normalize(r.question)]}
+                   for r in splits.get(name, []) if r.question and normalize(r.question) in train]
+        found[name] = {"records": len(matches), "matches": matches}
+    return found

@@ -13,7 +13,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from medtune.config import Config
-from medtune.data import formats, hygiene, safety_mix, sources, split
+from medtune.data import folders, formats, hygiene, safety_mix, sources, split
 from medtune.data.records import Record
 from medtune.data.templates import render
 from medtune.data.tokenize import Encoded, apply_overlong, encode_batch, length_audit
@@ -47,6 +47,7 @@ def prepare(cfg: Config, tokenizer=None) -> Prepared:
             splits["train"], cfg.data.safety_examples, cfg.seed)
     prepared = Prepared(splits, report=report)
     report["counts"]["splits"] = {name: len(recs) for name, recs in splits.items()}
+    report["overlap"] = hygiene.split_overlap(splits)
     if cfg.data.leakage_files:
         report["leakage"] = hygiene.leakage(splits["train"], [str(p) for p in cfg.data.leakage_files])
     if tokenizer is not None:
@@ -92,8 +93,9 @@ def _load_train(cfg: Config, report: dict) -> list[Record]:
     return records
 
 
-def _read(cfg: Config, path: str, report: dict) -> tuple[list[Record], str]:
-    rows, bad = sources.load_rows(path, hub_config=cfg.data.hub_config, hub_split=cfg.data.hub_split,
+def _read(cfg: Config, path: str, report: dict, part: str | None = None) -> tuple[list[Record], str]:
+    """Records of one source; part: the split of a folder or hub dataset (default data.hub_split)."""
+    rows, bad = sources.load_rows(path, hub_config=cfg.data.hub_config, hub_split=part or cfg.data.hub_split,
                                   skip_bad=cfg.data.skip_bad)
     report.setdefault("bad_lines", []).extend(bad)
     fmt = cfg.data.format
@@ -105,17 +107,36 @@ def _read(cfg: Config, path: str, report: dict) -> tuple[list[Record], str]:
 
 
 def _split(cfg: Config, records: list[Record], report: dict) -> dict[str, list[Record]]:
-    """Ratios from data.split; a split whose file is given comes from that file instead."""
+    """Ratios from data.split; a split whose file is given, or that the train_file folder holds, comes from there."""
     names = ["train", "valid", "test"]
     ratios = dict(zip(names, split.parse_ratios(cfg.data.split)))
-    given = {n for n in ("valid", "test") if getattr(cfg.data, SPLIT_FILES[n])}
+    given = {n: (getattr(cfg.data, SPLIT_FILES[n]), cfg.data.hub_split) for n in ("valid", "test")
+             if getattr(cfg.data, SPLIT_FILES[n])}
+    given = {**folder_splits(cfg, report), **given}
     cut = {n: r for n, r in ratios.items() if n not in given}
     total = sum(cut.values())
     parts = split.split_records(records, tuple(r / total for r in cut.values()), cfg.seed)
     splits = dict(zip(cut, parts.values()))
-    for name in sorted(given):
-        splits[name], _ = _read(cfg, getattr(cfg.data, SPLIT_FILES[name]), report)
+    for name, (path, part) in sorted(given.items()):
+        splits[name], _ = _read(cfg, path, report, part)
+        report["counts"].setdefault("read_apart", {})[name] = len(splits[name])
     return {n: splits[n] for n in names if n in splits}
+
+
+def folder_splits(cfg: Config, report: dict) -> dict[str, tuple[str, str]]:
+    """{valid/test: (folder, split)} for the validation and test splits a train_file folder holds (a saved
+    DatasetDict, a hub snapshot), unless data.valid_file / test_file say otherwise: they are not split again."""
+    path = Path(cfg.data.train_file)
+    if not path.is_dir() or folders.split_name(cfg.data.hub_split) != "train":
+        return {}
+    held = folders.split_names(path)
+    found = {"valid": next((n for n in folders.VALID_NAMES if n in held), None), "test": "test" if "test" in held else None}
+    found = {n: (str(path), part) for n, part in found.items() if part and not getattr(cfg.data, SPLIT_FILES[n])}
+    if found:
+        report["notes"].append(f"{path} holds splits {', '.join(held)}: "
+                               + ", ".join(f"its {part} split is {n}" for n, (_, part) in found.items())
+                               + " (data.valid_file / data.test_file choose others)")
+    return found
 
 
 def _encode(cfg: Config, tokenizer, prepared: Prepared) -> None:

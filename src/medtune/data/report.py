@@ -47,10 +47,16 @@ def summary(report: dict) -> str:
     lines = [f"format {report['detected_format']}: read {c['read']} records, {len(report['bad_lines'])} bad lines, "
              f"{c.get('duplicates_removed', 0)} duplicates removed"
              + (f", first {c['after_limit']} kept (data.limit)" if "after_limit" in c else "")]
+    apart = c.get("read_apart", {})
     lines.append("splits: " + ", ".join(f"{n} {k}{_safety_share(report) if n == 'train' else ''}"
+                                        + (" (read apart)" if n in apart else "")
                                         for n, k in c["splits"].items()))
     if "safety_examples" in report:
         lines.append(_safety_line(report["safety_examples"]))
+    overlap = {n: o["records"] for n, o in report.get("overlap", {}).items() if o["records"]}
+    if overlap:
+        lines.append("warning: questions also in train: " + ", ".join(f"{n} {k}" for n, k in overlap.items())
+                     + " (prepare_report.json lists them; they measure memory, not generalisation)")
     if "leakage" in report:
         lines.append(f"leakage: {report['leakage']['leaked_records']} training questions found in evaluation files")
     for name, a in report.get("length", {}).items():

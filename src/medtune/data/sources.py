@@ -12,6 +12,7 @@ import re
 from pathlib import Path
 
 from medtune import hub
+from medtune.data import folders
 from medtune.errors import DataError, first_line
 
 Row = tuple[str, dict]
@@ -32,7 +33,7 @@ def load_rows(
     hub_hint: what a hub failure message tells the user to do instead (the caller knows its own flags)."""
     path = Path(path_or_id).expanduser()
     if path.is_dir():
-        rows, bad = _load_folder(path, hub_config, hub_split), []
+        rows, bad = folders.load_folder(path, hub_config, hub_split, skip_bad, _load_file)
     elif path.is_file():
         rows, bad = _load_file(path, skip_bad)
     elif looks_like_hub_id(str(path_or_id)):
@@ -185,32 +186,7 @@ def _read_parquet(path: Path) -> list[Row]:
     return [(f"{path}[{i}]", row) for i, row in enumerate(table.to_pylist())]
 
 
-# ---------------------------------------------------------------- datasets folders and the hub
-
-
-def _load_folder(path: Path, hub_config: str | None, hub_split: str) -> list[Row]:
-    """A datasets.save_to_disk folder, else a folder of data files (e.g. a downloaded hub snapshot)."""
-    import datasets
-
-    try:
-        ds = datasets.load_from_disk(str(path))
-    except FileNotFoundError:
-        return _load_data_folder(path, hub_config, hub_split)
-    if isinstance(ds, datasets.DatasetDict):
-        if "train" not in ds:
-            raise DataError(f"{path}: saved DatasetDict has no 'train' split (splits: {', '.join(ds)})")
-        ds = ds["train"]
-    return [(f"{path}[{i}]", row) for i, row in enumerate(ds.to_list())]
-
-
-def _load_data_folder(path: Path, hub_config: str | None, hub_split: str) -> list[Row]:
-    import datasets
-
-    try:
-        ds = datasets.load_dataset(str(path), hub_config, split=hub_split)
-    except Exception as e:  # datasets raises many types here; the user needs the message, not the type
-        raise DataError(f"{path}: not a save_to_disk folder nor a folder of data files: {first_line(e)}") from None
-    return [(f"{path}[{i}]", row) for i, row in enumerate(ds.to_list())]
+# ---------------------------------------------------------------- the hub (folders: data/folders.py)
 
 
 def _load_hub(dataset_id: str, hub_config: str | None, hub_split: str, hint: str = _LOCAL_COPY_HINT) -> list[Row]:
