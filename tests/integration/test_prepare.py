@@ -279,3 +279,12 @@ def test_a_valid_file_sharing_questions_with_train_is_flagged(tmp_path, capsys):
     assert report["overlap"]["valid"]["matches"] == [{"source": f"{tmp_path / 'v.jsonl'}:1",
                                                       "train_source": f"{tmp_path / 't.jsonl'}:5"}]
     assert "questions also in train: valid 1" in capsys.readouterr().out
+
+
+def test_text_rows_say_that_the_prompt_is_in_the_loss_in_prepare_and_in_train(tmp_path, model_dir, capsys):
+    out = tmp_path / "text"
+    assert run("--data", SAMPLE, "--limit", 10, "--model", model_dir, "--output-format", "text", "--out", out) == 0
+    assert "output_format text: each row is one string with no prompt/answer boundary" in capsys.readouterr().out
+    assert main(["train", f"model.name={model_dir}", f"data.train_file={out}", f"output_dir={tmp_path / 'run'}",
+                 "training.max_steps=1", "--dry-run"]) == 0
+    assert "note: records in the text layout ({text: ...}) have no prompt/answer boundary" in capsys.readouterr().out

@@ -234,6 +234,13 @@ def test_unknown_column_role():
         ({"messages": [{"role": "tool", "content": "Q"}]}, "chat", "field 'messages[0].role' = 'tool'"),
         ({"conversations": [{"from": "human", "value": "Q"}]}, "sharegpt", "field 'conversations' has no assistant"),
         ({"question": "Q", "answer": ["A"]}, "instruction_response", "field 'answer' should be text"),
+        ({"instruction": "Q", "output": "<think>R and then A"}, "alpaca", "'output' holds a <think> never closed"),
+        ({"instruction": "Q", "output": "A</think>"}, "alpaca", "'output' holds a stray think tag"),
+        ({"instruction": "Q", "output": "<think>R</think>A<think>S</think>B"}, "alpaca", "a stray think tag"),
+        ({"Question": "Q", "Complex_CoT": "R", "Response": "<think>R</think>A"}, "medical_o1",
+         "field 'Response' holds a <think> block while a separate reasoning field gives the reasoning"),
+        ({"Question": "Q", "Complex_CoT": "<think>R</think>", "Response": "A"}, "medical_o1",
+         "the reasoning field holds a <think> or </think> tag"),
     ],
 )
 def test_bad_records_name_field_source_and_format(row, fmt, message):

@@ -16,7 +16,7 @@ from __future__ import annotations
 
 from collections import Counter
 
-from medtune.data.records import Message, Record, split_reasoning
+from medtune.data.records import THINK_CLOSE, THINK_OPEN, Message, Record, split_reasoning
 from medtune.errors import DataError
 
 FORMATS = ("medical_o1", "alpaca", "instruction_response", "chat", "sharegpt", "prompt_completion", "text")
@@ -154,7 +154,22 @@ class _Row:
         found, answer = (None, text) if reasoning else split_reasoning(text)
         if not answer:
             raise self.error(f"empty field '{name}' (nothing after </think>)")
+        self.check_tags(answer, name, reasoning)
         return Message("assistant", answer, reasoning or found or None)
+
+    def check_tags(self, answer: str, name: str, reasoning: str | None) -> None:
+        """A think tag left in the answer (or in a separate reasoning field) would be trained as text: a second or
+        nested <think> block, or one never closed, which teaches the model to ramble on past its reasoning."""
+        if reasoning and (THINK_OPEN in reasoning or THINK_CLOSE in reasoning):
+            raise self.error("the reasoning field holds a <think> or </think> tag: medtune adds them itself")
+        if THINK_OPEN not in answer and THINK_CLOSE not in answer:
+            return
+        if reasoning:
+            raise self.error(f"field '{name}' holds a <think> block while a separate reasoning field gives the "
+                             "reasoning: keep one of them")
+        problem = "a <think> never closed by </think>" if THINK_CLOSE not in answer else "a stray think tag"
+        raise self.error(f"field '{name}' holds {problem} (the reasoning must be one leading "
+                         "<think>...</think> block, then the answer)")
 
     def record(self, messages: list[Message]) -> Record:
         return Record(messages=messages, source=self.source)

@@ -10,6 +10,7 @@ from pathlib import Path
 from medtune.config import Config
 from medtune.data.pipeline import SPLIT_FILES, Prepared, with_prepared_splits
 from medtune.data.records import Record, assistant_text
+from medtune.data.templates import TEXT_ROWS_ADVICE
 from medtune.data.templates import render, with_system
 from medtune.errors import ConfigError, DataError
 from medtune.rundir import check_out_folder
@@ -68,6 +69,9 @@ def _note_output_caveats(prepared: Prepared, cfg: Config) -> None:
     if cfg.data.output_format == "completions" and has_system:
         notes.append("output_format completions: the system prompt is in each row's 'system' key, which medtune "
                      "reads and mlx-lm ignores; use output_format chat to give it to mlx-lm")
+    if cfg.data.output_format == "text" and any(r.messages for rs in prepared.splits.values() for r in rs):
+        notes.append(f"output_format text: each row is one string with no prompt/answer boundary, so training on "
+                     f"these files (medtune train, mlx-lm) puts the prompts in the loss; {TEXT_ROWS_ADVICE}")
     truncated = prepared.report.get("truncated", {})
     if any(truncated.values()):
         notes.append("data.overlong=truncate: the files keep each example whole; medtune train cuts the "

@@ -28,6 +28,11 @@ R1_INSTRUCTION = (
 R1_ANSWER_HEADER = "\n\n### Answer:\n"
 
 
+TEXT_ROWS_ADVICE = "prepare with data.output_format=chat (the default) or completions to train on the answers only"
+TEXT_ROWS_NOTE = ("records in the text layout ({text: ...}) have no prompt/answer boundary: the loss covers every "
+                  f"token, a prompt inside the text included; {TEXT_ROWS_ADVICE}")
+
+
 @dataclass
 class Rendered:
     text: str
@@ -49,7 +54,7 @@ def render(
     """One training example as text plus its trained spans."""
     if "text" in record.meta and not record.messages:  # plain-text corpora train on every character
         text = record.meta["text"]
-        return Rendered(text, [(0, len(text))], answer_start=0)
+        return Rendered(text, [(0, len(text))], answer_start=0, notes=[TEXT_ROWS_NOTE])
     messages = with_system(record, system_prompt)
     if not any(m.role == "assistant" for m in messages):
         raise DataError(f"{record.source}: record has no assistant turn to train on")

@@ -215,6 +215,7 @@ def _build(tr: TrainingRun, callbacks: list, where: str | None):
     built = build(tr.cfg, tr.run, datasets, tr.tokenizer, tr.plan, callbacks, tr.out, tr.checkpoint is not None)
     tr.info.update(built.info)
     lines = startup_lines(tr.cfg, built.info, tr.data.line(), tr.plan)
+    lines += [f"note: {n}" for n in tr.prepared.report["notes"]]  # what prepare would have said
     lines += [f"tracking: {where}"] if where else []
     lines += [f"resuming from {tr.checkpoint}"] if tr.checkpoint else []
     print("\n".join(lines), file=tr.out, flush=True)
