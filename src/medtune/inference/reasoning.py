@@ -2,8 +2,8 @@
 
 The same state machine serves both: fed the whole text, it gives what streaming it chunk by chunk gives.
 It copes with an opening tag that the prompt already wrote (R1-style templates), a closing tag that never
-comes (generation hit max_tokens), no reasoning at all, and a header in front of the answer (r1-cot's
-"### Answer:"). Tags split across chunks are held back until they are complete.
+comes (generation hit max_tokens), no reasoning at all, a second think block after some answer (its text is
+reasoning too), and a header in front of the answer (r1-cot's "### Answer:"). Tags split across chunks are held back until they are complete.
 """
 
 from __future__ import annotations
@@ -102,11 +102,23 @@ class ReasoningSplitter:
         if self._header and self._header.startswith(head):
             return False  # a partial header so far
         self._buf, self._state = head, "answer"
+        if self._answer:  # the answer goes on after a second think block
+            self._emit(ANSWER, "\n\n", out)
         return True
 
     def _on_answer(self, out: list[Delta]) -> bool:
-        self._emit_safe(ANSWER, "", out)
-        return False
+        start = self._buf.find(THINK_OPEN)
+        if start < 0:
+            self._emit_safe(ANSWER, THINK_OPEN, out)
+            return False
+        # A second think block (models that think again mid-answer): reasoning too, never tags in the answer.
+        self._emit(ANSWER, self._buf[:start].rstrip(), out)
+        self._buf, self._state = self._buf[start + len(THINK_OPEN):], "reasoning_lead"
+        if self._reasoning is None:
+            self._reasoning = []
+        elif self._reasoning:
+            self._emit(REASONING, "\n\n", out)
+        return True
 
     # ------------------------------------------------------------ output
 
