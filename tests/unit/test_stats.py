@@ -110,3 +110,13 @@ def test_paired_summary_of_open_ended_items_has_no_accuracy():
     tuned = [record(i, None, scores={"similarity": 0.7}) for i in range(4)]
     out = stats.paired_summary(base, tuned)
     assert "accuracy" not in out and out["similarity"]["delta"] == pytest.approx(0.2)
+
+
+def test_answers_the_safety_layer_replaced_are_wrong_and_counted_apart_from_unparseable():
+    refused = {"action": "refuse", "layer": "classifier", "category": "self_harm", "stage": "request"}
+    records = [record(0, True, parsed=True, format_ok=True, safety=None),
+               record(1, False, parsed=False, format_ok=False, safety=None),
+               record(2, False, parsed=False, format_ok=False, safety=refused)]
+    out = stats.mcq_summary(records)
+    assert out["accuracy"] == pytest.approx(1 / 3)
+    assert (out["unparseable"], out["safety_replaced"]) == (1, 1)

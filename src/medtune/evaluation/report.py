@@ -39,6 +39,7 @@ def summary_lines(results: dict, out: Path) -> list[str]:
             if task["kind"] == "mcq":
                 extra = f", acc_norm {m['acc_norm']:.4f}" if "acc_norm" in m else f", unparseable {m['unparseable']}"
                 extra += f", too long {m['too_long']}" if m.get("too_long") else ""
+                extra += f", refused by the safety layer {m['safety_replaced']}" if m.get("safety_replaced") else ""
                 line = f"accuracy {m['accuracy']:.4f} [{m['ci95'][0]:.4f}, {m['ci95'][1]:.4f}]{extra}"
             else:
                 sim = m.get("similarity", {})
@@ -98,12 +99,13 @@ def mcq_table(results: dict) -> list[str]:
     if not rows:
         return []
     out = ["## Multiple choice", "",
-           "| system | task | items | accuracy | 95% CI | acc_norm | unparseable | too long | format ok | "
-           "reasoning tokens | items/s |", "|---|---|---:|---:|---|---:|---:|---:|---:|---:|---:|"]
+           "| system | task | items | accuracy | 95% CI | acc_norm | unparseable | too long | safety refused | "
+           "format ok | reasoning tokens | items/s |", "|---|---|---:|---:|---|---:|---:|---:|---:|---:|---:|---:|"]
     for label, task, t in rows:
         m = t["metrics"]
         out.append(f"| {label} | {task} | {m['items']} | {m['accuracy']:.4f} | {_ci(m['ci95'])} | "
                    f"{_num(m.get('acc_norm'))} | {m.get('unparseable', '-')} | {m.get('too_long', '-')} | "
+                   f"{m.get('safety_replaced', '-')} | "
                    f"{_pct(m.get('format_compliance'))} | "
                    f"{_num(m.get('mean_reasoning_tokens'), 1)} | {t['items_per_s']:.2f} |")
     return [*out, ""]

@@ -83,12 +83,13 @@ def similarity_summary(scores: list[float]) -> dict:
 
 def mcq_summary(records: list[dict]) -> dict:
     """Accuracy with its interval, acc_norm (loglik), unparseable answers, reasoning length and format (generate).
-    Items that never ran (too long for the model) count as wrong, and apart, as too_long; never as unparseable."""
+    Items that never ran (too long for the model) count as wrong, and apart, as too_long; items whose answer the
+    safety layer replaced count as wrong, and apart, as safety_replaced; neither counts as unparseable."""
     out = accuracy([bool(r["correct"]) for r in records])
     if records and "correct_norm" in records[0]:
         out["acc_norm"] = accuracy([r["correct_norm"] for r in records])["accuracy"]
     if records and "parsed" in records[0]:
-        out["unparseable"] = sum(r["parsed"] is False for r in records)
+        out["unparseable"] = sum(r["parsed"] is False and not r.get("safety") for r in records)
     return {**out, **too_long(records), **generation_summary(records)}
 
 
