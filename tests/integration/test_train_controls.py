@@ -154,6 +154,8 @@ def test_dry_run_prints_the_plan_and_writes_nothing(tiny_models, tmp_path, capsy
     ({"lora.target_modules": ["q_proj", "wq"]}, "no layer named 'wq'"),
     ({"model.max_length": 16}, "no training example left after the length policy"),
     ({"training.lr_scheduler": "cosin"}, "'cosin' is not a transformers scheduler; did you mean 'cosine'"),
+    ({"training.lr_scheduler": "cosine_with_min_lr", "training.lr_scheduler_kwargs": {"min_lr_ratio": 0.1}},
+     "lr_scheduler_kwargs = {'min_lr_ratio': 0.1} for cosine_with_min_lr: .*unexpected keyword argument 'min_lr_ratio'"),
     ({"training.batch_size": 0}, "training.batch_size = 0 must be at least 1"),
     ({"training.gradient_accumulation_steps": 0}, "must be at least 1"),
     ({"training.logging_steps": 0}, "training.logging_steps = 0 must be at least 1"),
@@ -242,3 +244,10 @@ def test_common_layout_early_stopping_evaluates_every_tenth_of_the_run():
 def test_resume_without_a_checkpoint_says_so(tiny_llama, tmp_path):
     with pytest.raises(MedtuneError, match="nothing to resume"):
         train(cfg_for(tiny_llama, tmp_path / "run"), resume=True)
+
+
+def test_a_misspelt_scheduler_argument_leaves_no_run_directory(tiny_llama, tmp_path):
+    with pytest.raises(MedtuneError, match="unexpected keyword argument 'min_lr_ratio'"):
+        train(cfg_for(tiny_llama, tmp_path / "run", **{"training.lr_scheduler": "cosine_with_min_lr",
+                                                       "training.lr_scheduler_kwargs": {"min_lr_ratio": 0.1}}))
+    assert not (tmp_path / "run").exists()
