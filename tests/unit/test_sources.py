@@ -41,7 +41,7 @@ def test_invalid_json_messages_read_as_sentences(tmp_path):
     path.write_text('{"question": "cut\n{"a": 1}\n{"question": "unterminated')  # the last line has no newline
     with pytest.raises(DataError) as err:
         load_rows(path)
-    assert str(err.value) == f"{path}:1: invalid JSON: Invalid control character at column 18"
+    assert str(err.value) == f"{path}:1: invalid JSON: Unterminated string starting at column 14"  # not the newline
     _, bad = load_rows(path, skip_bad=True)
     assert bad[1]["error"] == f"{path}:3: invalid JSON: Unterminated string starting at column 14"
     whole = tmp_path / "bad.json"
@@ -141,6 +141,21 @@ def test_csv_rows_and_line_numbers(tmp_path):
         (f"{path}:2", {"question": "What causes\nscurvy?", "answer": "Vitamin C deficiency."}),
         (f"{path}:4", {"question": "Q2", "answer": "A2"}),
     ]
+
+
+def test_csv_line_numbers_after_blank_lines_and_crlf(tmp_path):
+    path = tmp_path / "d.csv"
+    path.write_bytes(b'question,answer\r\nq1,a1\r\n\r\n\r\n"multi\r\nline",a2\r\n\r\nq3,a3,extra\r\n')
+    with pytest.raises(DataError, match=r"d\.csv:8: 3 fields"):
+        load_rows(path)
+    rows, bad = load_rows(path, skip_bad=True)
+    assert [src for src, _ in rows] == [f"{path}:2", f"{path}:5"] and bad[0]["source"] == f"{path}:8"
+
+
+def test_json_error_at_the_end_of_a_line_names_that_line_and_column(tmp_path):
+    path = write_jsonl(tmp_path / "d.jsonl", ['{"q": "x"}', '{"a": 1'])
+    with pytest.raises(DataError, match=r"d\.jsonl:2: invalid JSON: Expecting ',' delimiter at column 8"):
+        load_rows(path)
 
 
 def test_csv_row_with_too_many_fields(tmp_path):

@@ -89,7 +89,8 @@ def _read_jsonl(path: Path, skip_bad: bool) -> tuple[list[Row], list[dict]]:
 
 def _parse_line(raw: bytes, source: str) -> dict:
     try:
-        text = raw.decode("utf-8-sig")  # -sig: a BOM on line 1 is harmless
+        text = raw.decode("utf-8-sig").rstrip("\r\n")  # -sig: a BOM is harmless; no newline: json's column stays
+        # on this line (an error at its end would name column 1 of the next)
     except UnicodeDecodeError as e:
         raise DataError(f"{source}: not UTF-8 text (byte {e.start + 1} of the line)") from None
     try:
@@ -159,11 +160,9 @@ def _json_records(path: Path, value) -> list:
 def _read_csv(path: Path, skip_bad: bool) -> tuple[list[Row], list[dict]]:
     reader = csv.DictReader(io.StringIO(_decode(path), newline=""))
     rows, bad = [], []
-    start = 2  # line 1 is the header; a quoted field may span lines, so track where each row begins
     try:
         for row in reader:
-            source = f"{path}:{start}"
-            start = reader.line_num + 1
+            source = f"{path}:{_csv_row_start(reader.line_num, row)}"
             if None in row:
                 error = DataError(
                     f"{source}: {len(reader.fieldnames) + len(row[None])} fields, header has {len(reader.fieldnames)}"
@@ -174,6 +173,13 @@ def _read_csv(path: Path, skip_bad: bool) -> tuple[list[Row], list[dict]]:
     except csv.Error as e:
         raise DataError(f"{path}:{reader.line_num}: invalid CSV: {e}") from None
     return rows, bad
+
+
+def _csv_row_start(end_line: int, row: dict) -> int:
+    """The line a CSV row starts on: the reader counts to its last line, and a quoted field may span lines (blank
+    lines between rows are skipped, so counting on from the previous row would be off)."""
+    values = [v for k, v in row.items() if k is not None] + list(row.get(None) or [])
+    return end_line - sum(v.count("\n") for v in values if isinstance(v, str))
 
 
 def _read_parquet(path: Path) -> list[Row]:
