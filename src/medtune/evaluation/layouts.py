@@ -152,8 +152,8 @@ def _letter(source: str, options: dict, value, field: str) -> str:
 def _options(source: str, raw, field: str = "options") -> dict:
     """{letter: text}; a plain list is lettered A, B, C, ...; so is a list of {key, value} pairs (bigbio layouts)."""
     if isinstance(raw, list) and raw and all(isinstance(o, dict) and {"key", "value"} <= set(o) for o in raw):
-        raw = {o["key"]: o["value"] for o in raw}
-    if isinstance(raw, list):  # errors name the list's index, as the file has it
+        entries = [(f"{field}[{i}].value", str(o["key"]).strip(), o["value"]) for i, o in enumerate(raw)]
+    elif isinstance(raw, list):  # errors name the list's index, as the file has it
         entries = [(f"{field}[{i}]", chr(ord("A") + i), text) for i, text in enumerate(raw)]
     elif isinstance(raw, dict):
         entries = [(f"{field}.{key}", str(key).strip(), text) for key, text in raw.items()]
@@ -168,5 +168,7 @@ def _options(source: str, raw, field: str = "options") -> dict:
             text = str(text)
         if not isinstance(text, str) or not text.strip():
             raise DataError(f"{source}: field '{name}' is empty")
+        if letter in options:  # "A" and "A " are one letter: keeping either would drop an option unseen
+            raise DataError(f"{source}: field '{name}': option letter {letter!r} appears twice")
         options[letter] = text.strip()
     return options
