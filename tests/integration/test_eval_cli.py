@@ -46,7 +46,9 @@ def test_random_model_answers_count_as_unparseable(tmp_path, tiny_llama):
                "--max-tokens", 8, "--out", out) == 0
     results, items = read(out)
     metrics = results["systems"]["model"]["tasks"]["medqa"]["metrics"]
-    assert metrics["unparseable"] == sum(not r["parsed"] for r in items) >= 1
+    # the layer refuses medqa's first item (a reporting-an-error ethics vignette): wrong, but not unparseable
+    assert metrics["unparseable"] == sum(not r["parsed"] and not r["safety"] for r in items) >= 1
+    assert metrics["safety_replaced"] == sum(bool(r["safety"]) for r in items)
     assert metrics["accuracy"] == sum(r["correct"] for r in items) / 4
     assert all(r["prediction"] is None and not r["correct"] for r in items if not r["parsed"])
 
