@@ -23,6 +23,12 @@ from medtune.rundir import CONFIG_FILE
 INFO_FILE = "medtune_merge.json"
 TOLERANCE = {"float32": 1e-4, "bfloat16": 5e-2, "float16": 1e-2}  # max |logit difference| accepted, per dtype
 CHECK_TEXT = "A 45-year-old man has crushing chest pain radiating to the left arm. What is the first step?"
+WRITES = (  # what merge() leaves in its folder, for a dry run to say before anything is merged
+    "model.safetensors (float32 with dtype auto; above 2 GB, shards and model.safetensors.index.json)",
+    "config.json and generation_config.json (stopping at the run's stop tokens)",
+    "the tokenizer's files with the chat template training used (tokenizer.json, tokenizer_config.json, ...)",
+    f"{CONFIG_FILE} (the run's resolved config) and {INFO_FILE} (the check against base + adapter)",
+)
 
 
 @dataclass

@@ -66,19 +66,29 @@ HYPERPARAMETERS = [
 def model_card(cfg: Config, info: dict) -> str:
     """A short README.md: what was trained on what, how, the losses reached, and how to load it."""
     weights = info.get("weights_dir", "adapter")
-    rows = "\n".join(f"| {name} | {get(cfg)} |" for name, get in HYPERPARAMETERS)
-    if cfg.method != "full":
-        rows += f"\n| adapted modules | {', '.join(info.get('target_modules', []))} |"
-    best = info.get("best") or {}
     lines = [
         f"# {Path(cfg.output_dir).name}",
         "",
         f"A {cfg.method} fine-tune of `{cfg.model.name}` for medical reasoning, made with medtune.",
         "Educational and research use only: not a medical device, and no substitute for a clinician.",
         "",
+        *details(cfg, info, f"`{cfg.data.train_file}`", f"this is the `{weights}/` kept"),
+    ]
+    lines += ["", "![loss](plots/loss.png)", "", "## Use", "", "```bash", _usage(cfg, weights), "```", ""]
+    return "\n".join(lines)
+
+
+def details(cfg: Config, info: dict, source: str, kept: str) -> list[str]:
+    """The card's Data, Training and Results sections; `source` names the data and `kept` what the best step's
+    weights became (the Hub card names neither by a path of this machine)."""
+    rows = "\n".join(f"| {name} | {get(cfg)} |" for name, get in HYPERPARAMETERS)
+    if cfg.method != "full":
+        rows += f"\n| adapted modules | {', '.join(info.get('target_modules', []))} |"
+    best = info.get("best") or {}
+    lines = [
         "## Data",
         "",
-        f"- source: `{cfg.data.train_file}` ({info.get('data', {}).get('train_examples', '?')} training and "
+        f"- source: {source} ({info.get('data', {}).get('train_examples', '?')} training and "
         f"{info.get('data', {}).get('valid_examples', '?')} validation examples after preparation)",
         f"- loss on the assistant turn only: {'no' if cfg.training.train_on_prompt else 'yes'}",
         f"- data hash: `{info.get('data_hash', '')}`",
@@ -98,9 +108,8 @@ def model_card(cfg: Config, info: dict) -> str:
     ]
     if best:
         lines.append(f"- best validation loss: {_fmt(best.get('val_loss'))} at step {best.get('step')}"
-                     + (f" (this is the `{weights}/` kept)" if info.get("weights_from_best") else ""))
-    lines += ["", "![loss](plots/loss.png)", "", "## Use", "", "```bash", _usage(cfg, weights), "```", ""]
-    return "\n".join(lines)
+                     + (f" ({kept})" if info.get("weights_from_best") else ""))
+    return lines
 
 
 def _usage(cfg: Config, weights: str) -> str:
