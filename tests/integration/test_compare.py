@@ -2,6 +2,7 @@
 requested items, the others are evaluated on the same items; paired statistics, findings, report and plots."""
 
 import json
+import time
 from pathlib import Path
 
 import pytest
@@ -9,8 +10,10 @@ from eval_helpers import EVAL_DIR, open_task_file
 from inference_helpers import make_run
 
 from medtune.cli import main
+from medtune.inference.engine import Engine
 
 LIMIT = 12
+LOAD_S, START_S = 0.2, 1.0  # SlowStart's load, and the one-time start-up of the first forward pass in a process
 
 
 def write_training_logs(run: Path, speed: float, peak: float, losses: list[float]) -> None:
@@ -98,6 +101,40 @@ def test_other_items_are_evaluated_again_and_say_why(study, capsys):
     results = json.loads((fewer / "results.json").read_text())
     assert results["inputs"]["run-a"]["evaluation"] == str(fewer / "evals" / "run-a")
     assert results["paired"][0]["n"] == 6
+
+
+class SlowStart(Engine):
+    """An engine whose load takes LOAD_S, in a process whose first forward pass pays START_S once (as CUDA's context
+    and kernel set-up do): costs that the first input evaluated used to carry in its task time."""
+
+    started = False
+
+    @classmethod
+    def load(cls, **kwargs):
+        time.sleep(LOAD_S)
+        engine = super().load(**kwargs)
+        engine.model.register_forward_pre_hook(_start_up)
+        return engine
+
+
+def _start_up(_module, _args) -> None:
+    if not SlowStart.started:
+        SlowStart.started = True
+        time.sleep(START_S)
+
+
+def test_speed_leaves_out_the_model_load_and_the_first_call_start_up(study, tiny_llama, tmp_path):
+    from medtune.compare.study import compare
+
+    _, _, _, run_b = study
+    flags = {"eval.tasks": ["mmlu_medical"], "eval.data_dir": str(EVAL_DIR), "eval.limit": 4,
+             "eval.mode": "generate", "eval.max_tokens": 4}
+    results, _ = compare([str(run_b), str(tiny_llama)], flags, tmp_path, engine_cls=SlowStart)
+    first, second = results["inputs"]["run-b"], results["inputs"][tiny_llama.name]
+    assert first["load_s"] >= LOAD_S and second["load_s"] >= LOAD_S  # measured, and kept apart
+    assert first["warm_up_s"] >= START_S > second["warm_up_s"]  # the process's start-up fell on the warm-up
+    assert [m["mmlu_medical"]["seconds"] < START_S for m in results["systems"].values()] == [True, True]
+    assert f"| {first['load_s']:,.1f} s + {first['warm_up_s']:,.1f} s warm-up |" in (tmp_path / "report.md").read_text()
 
 
 def test_one_input_is_a_one_line_error(tmp_path, capsys):

@@ -110,7 +110,7 @@ def test_generation_speed_is_a_measured_ratio():
     assert findings.generation_measurement("heldout", "a", {"generation_tokens_per_s": 20.0}, "b",
                                            {"generation_tokens_per_s": 40.0}) == \
         "b generated 2.00x faster than a on heldout (tokens/s 40.0 vs 20.0 over the task's time, safety screening " \
-        "included, each in its own tokenizer's tokens)."
+        "included, model load and warm-up not, each in its own tokenizer's tokens)."
 
 
 def test_a_speed_from_a_stored_evaluation_says_it_was_not_measured_side_by_side():

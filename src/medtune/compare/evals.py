@@ -32,6 +32,8 @@ class Evaluation:
     seconds: dict[str, float]  # per task, as the evaluation measured it
     source: str  # the folder whose items.jsonl was reused, or where a new evaluation was written
     reused: bool = True  # False: evaluated by this comparison
+    load_s: float | None = None  # the model's load, kept out of `seconds` (None: reused, nothing loaded)
+    warm_up_s: float | None = None  # the untimed first answer after the load (see loading.py)
 
 
 def shared_settings(inputs: list[Input], flags: dict) -> dict:
@@ -70,8 +72,10 @@ def expected_items(tasks: list) -> dict[str, list]:
     return {t.name: [ex.id for ex in t.examples()] for t in tasks}
 
 
-def evaluation_of(inp: Input, cfg: Config, tasks: list, folder: Path, note: Callable[[str], None]) -> Evaluation:
-    """The stored evaluation of the run (its eval/) or of an earlier compare (`folder`), else a new one there."""
+def evaluation_of(inp: Input, cfg: Config, tasks: list, folder: Path, note: Callable[[str], None],
+                  engine_cls=None) -> Evaluation:
+    """The stored evaluation of the run (its eval/) or of an earlier compare (`folder`), else a new one there
+    (its model loaded by engine_cls, default Engine)."""
     candidates = ([inp.run.eval] if inp.is_run else []) + [folder]
     for candidate in candidates:
         found, why_not = stored(candidate, cfg, tasks)
@@ -79,7 +83,7 @@ def evaluation_of(inp: Input, cfg: Config, tasks: list, folder: Path, note: Call
             return found
         if why_not:
             note(f"{candidate}: {why_not}: not reused for {inp.label}")
-    return run_evaluation(inp, cfg, tasks, folder)
+    return run_evaluation(inp, cfg, tasks, folder, engine_cls)
 
 
 def stored(folder: Path, cfg: Config, tasks: list) -> tuple[Evaluation | None, str | None]:
@@ -135,16 +139,24 @@ def _read_items(path: Path) -> list[dict]:
     return records
 
 
-def run_evaluation(inp: Input, cfg: Config, tasks: list, folder: Path) -> Evaluation:
-    """medtune.evaluation on this input alone; its outputs written to `folder`, where a later compare finds them."""
+def run_evaluation(inp: Input, cfg: Config, tasks: list, folder: Path, engine_cls=None) -> Evaluation:
+    """medtune.evaluation on this input alone; its outputs written to `folder`, where a later compare finds them.
+    The task times start after the model is loaded and warmed up (loading.py), so no input pays for those."""
+    from medtune.compare.loading import TimedLoader
     from medtune.evaluation.evaluate import evaluate
     from medtune.evaluation.report import write_outputs
 
-    results, records = evaluate(cfg, tasks, folder, None, str(inp.run.root) if inp.is_run else None)
+    loader = TimedLoader(engine_cls)
+    results, records = evaluate(cfg, tasks, folder, None, str(inp.run.root) if inp.is_run else None, loader)
     write_outputs(folder, results, records)
     cfg.save(folder / "config.yaml")
     seconds = {name: t["seconds"] for name, t in results["systems"]["model"]["tasks"].items()}
-    return Evaluation(records, seconds, str(folder), reused=False)
+    return Evaluation(records, seconds, str(folder), reused=False, load_s=_rounded(loader.load_s),
+                      warm_up_s=_rounded(loader.warm_up_s))
+
+
+def _rounded(seconds: float | None) -> float | None:
+    return None if seconds is None else round(seconds, 3)
 
 
 # ---------------------------------------------------------------- per input and task

@@ -106,7 +106,8 @@ def generation_measurement(task: str, a: str, ma: dict, b: str, mb: dict, side_b
     when = "" if side_by_side else "; not measured side by side: one evaluation is a stored one"
     return _ratio(a, ma.get("generation_tokens_per_s"), b, mb.get("generation_tokens_per_s"), True,
                   "{1} generated {r}x faster than {2} on " + task + " (tokens/s {x:,.1f} vs {y:,.1f} over the task's "
-                  "time, safety screening included, each in its own tokenizer's tokens" + when + ").")
+                  "time, safety screening included, model load and warm-up not, each in its own tokenizer's "
+                  "tokens" + when + ").")
 
 
 def _ratio(a: str, x, b: str, y, higher_first: bool, template: str) -> str | None:

@@ -2,7 +2,8 @@
 short table the console shows.
 
 results.json  {created, medtune, seed, mode, tasks: {task: {kind, items}}, inputs: {label: {given, run, model,
-              evaluation, training}}, systems: {label: {task: metrics}}, paired: [rows of pairs.py],
+              evaluation, evaluation_reused, load_s, warm_up_s, training}}, systems: {label: {task: metrics}},
+              paired: [rows of pairs.py],
               findings: {significant, no_difference, measurements}, plots}
 """
 
@@ -53,10 +54,17 @@ def _table(title: str, head: list[str], rows: list[list], align: str | None = No
 
 
 def inputs_table(results: dict) -> list[str]:
-    rows = [[label, f"`{i['given']}`", f"`{i['model']}`", "run" if i["run"] else "model", _evaluation(i, "`")]
-            for label, i in results["inputs"].items()]
-    return _table("Inputs", ["system", "given", "model", "kind", "evaluation (items.jsonl)"], rows,
-                  "|---|---|---|---|---|")
+    rows = [[label, f"`{i['given']}`", f"`{i['model']}`", "run" if i["run"] else "model", _evaluation(i, "`"),
+             _load(i)] for label, i in results["inputs"].items()]
+    return _table("Inputs", ["system", "given", "model", "kind", "evaluation (items.jsonl)",
+                             "model load (not in task times)"], rows, "|---|---|---|---|---|---:|")
+
+
+def _load(described: dict) -> str:
+    """The load and the warm-up answer after it, which no task time includes; '-' for a reused evaluation."""
+    if described.get("load_s") is None:
+        return "-"
+    return f"{described['load_s']:,.1f} s + {described.get('warm_up_s') or 0:,.1f} s warm-up"
 
 
 def training_table(results: dict) -> list[str]:
@@ -111,7 +119,8 @@ def generation_table(results: dict) -> list[str]:
     rows = [[label, task, _num(m["generation_tokens_per_s"], 1), _num(m["mean_answer_words"], 1),
              _num(m["mean_reasoning_words"], 1), _num(m["seconds"], 1, " s")]
             for label, per in results["systems"].items() for task, m in per.items() if m.get("generated_tokens")]
-    return _table("Generation", ["system", "task", "tokens/s (task time, own tokenizer)", "mean answer words",
+    return _table("Generation", ["system", "task", "tokens/s (task time after load and warm-up, own tokenizer)",
+                                 "mean answer words",
                                  "mean reasoning words", "task time"], rows)
 
 

@@ -12,9 +12,11 @@ from medtune.compare import evals, findings, pairs, plots, report, runs
 from medtune.config import Config
 
 
-def compare(given: list[str], flags: dict, out: Path, note: Callable[[str], None] = lambda _: None) -> tuple:
+def compare(given: list[str], flags: dict, out: Path, note: Callable[[str], None] = lambda _: None,
+            engine_cls=None) -> tuple:
     """(results, written paths) of comparing `given` (run directories or model names); `flags` holds dotted
-    evaluation settings ({"eval.tasks": [...], "eval.limit": 50, ...}) over the first run's config."""
+    evaluation settings ({"eval.tasks": [...], "eval.limit": 50, ...}) over the first run's config; engine_cls
+    loads the models evaluated here (default Engine)."""
     from medtune.evaluation.evaluate import load_tasks
 
     inputs = runs.read_inputs(given)
@@ -23,7 +25,8 @@ def compare(given: list[str], flags: dict, out: Path, note: Callable[[str], None
     # every config is read and checked here, before any model loads
     configs = {i.label: evals.input_config(i, shared, first) for i in inputs}
     tasks = load_tasks(configs[inputs[0].label])
-    done = {i.label: evals.evaluation_of(i, configs[i.label], tasks, out / "evals" / i.label, note) for i in inputs}
+    done = {i.label: evals.evaluation_of(i, configs[i.label], tasks, out / "evals" / i.label, note, engine_cls)
+            for i in inputs}
     results = assemble(inputs, configs, tasks, done)
     curves = {i.label: runs.loss_curves(i) for i in inputs}
     written = report.write_outputs(out, results, plots.write_plots(out / "plots", results, curves))
@@ -50,7 +53,8 @@ def describe(inp: runs.Input, cfg: Config, evaluation: evals.Evaluation) -> dict
         trained["model"] = cfg.model.name  # a run without run.json: its config names the base
     return {"given": inp.given, "run": str(inp.run.root) if inp.is_run else None,
             "model": trained.get("model") or cfg.model.name, "evaluation": evaluation.source,
-            "evaluation_reused": evaluation.reused, "training": trained}
+            "evaluation_reused": evaluation.reused, "load_s": evaluation.load_s, "warm_up_s": evaluation.warm_up_s,
+            "training": trained}
 
 
 def measurements(described: dict, systems: dict, done: dict) -> list[str]:
