@@ -17,7 +17,7 @@ import time
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
-from medtune.errors import MedtuneError
+from medtune.errors import MedtuneError, first_line
 from medtune.export import llama_cpp, modelfile
 from medtune.export.merge import check_out, merge
 from medtune.inference import weights
@@ -56,22 +56,41 @@ def export(source: weights.Source, out: Path, quant: str = "f16", llama_cpp_dir:
     partial = out.with_name(f".{out.name}.partial")
     shutil.rmtree(partial, ignore_errors=True)
     partial.mkdir(parents=True)
-    with tempfile.TemporaryDirectory(dir=partial) as work:
-        folder, notes = _model_folder(source, Path(work) / "merged")
-        name = f"{source.name}.{quant.upper()}.gguf"
-        _write_gguf(converter, folder, partial / name, quant, Path(work))
-        result = _check(partial / name, folder, source, quant) if check else _unchecked(partial / name, quant)
-        _write_modelfile(partial, name, folder, source)
+    logs = Path(tempfile.mkdtemp(prefix=f"medtune-gguf-{out.name}-"))  # outside partial: a failure may name them
+    try:
+        result, name = _build(source, partial, converter, quant, check, logs)
+    except BaseException as error:  # a failed or interrupted export leaves no half-written folder behind
+        shutil.rmtree(partial, ignore_errors=True)
+        if str(logs) not in str(error):  # converter and quantizer failures point at their log: keep that one
+            shutil.rmtree(logs, ignore_errors=True)
+        raise
+    for log in logs.iterdir():
+        shutil.move(log, partial / log.name)
+    logs.rmdir()
     shutil.rmtree(out, ignore_errors=True)  # check_out allowed only an empty folder here
     partial.rename(out)
     result.file = out / name
-    result.notes = [f"converted by {converter.origin}", *notes, *result.notes]
+    result.notes = [f"converted by {converter.origin}", *result.notes]
     result.seconds = round(time.perf_counter() - start, 1)
     (out / INFO_FILE).write_text(json.dumps({**asdict(result), "file": str(result.file),
                                              "base": source.config.model.name,
                                              "adapter": str(source.adapter) if source.adapter else None},
                                             indent=2) + "\n", encoding="utf-8")
     return result
+
+
+def _build(source: weights.Source, partial: Path, converter, quant: str, check: bool,
+           logs: Path) -> tuple[Exported, str]:
+    """Merge, convert (and quantize), check, and write the Modelfile, all into `partial`; logs into `logs`."""
+    with tempfile.TemporaryDirectory(dir=partial) as work:
+        folder, notes = _model_folder(source, Path(work) / "merged")
+        name = f"{source.name}.{quant.upper()}.gguf"
+        _write_gguf(converter, folder, partial / name, quant, Path(work), logs / "convert.log")
+        result = (_check(partial / name, folder, source, quant, logs / "check.log") if check
+                  else _unchecked(partial / name, quant))
+        _write_modelfile(partial, name, folder, source)
+    result.notes = [*notes, *result.notes]
+    return result, name
 
 
 def _check_architecture(source: weights.Source, converter: llama_cpp.Converter) -> None:
@@ -103,8 +122,7 @@ def _model_folder(source: weights.Source, merged: Path) -> tuple[Path, list]:
     return folder, []
 
 
-def _write_gguf(converter, folder: Path, target: Path, quant: str, work: Path) -> None:
-    log = target.with_name("convert.log")
+def _write_gguf(converter, folder: Path, target: Path, quant: str, work: Path, log: Path) -> None:
     if quant in llama_cpp.CONVERTER_TYPES:
         llama_cpp.convert(converter, folder, target, quant, log)
         return
@@ -138,7 +156,7 @@ def _stop_ids(folder: Path, tokenizer) -> set[int]:
 # ---------------------------------------------------------------- the check, by a runtime that is not medtune
 
 
-def _check(file: Path, folder: Path, source: weights.Source, quant: str) -> Exported:
+def _check(file: Path, folder: Path, source: weights.Source, quant: str, log: Path) -> Exported:
     import numpy as np
     from transformers import AutoModelForCausalLM, AutoTokenizer
 
@@ -148,15 +166,15 @@ def _check(file: Path, folder: Path, source: weights.Source, quant: str) -> Expo
     reference = AutoModelForCausalLM.from_pretrained(folder, dtype="float32")
     want_logits, want_greedy = _transformers_probe(reference, ids, stops)
     del reference
-    runtime, got_ids, got_logits, got_greedy = _runtime_probe(file, tokenizer, ids, stops)
+    runtime, got_ids, got_logits, got_greedy = _runtime_probe(file, tokenizer, ids, stops, log)
     agreement = float((got_logits.argmax(-1) == want_logits.argmax(-1)).mean())
     exported = Exported(file, quant, runtime, got_ids == ids, round(agreement, 4),
                         round(float(np.abs(got_logits - want_logits).max()), 4), got_greedy == want_greedy,
                         round(file.stat().st_size / 2**20, 1), 0.0)
     if quant in ("f32", "f16", "bf16") and (agreement < MIN_AGREEMENT or not exported.same_token_ids):
-        raise MedtuneError(f"{file}: {runtime} disagrees with the merged model (next-token argmax agrees at "
+        raise MedtuneError(f"{file.name}: {runtime} disagrees with the merged model (next-token argmax agrees at "
                            f"{agreement:.0%} of positions, same token ids: {exported.same_token_ids}): the "
-                           f"conversion is broken; the folder {file.parent} is kept for inspection")
+                           "conversion is broken (--no-check keeps the file, to inspect it)")
     return exported
 
 
@@ -186,27 +204,27 @@ def _transformers_probe(model, ids: list[int], stops: set[int]):
     return logits, out
 
 
-def _runtime_probe(file: Path, tokenizer, ids: list[int], stops: set[int]):
-    """(runtime, its token ids for the prompt, its logits at each prompt position, its greedy continuation)."""
+def _runtime_probe(file: Path, tokenizer, ids: list[int], stops: set[int], log: Path | None = None):
+    """(runtime, its token ids for the prompt, its logits at each prompt position, its greedy continuation);
+    llama.cpp's loader talks into `log` (default: check.log beside the file)."""
     try:
         import llama_cpp  # noqa: F401  (the package, not medtune.export.llama_cpp: the runtime users have)
     except ImportError:
         return _transformers_gguf_probe(file, tokenizer, ids, stops)
-    return _llama_cpp_probe(file, tokenizer, ids, stops)
+    return _llama_cpp_probe(file, tokenizer, ids, stops, log or file.with_name("check.log"))
 
 
-def _llama_cpp_probe(file: Path, tokenizer, ids: list[int], stops: set[int]):
+def _llama_cpp_probe(file: Path, tokenizer, ids: list[int], stops: set[int], log: Path):
     import numpy as np
     from llama_cpp import Llama
 
-    log = file.with_name("check.log")
     try:
         with llama_cpp.stderr_to(log):  # llama.cpp's loader talks on fd 2 even when quiet
             llm = Llama(model_path=str(file), n_ctx=len(ids) + GREEDY_TOKENS + 8, logits_all=True, verbose=False)
     except ValueError as error:  # llama-cpp-python's "Failed to load model": the reason is in llama.cpp's log
         reason = next((line for line in log.read_text().splitlines() if "error" in line), str(error))
-        raise MedtuneError(f"{file}: llama.cpp cannot load the file it converted ({reason.strip()}); the folder "
-                           f"{file.parent} is kept for inspection") from None
+        raise MedtuneError(f"{file.name}: llama.cpp cannot load the file it converted ({reason.strip()}; "
+                           "--no-check keeps the file, to inspect it)") from None
     text = tokenizer.decode(ids, skip_special_tokens=False)
     got_ids = llm.tokenize(text.encode("utf-8"), add_bos=False, special=True)
     llm.eval(ids)
@@ -222,8 +240,13 @@ def _llama_cpp_probe(file: Path, tokenizer, ids: list[int], stops: set[int]):
 def _transformers_gguf_probe(file: Path, tokenizer, ids: list[int], stops: set[int]):
     from transformers import AutoModelForCausalLM, AutoTokenizer
 
-    own = AutoTokenizer.from_pretrained(file.parent, gguf_file=file.name)
+    try:
+        own = AutoTokenizer.from_pretrained(file.parent, gguf_file=file.name)
+        model = AutoModelForCausalLM.from_pretrained(file.parent, gguf_file=file.name, dtype="float32")
+    except (ValueError, OSError) as error:  # "does not start with the GGUF magic bytes", a truncated file
+        raise MedtuneError(f"{file.name}: transformers' GGUF loader cannot open the file the converter wrote "
+                           f"({first_line(error).replace(str(file), file.name)}; --no-check keeps the file, to "
+                           "inspect it)") from None
     text = tokenizer.decode(ids, skip_special_tokens=False)
-    model = AutoModelForCausalLM.from_pretrained(file.parent, gguf_file=file.name, dtype="float32")
     logits, greedy = _transformers_probe(model, ids, stops)
     return "transformers' GGUF loader", own(text, add_special_tokens=False).input_ids, logits, greedy

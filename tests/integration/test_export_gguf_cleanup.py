@@ -1,0 +1,61 @@
+"""`medtune export --to gguf` fails whole: whichever step fails after the work folder is made (the converter
+refusing the tokenizer's pre-tokenizer after the merge, a file no runtime can open), nothing half-written is left
+beside --out, and a converter failure still names its log. The converter here is a stand-in llama.cpp checkout
+(--llama-cpp): a script that fails as llama.cpp's does, or writes a file that is no GGUF."""
+
+from __future__ import annotations
+
+import re
+import sys
+from pathlib import Path
+
+import pytest
+from inference_helpers import make_run
+
+from medtune.cli import main
+
+pytestmark = [pytest.mark.slow, pytest.mark.usefixtures("one_thread")]
+
+PRE_TOKENIZER = """import sys
+print("WARNING:hf-to-gguf:** WARNING: The BPE pre-tokenizer was not recognized!")
+print("NotImplementedError: BPE pre-tokenizer was not recognized - update get_vocab_base_pre()")
+sys.exit(1)
+"""
+NOT_GGUF = """import sys
+open(sys.argv[sys.argv.index("--outfile") + 1], "wb").write(b"not a gguf file")
+"""
+
+
+def checkout(folder: Path, script: str) -> Path:
+    folder.mkdir()
+    (folder / "convert_hf_to_gguf.py").write_text(script)
+    return folder
+
+
+def export(run: Path, out: Path, converter: Path, capsys) -> str:
+    code = main(["export", "--run", str(run), "--to", "gguf", "--out", str(out), "--llama-cpp", str(converter)])
+    err = capsys.readouterr().err
+    assert code == 2, err
+    return err
+
+
+def left_behind(root: Path) -> list[str]:
+    return sorted(p.name for p in root.iterdir() if p.name.endswith(".partial") or p.name == "out")
+
+
+def test_a_pre_tokenizer_refused_after_the_merge_leaves_no_partial_folder(tiny_llama, tmp_path, capsys):
+    run = make_run(tiny_llama, tmp_path / "run")
+    err = export(run, tmp_path / "out", checkout(tmp_path / "llama.cpp", PRE_TOKENIZER), capsys)
+    assert "does not know this tokenizer's pre-tokenizer" in err  # failed at the converter, after the merge
+    assert left_behind(tmp_path) == []
+    log = Path(re.search(r"its output: (\S+convert\.log)\)", err).group(1))
+    assert "pre-tokenizer was not recognized" in log.read_text()  # the log it names is still there
+
+
+def test_a_file_the_check_cannot_open_leaves_no_partial_folder(tiny_llama, tmp_path, capsys, monkeypatch):
+    run = make_run(tiny_llama, tmp_path / "run")
+    monkeypatch.setitem(sys.modules, "llama_cpp", None)  # the check in transformers' GGUF loader, as without it
+    (tmp_path / "out").mkdir()  # an empty --out is allowed, and stays as it was
+    err = export(run, tmp_path / "out", checkout(tmp_path / "llama.cpp", NOT_GGUF), capsys)
+    assert "GGUF loader cannot open the file the converter wrote" in err and ".partial" not in err
+    assert left_behind(tmp_path) == ["out"] and not any((tmp_path / "out").iterdir())
