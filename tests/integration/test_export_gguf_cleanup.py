@@ -6,6 +6,7 @@ beside --out, and a converter failure still names its log. The converter here is
 from __future__ import annotations
 
 import re
+import shutil
 import sys
 from pathlib import Path
 
@@ -50,6 +51,7 @@ def test_a_pre_tokenizer_refused_after_the_merge_leaves_no_partial_folder(tiny_l
     assert left_behind(tmp_path) == []
     log = Path(re.search(r"its output: (\S+convert\.log)\)", err).group(1))
     assert "pre-tokenizer was not recognized" in log.read_text()  # the log it names is still there
+    shutil.rmtree(log.parent)  # kept for the user (in the system's temporary folder); not by a test
 
 
 def test_a_file_the_check_cannot_open_leaves_no_partial_folder(tiny_llama, tmp_path, capsys, monkeypatch):
