@@ -137,6 +137,38 @@ def test_speed_leaves_out_the_model_load_and_the_first_call_start_up(study, tiny
     assert f"| {first['load_s']:,.1f} s + {first['warm_up_s']:,.1f} s warm-up |" in (tmp_path / "report.md").read_text()
 
 
+def test_a_config_file_then_overrides_then_flags_set_every_inputs_evaluation(study, tmp_path):
+    _, _, run_a, run_b = study
+    cfg = tmp_path / "eval.yaml"
+    cfg.write_text(f"eval: {{tasks: [mmlu_medical], data_dir: '{EVAL_DIR}', limit: 8, mode: loglik}}\n")
+    # the config file as a positional, the override after the flags (the command line hands it over)
+    assert main(["compare", str(run_a), str(run_b), str(cfg), "--out", str(tmp_path / "one"), "eval.limit=5"]) == 0
+    one = json.loads((tmp_path / "one" / "results.json").read_text())
+    assert one["tasks"] == {"mmlu_medical": {"kind": "mcq", "items": 5}} and one["mode"] == "loglik"
+    assert [i["evaluation_reused"] for i in one["inputs"].values()] == [False, False]  # run-a's eval had 12 items
+    assert main(["compare", str(run_a), str(run_b), "--config", str(cfg), "eval.limit=5", "--limit", "4",
+                 "--out", str(tmp_path / "two")]) == 0
+    assert json.loads((tmp_path / "two" / "results.json").read_text())["paired"][0]["n"] == 4  # the flag wins
+
+
+def test_a_setting_taken_for_an_input_is_a_clear_error(study, tmp_path, capsys):
+    _, _, run_a, _ = study
+    assert main(["compare", str(run_a), "eval.limit=5", "--task", "medqa", "--out", str(tmp_path)]) == 2
+    assert capsys.readouterr().err.strip() == (
+        "medtune compare: error: compare needs at least two runs or models; eval.limit=5 is read as config file "
+        "and key=value overrides, not as inputs")
+    assert main(["compare", str(run_a), "x", "model.name=y", "--out", str(tmp_path)]) == 2
+    assert "override model.name=y: each input names its own model: give it as an input" in capsys.readouterr().err
+
+
+def test_help_explains_the_config_and_overrides(capsys):
+    with pytest.raises(SystemExit):
+        main(["compare", "--help"])
+    text = " ".join(capsys.readouterr().out.split())
+    assert "--config CONFIG" in text
+    assert "then key=value overrides (set on every input's config), then the flags" in text
+
+
 def test_one_input_is_a_one_line_error(tmp_path, capsys):
     assert main(["compare", str(tmp_path), "--task", "medqa"]) == 2
     assert capsys.readouterr().err.strip() == (

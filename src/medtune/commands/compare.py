@@ -3,22 +3,30 @@ and their uncertainty.
 
     medtune compare runs/phi3-mini-medical runs/mistral-7b-medical --task medqa --task pubmedqa --limit 500
     medtune compare runs/quickstart smollm2-135m-instruct --task src/medtune/assets/medical_o1_heldout.jsonl
+    medtune compare runs/a runs/b --config eval.yaml eval.limit=100 eval.batch_size=4   # eval.yaml: an eval section
 
 Each input is a run directory (its config.yaml, run.json, metrics.jsonl and eval/) or a model (hub id, folder,
-.gguf file, built-in name). Evaluation settings not given as flags come from the first run's config and are the
-same for every input; a model given by name answers with the first run's prompts and generation settings (as
-eval's --compare-base does for a run's base). A run's eval/items.jsonl is reused when it holds exactly the
-requested items under those settings; otherwise the input is evaluated (into OUT/evals/<name>/, which the next
-compare reuses). Writes report.md, results.json and plots/ into --out.
+.gguf file, built-in name). The evaluation settings are the same for every input: those of --config (its seed and
+eval section), else of the first run's config, then key=value overrides (set on every input's config), then the
+flags below. A model given by name answers with the prompts and generation settings of --config, else of the
+first run (as eval's --compare-base does for a run's base). Among the positionals, one ending in .yaml/.yml is
+the config file and one of the form dotted.key=value is an override, never an input (write ./name for a folder
+so named). A run's eval/items.jsonl is reused when it holds exactly the requested items under those settings;
+otherwise the input is evaluated (into OUT/evals/<name>/, which the next compare reuses), its task times starting
+after the model is loaded and warmed up. Writes report.md, results.json and plots/ into --out.
 """
 
 from __future__ import annotations
 
 import argparse
 import sys
+from dataclasses import dataclass
 from pathlib import Path
 
-# flag -> (config key, argparse settings); a flag not given leaves the first run's config value (else the default)
+from medtune.commands.args import OVERRIDE, is_config_path
+from medtune.errors import ConfigError
+
+# flag -> (config key, argparse settings); a flag not given leaves the config's value (see the module's help)
 FLAGS = {
     "--task": ("eval.tasks", {"action": "append", "metavar": "TASK",
                               "help": "medqa, medmcqa, pubmedqa, mmlu_medical, an MCQ, open-ended or safety file, "
@@ -36,9 +44,16 @@ FLAGS = {
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.description = __doc__
-    parser.add_argument("inputs", nargs="+", metavar="RUN_OR_MODEL",
-                        help="run directories or models (hub id, folder, .gguf file, built-in name); two or more")
-    group = parser.add_argument_group("evaluation, the same for every input (default: the first run's config)")
+    # dest "items": the command line hands words given after a flag to it too (cli.main), so inputs and
+    # overrides may follow the flags
+    parser.add_argument("items", nargs="+", metavar="RUN_OR_MODEL",
+                        help="run directories or models (hub id, folder, .gguf file, built-in name), two or more; "
+                             "among them, optionally, one config file (.yaml/.yml) and dotted key=value overrides "
+                             "such as eval.limit=100, which apply to every input")
+    parser.add_argument("--config", "-c", help="YAML config whose seed and eval section are the evaluation settings "
+                                               "of every input (default: the first run's config.yaml), and whose "
+                                               "prompts a model given by name answers with")
+    group = parser.add_argument_group("evaluation, the same for every input (over the config and overrides)")
     for flag, (key, kwargs) in FLAGS.items():
         group.add_argument(flag, dest=_dest(flag), **{**kwargs, "help": f"{kwargs['help']} ({key})"})
     parser.add_argument("--out", default="compare", help="where report.md, results.json and plots/ go "
@@ -61,9 +76,49 @@ def main(args: argparse.Namespace) -> int:
     from medtune.rundir import check_out_folder
 
     check_out_folder(args.out, "--out")
-    results, written = compare(args.inputs, flag_values(args), Path(args.out), note=_note)
+    given = split_inputs(args.items, args.config)
+    results, written = compare(given.inputs, flag_values(args), Path(args.out), note=_note, config=given.config,
+                               overrides=given.overrides)
     print("\n".join(console_lines(results, written)))
     return 0
+
+
+@dataclass
+class Given:
+    inputs: list[str]  # runs and models, in the order given
+    config: str | None
+    overrides: list[str]
+
+
+def split_inputs(items: list[str], config: str | None = None) -> Given:
+    """The positionals sorted into inputs, the one config file and the key=value overrides (see the help)."""
+    given = Given([], config, [])
+    for item in items:
+        _sort(item, given)
+    taken = [item for item in items if item not in given.inputs]
+    if len(given.inputs) < 2 and taken:  # say why the count is short: a word was read as a setting
+        raise ConfigError(f"compare needs at least two runs or models; {', '.join(taken)} "
+                          f"{'is' if len(taken) == 1 else 'are'} read as config file and key=value overrides, "
+                          "not as inputs")
+    return given
+
+
+def _sort(item: str, given: Given) -> None:
+    if OVERRIDE.match(item):
+        if Path(item).exists():
+            raise ConfigError(f"{item!r} reads as a key=value override, but a file or folder has that name too: "
+                              f"write ./{item} to compare it")
+        given.overrides.append(item)
+    elif is_config_path(item) and not Path(item).is_dir():
+        if given.config:
+            raise ConfigError(f"two config files given ({given.config}, {item}): give one, with --config or as a "
+                              "positional")
+        given.config = item
+    elif "=" in item and not Path(item).exists():
+        raise ConfigError(f"{item!r} is neither a run or model nor a key=value override: an override is a dotted "
+                          "config key, =, and its value, with no spaces (e.g. eval.limit=100)")
+    else:
+        given.inputs.append(item)
 
 
 def _note(text: str) -> None:

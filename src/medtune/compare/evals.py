@@ -1,6 +1,7 @@
-"""Every input evaluated on the same items with the same settings: one set of evaluation settings for all (the
-flags, else the first run's config), a stored evaluation reused when it holds exactly those items under those
-settings, else medtune.evaluation run on the input (one system per input)."""
+"""Every input evaluated on the same items with the same settings: one set of evaluation settings for all (a given
+config file, else the first run's config; then key=value overrides; then the flags), a stored evaluation reused
+when it holds exactly those items under those settings, else medtune.evaluation run on the input (one system per
+input)."""
 
 from __future__ import annotations
 
@@ -13,7 +14,7 @@ from statistics import mean
 from medtune import config as config_mod
 from medtune.compare.runs import Input
 from medtune.config import Config
-from medtune.errors import MedtuneError
+from medtune.errors import ConfigError, MedtuneError
 from medtune.evaluation import stats
 from medtune.evaluation.judge import CRITERIA
 from medtune.rundir import read_json
@@ -23,6 +24,13 @@ SHARED = ("seed", "eval.tasks", "eval.limit", "eval.mode", "eval.mcq_format", "e
           "eval.hub_config", "eval.answer_base", "eval.max_tokens", "eval.temperature", "eval.judge_url",
           "eval.judge_model")
 ONE_SYSTEM = {"eval.compare_base": False, "eval.compare_model": None, "eval.out_dir": None}
+NOT_OVERRIDDEN = {  # key -> why an override of it cannot apply to every input
+    "model.name": "each input names its own model: give it as an input",
+    "output_dir": "a run's own folder tells it apart; compare writes into --out",
+    "eval.out_dir": "compare writes each evaluation into OUT/evals/<name>/",
+    "eval.compare_base": "every input is one system: give the base model as an input",
+    "eval.compare_model": "every input is one system: give the other model as an input",
+}
 STORED_SYSTEMS = ("tuned", "model")  # a run's own system in its eval/ (with or without a comparison)
 
 
@@ -36,11 +44,34 @@ class Evaluation:
     warm_up_s: float | None = None  # the untimed first answer after the load (see loading.py)
 
 
-def shared_settings(inputs: list[Input], flags: dict) -> dict:
-    """{dotted key: value} of SHARED: a flag when given, else the first run's config (else the defaults)."""
+def reference(inputs: list[Input], config: str | None = None) -> str | Path | None:
+    """The config every input takes its evaluation settings from, and a model given by name its prompts: the one
+    given, else the first run's config.yaml (None: the defaults)."""
     first = first_run(inputs)
-    base = config_mod.load(first.run.config).to_dict() if first else Config().to_dict()
-    values = {key: flags[key] if flags.get(key) is not None else dotted(base, key) for key in SHARED}
+    return config or (first.run.config if first else None)
+
+
+def shared_keys(given_config: bool) -> tuple[str, ...]:
+    """SHARED; a config file given for the purpose sets its whole eval section on every input too."""
+    if not given_config:
+        return SHARED
+    return SHARED + tuple(f"eval.{name}" for name in Config().to_dict()["eval"] if f"eval.{name}" not in SHARED)
+
+
+def check_overrides(overrides: list[str]) -> None:
+    """An override is set on every input: not on what tells the inputs apart or where compare writes."""
+    for item in overrides:
+        key = item.partition("=")[0].strip()
+        if key in NOT_OVERRIDDEN:
+            raise ConfigError(f"override {item}: {NOT_OVERRIDDEN[key]}")
+
+
+def shared_settings(reference_config, flags: dict, overrides: list[str] = (), keys: tuple = SHARED) -> dict:
+    """{dotted key: value} of `keys`: a flag when given, else the reference config (see reference()) with the
+    key=value overrides."""
+    check_overrides(overrides)
+    base = config_mod.load(reference_config, list(overrides)).to_dict()
+    values = {key: flags[key] if flags.get(key) is not None else dotted(base, key) for key in keys}
     if values["eval.mode"] == "screen":
         raise MedtuneError("eval.mode screen runs the safety layer alone, with no model to compare: use --mode "
                            "loglik or generate")
@@ -55,13 +86,13 @@ def dotted(tree: dict, key: str):
     return tree
 
 
-def input_config(inp: Input, shared: dict, first: Input | None = None) -> Config:
-    """A run's own config.yaml (its prompts, template, generation settings) with the shared settings over it; a
-    model name gets the first run's config with its model.name, as eval's --compare-base gives the base."""
+def input_config(inp: Input, shared: dict, reference_config=None, overrides: list[str] = ()) -> Config:
+    """A run's own config.yaml (its prompts, template, generation settings) with the overrides and the shared
+    settings over it; a model name gets the reference config with its model.name, as eval's --compare-base gives
+    the base."""
     if inp.is_run:
-        return config_mod.load(inp.run.config, values=shared)
-    base = first.run.config if first else None
-    return config_mod.load(base, values={**shared, "model.name": inp.given})
+        return config_mod.load(inp.run.config, list(overrides), values=shared)
+    return config_mod.load(reference_config, list(overrides), values={**shared, "model.name": inp.given})
 
 
 def first_run(inputs: list[Input]) -> Input | None:

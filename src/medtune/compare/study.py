@@ -13,17 +13,18 @@ from medtune.config import Config
 
 
 def compare(given: list[str], flags: dict, out: Path, note: Callable[[str], None] = lambda _: None,
-            engine_cls=None) -> tuple:
-    """(results, written paths) of comparing `given` (run directories or model names); `flags` holds dotted
-    evaluation settings ({"eval.tasks": [...], "eval.limit": 50, ...}) over the first run's config; engine_cls
-    loads the models evaluated here (default Engine)."""
+            engine_cls=None, config: str | None = None, overrides: list[str] = ()) -> tuple:
+    """(results, written paths) of comparing `given` (run directories or model names). The evaluation settings
+    are the same for all: `config`'s (else the first run's), then the key=value `overrides` (set on every input's
+    config), then `flags` ({"eval.tasks": [...], "eval.limit": 50, ...}); engine_cls loads the models evaluated
+    here (default Engine)."""
     from medtune.evaluation.evaluate import load_tasks
 
     inputs = runs.read_inputs(given)
-    shared = evals.shared_settings(inputs, flags)
-    first = evals.first_run(inputs)
+    reference = evals.reference(inputs, config)
+    shared = evals.shared_settings(reference, flags, overrides, evals.shared_keys(config is not None))
     # every config is read and checked here, before any model loads
-    configs = {i.label: evals.input_config(i, shared, first) for i in inputs}
+    configs = {i.label: evals.input_config(i, shared, reference, overrides) for i in inputs}
     tasks = load_tasks(configs[inputs[0].label])
     done = {i.label: evals.evaluation_of(i, configs[i.label], tasks, out / "evals" / i.label, note, engine_cls)
             for i in inputs}
