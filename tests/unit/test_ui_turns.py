@@ -236,8 +236,31 @@ def test_an_error_in_one_column_leaves_the_other_and_the_page_running():
     chat_a, chat_b, _, status, _ = list(page.respond("q", 0.0, 32, True, "", [[], []], Session()))[-1]
     assert chat_a[-1]["content"] == "> **Error: the model fell over**"
     assert chat_b[-1]["content"] == "fine" and status == "Error: the model fell over"
-    bad = list(page.respond("q", -1.0, 32, True, "", [[], []], Session()))[-1]
-    assert bad[0][-1]["content"] == "> **Error: temperature must be >= 0, got -1.0**"
+
+
+@pytest.mark.parametrize("temperature, max_tokens, message", [
+    (-1.0, 32, "Temperature must be 0 (greedy) or more (generation.temperature) and at most 2 (the slider's end); "
+               "got -1.0"),
+    (2.5, 32, "Temperature must be 0 (greedy) or more (generation.temperature) and at most 2"),
+    (0.0, 0, "Max tokens must be a whole number, at least 1 (generation.max_tokens) and at most 2048 (the slider's "
+             "end); got 0"),
+    (0.0, 10**9, "Max tokens must be a whole number, at least 1 (generation.max_tokens) and at most 2048"),
+    (0.0, 3.5, "Max tokens must be a whole number"),
+    ("hot", 32, "Temperature must be 0 (greedy) or more (generation.temperature) and at most 2 (the slider's end); "
+                "got 'hot'"),
+    (None, 32, "Temperature must be"),
+])
+def test_a_setting_out_of_its_range_is_a_gradio_error_naming_it(temperature, max_tokens, message):
+    engine = FakeEngine("a", ["x"])
+    with pytest.raises(gr.Error) as raised:
+        next(page_for(engine).respond("q", temperature, max_tokens, True, "", [[]], Session()))
+    assert raised.value.message.startswith(message) and engine.seen == []  # nothing asked of the model
+
+
+def test_a_whole_float_from_the_slider_is_a_token_count():
+    engine = FakeEngine("a", ["x"])
+    list(page_for(engine).respond("q", 1, 32.0, True, "", [[]], Session()))
+    assert engine.seen[0][1].max_tokens == 32 and type(engine.seen[0][1].max_tokens) is int
 
 
 def test_an_empty_question_asks_for_one():

@@ -13,6 +13,7 @@ import gradio as gr
 
 from medtune.data.records import Message
 from medtune.inference.reasoning import Delta
+from medtune.ui.settings import page_settings
 from medtune.ui.streams import Together
 from medtune.ui.turns import Exchange, add, fail, finish, history, render, status_line
 
@@ -25,13 +26,20 @@ class ChatPage:
     def __init__(self, engines: list, params, labels: list[str] | None = None):
         self.engines, self.params = engines, params
         self.labels = labels or [e.name for e in engines]
+        context = min(e.context_length or params.max_tokens for e in engines)
+        self.temperature, self.max_tokens = page_settings(context, params.max_tokens)
         self._running: dict[str, Together] = {}  # browser session -> its answers in progress, for Stop
 
     # ------------------------------------------------------------ handlers
 
     def respond(self, question: str, temperature: float, max_tokens: float, show_reasoning: bool, system: str,
                 sides: list[list[Exchange]], request: gr.Request):
-        """Stream one answer per engine into its column; yields (chatbots..., sides, status, question box)."""
+        """Stream one answer per engine into its column; yields (chatbots..., sides, status, question box).
+        gr.Error naming the field and its range for a setting outside it (the page's API takes any value)."""
+        try:
+            temperature, max_tokens = self.temperature.check(temperature), self.max_tokens.check(max_tokens)
+        except ValueError as error:
+            raise gr.Error(str(error), print_exception=False) from None
         question = (question or "").strip()
         if not question:
             yield self._view(sides, show_reasoning, "Type a question first.")
@@ -72,11 +80,10 @@ class ChatPage:
         out = []
         for i, (engine, side, ex) in enumerate(zip(self.engines, sides, asked)):
             try:
-                params = dataclasses.replace(self.params, temperature=float(temperature),
-                                             max_tokens=int(max_tokens)).check()
+                params = dataclasses.replace(self.params, temperature=temperature, max_tokens=max_tokens).check()
                 messages, ex.dropped = engine.fit(_prompt(side[:-1], ex.question, system), _reserve(engine, params))
                 out.append((i, engine.stream(messages, params)))
-            except Exception as error:  # too long, a one-turn template asked twice, bad settings
+            except Exception as error:  # too long, a one-turn template asked twice
                 fail(ex, error)
         return out
 
@@ -102,8 +109,10 @@ class ChatPage:
             settings = self._settings()
             sides = gr.State([[] for _ in self.engines])
             outputs = [*chats, sides, status, question]
+            # preprocess off: respond checks the settings itself, naming the field (Gradio's own bounds check
+            # names none, and a value of the wrong type is a traceback)
             answer = gr.on([question.submit, send.click], self.respond, [question, *settings, sides], outputs,
-                           show_progress="hidden")
+                           show_progress="hidden", preprocess=False)
             stop.click(self.stop, None, None, queue=False)
             for trigger in [new.click, *(chat.clear for chat in chats)]:  # a chat's own bin clears both columns
                 trigger(self.new_conversation, None, outputs, cancels=[answer], queue=False)
@@ -112,13 +121,12 @@ class ChatPage:
 
     def _settings(self) -> list:
         """temperature, max tokens, reasoning shown, system prompt: the inputs of respond, in that order."""
-        context = min(e.context_length or self.params.max_tokens for e in self.engines)
+        t, m = self.temperature, self.max_tokens
         with gr.Accordion("Settings", open=False, elem_id="settings"):
             with gr.Row():
-                temperature = gr.Slider(0.0, 2.0, value=self.params.temperature, step=0.05, label="Temperature "
-                                        "(0: greedy)")
-                max_tokens = gr.Slider(1, max(context, self.params.max_tokens), value=self.params.max_tokens,
-                                       step=1, label="Max tokens")
+                temperature = gr.Slider(t.minimum, t.maximum, value=self.params.temperature, step=0.05,
+                                        label=f"{t.label} (0: greedy)")
+                max_tokens = gr.Slider(m.minimum, m.maximum, value=self.params.max_tokens, step=1, label=m.label)
                 reasoning = gr.Checkbox(True, label="Show the reasoning", elem_id="show-reasoning")
             own = self.engines[0].system_prompt
             system = gr.Textbox(label="System prompt (blank: each model's own)", lines=2,
