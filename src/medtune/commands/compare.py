@@ -23,7 +23,7 @@ import sys
 from dataclasses import dataclass
 from pathlib import Path
 
-from medtune.commands.args import OVERRIDE, is_config_path
+from medtune.commands.args import is_config_path, split_items
 from medtune.errors import ConfigError
 
 # flag -> (config key, argparse settings); a flag not given leaves the config's value (see the module's help)
@@ -91,10 +91,16 @@ class Given:
 
 
 def split_inputs(items: list[str], config: str | None = None) -> Given:
-    """The positionals sorted into inputs, the one config file and the key=value overrides (see the help)."""
-    given = Given([], config, [])
-    for item in items:
-        _sort(item, given)
+    """The positionals sorted into inputs, the one config file and the key=value overrides (see the help), by the
+    grammar every verb uses (args.split_items), with what a list of inputs adds to it."""
+    found = split_items(items, allow_text=True)  # text: the runs and models
+    given = Given([], config, found.overrides)
+    for item in found.overrides:
+        if Path(item).exists():
+            raise ConfigError(f"{item!r} reads as a key=value override, but a file or folder has that name too: "
+                              f"write ./{item} to compare it")
+    for item in [found.config] * bool(found.config) + found.text:  # in the order given, the config first
+        _sort_input(item, given)
     taken = [item for item in items if item not in given.inputs]
     if len(given.inputs) < 2 and taken:  # say why the count is short: a word was read as a setting
         raise ConfigError(f"compare needs at least two runs or models; {', '.join(taken)} "
@@ -103,13 +109,10 @@ def split_inputs(items: list[str], config: str | None = None) -> Given:
     return given
 
 
-def _sort(item: str, given: Given) -> None:
-    if OVERRIDE.match(item):
-        if Path(item).exists():
-            raise ConfigError(f"{item!r} reads as a key=value override, but a file or folder has that name too: "
-                              f"write ./{item} to compare it")
-        given.overrides.append(item)
-    elif is_config_path(item) and not Path(item).is_dir():
+def _sort_input(item: str, given: Given) -> None:
+    """split_items takes a .yaml as the config only when it is a file (generate's prompt may end in .yaml): for
+    compare, any .yaml that is not a folder is the config (a missing one is then named by the config loader)."""
+    if is_config_path(item) and not Path(item).is_dir():
         if given.config:
             raise ConfigError(f"two config files given ({given.config}, {item}): give one, with --config or as a "
                               "positional")
