@@ -62,6 +62,9 @@ def test_two_models_paired_report(tmp_path, answering_model, tiny_llama):
     base = results["systems"]["base"]["tasks"]["mmlu_medical"]["metrics"]
     paired = results["paired"]["mmlu_medical"]["accuracy"]
     assert results["systems"]["base"]["model"] == str(tiny_llama)
+    for system in results["systems"].values():  # each load and warm-up timed apart from the task
+        assert system["load_s"] > 0 and system["warm_up_s"] > 0
+        assert system["tasks"]["mmlu_medical"]["seconds"] > 0
     assert paired["delta"] == pytest.approx(tuned["accuracy"] - base["accuracy"])
     by_system = {s: {r["id"]: r["correct"] for r in items if r["system"] == s} for s in ("tuned", "base")}
     assert set(by_system["tuned"]) == set(by_system["base"])

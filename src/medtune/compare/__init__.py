@@ -2,7 +2,6 @@
 
     runs.py      the inputs (run directories or model names), their labels and what training measured
     evals.py     one set of evaluation settings for all; a run's stored eval reused when it holds the same items
-    loading.py   each model's load timed apart and warmed up, so no input's task times carry start-up costs
     pairs.py     paired statistics between every two inputs on the items both have (McNemar, paired bootstrap)
     findings.py  the sentences of the report, each derived from a significant difference or a measured ratio
     report.py    report.md, results.json and the console table

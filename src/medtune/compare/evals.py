@@ -41,7 +41,7 @@ class Evaluation:
     source: str  # the folder whose items.jsonl was reused, or where a new evaluation was written
     reused: bool = True  # False: evaluated by this comparison
     load_s: float | None = None  # the model's load, kept out of `seconds` (None: reused, nothing loaded)
-    warm_up_s: float | None = None  # the untimed first answer after the load (see loading.py)
+    warm_up_s: float | None = None  # the untimed first answer after the load (evaluation's warm_up)
 
 
 def reference(inputs: list[Input], config: str | None = None) -> str | Path | None:
@@ -172,22 +172,17 @@ def _read_items(path: Path) -> list[dict]:
 
 def run_evaluation(inp: Input, cfg: Config, tasks: list, folder: Path, engine_cls=None) -> Evaluation:
     """medtune.evaluation on this input alone; its outputs written to `folder`, where a later compare finds them.
-    The task times start after the model is loaded and warmed up (loading.py), so no input pays for those."""
-    from medtune.compare.loading import TimedLoader
+    The task times start after the model is loaded and warmed up (evaluate_system), so no input pays for those."""
     from medtune.evaluation.evaluate import evaluate
     from medtune.evaluation.report import write_outputs
 
-    loader = TimedLoader(engine_cls)
-    results, records = evaluate(cfg, tasks, folder, None, str(inp.run.root) if inp.is_run else None, loader)
+    results, records = evaluate(cfg, tasks, folder, None, str(inp.run.root) if inp.is_run else None, engine_cls)
     write_outputs(folder, results, records)
     cfg.save(folder / "config.yaml")
-    seconds = {name: t["seconds"] for name, t in results["systems"]["model"]["tasks"].items()}
-    return Evaluation(records, seconds, str(folder), reused=False, load_s=_rounded(loader.load_s),
-                      warm_up_s=_rounded(loader.warm_up_s))
-
-
-def _rounded(seconds: float | None) -> float | None:
-    return None if seconds is None else round(seconds, 3)
+    system = results["systems"]["model"]
+    seconds = {name: t["seconds"] for name, t in system["tasks"].items()}
+    return Evaluation(records, seconds, str(folder), reused=False, load_s=system["load_s"],
+                      warm_up_s=system["warm_up_s"])
 
 
 # ---------------------------------------------------------------- per input and task

@@ -15,7 +15,7 @@ from medtune.config import Config
 from medtune.errors import MedtuneError
 from medtune.evaluation import judging, stats
 from medtune.evaluation.judge import CRITERIA
-from medtune.evaluation.runner import run_task, screen_task
+from medtune.evaluation.runner import run_task, screen_task, warm_up
 from medtune.evaluation.tasks import BUILTIN, load_task
 from medtune.rundir import RunDir
 
@@ -128,9 +128,15 @@ def _layer(cfg: Config, tasks: list):
 
 
 def evaluate_system(load, tasks: list, cfg: Config, label: str, embedder) -> tuple[dict, list[dict]]:
+    """One system on every task; its load and its warm-up are timed apart from the tasks (load_s, warm_up_s), so
+    the system evaluated first does not pay the process's one-time start-up inside its first task."""
+    started = time.perf_counter()
     engine, source = load()
+    loaded = time.perf_counter()
+    warm_up(engine)
     info = {"model": source.config.model.name, "adapter": str(source.adapter) if source.adapter else None,
-            "name": engine.name, "tasks": {}}
+            "name": engine.name, "load_s": round(loaded - started, 3),
+            "warm_up_s": round(time.perf_counter() - loaded, 3), "tasks": {}}
     records = []
     for task in tasks:
         task_records, seconds = run_task(engine, task, cfg, label, embedder)

@@ -20,6 +20,7 @@ from medtune.evaluation.loglik import score_mcq
 from medtune.evaluation.similarity import similarities
 
 WARM_UP = "What is a normal resting heart rate?"  # screened once, untimed, before a task's rows
+WARM_UP_TOKENS = 4  # a few decoding steps: the prompt pass and the per-token step each run once
 
 
 @contextmanager
@@ -61,6 +62,16 @@ def _loglik_records(engine, task, cfg: Config, label: str) -> list[dict]:
         "prompt": v["prompt"], "prediction": v["prediction"], "prediction_norm": v["prediction_norm"],
         "correct": v["correct"], "correct_norm": v["correct_norm"], "parsed": True,
         "scores": {"logliks": v["logliks"]}} for ex, v in zip(items, verdicts)]
+
+
+def warm_up(engine) -> None:
+    """One short greedy answer on the whole path (the safety layer screens it too), thrown away, before any task
+    is timed: CUDA set-up, lazily loaded modules and the classifier's first call fall here. Generation reseeds
+    before every batch, so the answers that follow are the same with or without it."""
+    from medtune.inference.engine import SamplingParams
+
+    params = SamplingParams(max_tokens=WARM_UP_TOKENS, temperature=0.0)
+    engine.run([engine.request([{"role": "user", "content": WARM_UP}], params)])
 
 
 def screen_task(layer, task, label: str) -> tuple[list[dict], float]:
