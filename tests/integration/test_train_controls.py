@@ -155,7 +155,10 @@ def test_dry_run_prints_the_plan_and_writes_nothing(tiny_models, tmp_path, capsy
     ({"model.max_length": 16}, "no training example left after the length policy"),
     ({"training.lr_scheduler": "cosin"}, "'cosin' is not a transformers scheduler; did you mean 'cosine'"),
     ({"training.lr_scheduler": "cosine_with_min_lr", "training.lr_scheduler_kwargs": {"min_lr_ratio": 0.1}},
-     "lr_scheduler_kwargs = {'min_lr_ratio': 0.1} for cosine_with_min_lr: .*unexpected keyword argument 'min_lr_ratio'"),
+     "lr_scheduler_kwargs = {'min_lr_ratio': 0.1} for cosine_with_min_lr: "
+     ".*unexpected keyword argument 'min_lr_ratio'"),
+    ({"training.lr_scheduler": "polynomial", "training.lr_scheduler_kwargs": {"lr_end": 1.0}},
+     r"lr_end \(1.0\) must be smaller than initial lr"),  # the run's own learning rate is what it is checked on
     ({"training.batch_size": 0}, "training.batch_size = 0 must be at least 1"),
     ({"training.gradient_accumulation_steps": 0}, "must be at least 1"),
     ({"training.logging_steps": 0}, "training.logging_steps = 0 must be at least 1"),

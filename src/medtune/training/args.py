@@ -56,7 +56,7 @@ def plan(cfg: Config, has_eval: bool, n_train: int, varlen_attention: bool = Fal
         raise ConfigError("training.optimizer = adamw_8bit needs bitsandbytes: pip install 'medtune[qlora]'")
     if t.max_steps == -1 and t.epochs <= 0:
         raise ConfigError("set training.max_steps > 0, or training.epochs > 0 with max_steps -1")
-    _check_scheduler(t.lr_scheduler, t.lr_scheduler_kwargs)
+    _check_scheduler(t.lr_scheduler, t.lr_scheduler_kwargs, t.learning_rate)
     processes = distributed.world_size()
     total = total_steps(cfg, n_train, processes)
     eval_steps = t.eval_steps if has_eval else None
@@ -70,7 +70,7 @@ def plan(cfg: Config, has_eval: bool, n_train: int, varlen_attention: bool = Fal
     return Plan(packing, micro_batch, accumulation, has_eval, eval_steps, save_steps, total, processes)
 
 
-def _check_scheduler(name: str, kwargs: dict) -> None:
+def _check_scheduler(name: str, kwargs: dict, lr: float) -> None:
     """The Trainer's scheduler names and arguments, checked before the run directory is touched."""
     import difflib
 
@@ -81,19 +81,23 @@ def _check_scheduler(name: str, kwargs: dict) -> None:
         close = difflib.get_close_matches(name, names, n=1)
         hint = f"; did you mean {close[0]!r}?" if close else f"; one of {', '.join(names)}"
         raise ConfigError(f"training.lr_scheduler = {name!r} is not a transformers scheduler{hint}")
-    _try_scheduler(name, kwargs)
+    _try_scheduler(name, kwargs, lr)
 
 
-def _try_scheduler(name: str, kwargs: dict) -> None:
+def _try_scheduler(name: str, kwargs: dict, lr: float) -> None:
     """Build the scheduler once on a throw-away optimizer: a misspelt or missing argument in
     training.lr_scheduler_kwargs fails here, in transformers' own words, not after the run directory is written."""
+    import warnings
+
     import torch
     from transformers.optimization import get_scheduler
 
-    optimizer = torch.optim.SGD([torch.nn.Parameter(torch.zeros(1))], lr=1.0)
+    optimizer = torch.optim.SGD([torch.nn.Parameter(torch.zeros(1))], lr=lr)  # polynomial checks lr_end < lr
     try:
-        get_scheduler(name, optimizer, num_warmup_steps=1, num_training_steps=10,
-                      scheduler_specific_kwargs=dict(kwargs))
+        with warnings.catch_warnings():  # the real scheduler gives its own warnings once, at the start of training
+            warnings.simplefilter("ignore")
+            get_scheduler(name, optimizer, num_warmup_steps=1, num_training_steps=10,
+                          scheduler_specific_kwargs=dict(kwargs))
     except (TypeError, ValueError) as e:
         raise ConfigError(f"training.lr_scheduler_kwargs = {dict(kwargs)} for {name}: {first_line(e)}") from None
 
