@@ -258,7 +258,8 @@ def test_a_saved_datasetdict_keeps_its_validation_and_test_splits(tmp_path, caps
 
     rows = read_jsonl(SAMPLE)[:12]
     parts = {"train": rows[:8], "validation": rows[8:10] + rows[:1], "test": rows[10:]}
-    datasets.DatasetDict({n: datasets.Dataset.from_list(r) for n, r in parts.items()}).save_to_disk(str(tmp_path / "dd"))
+    saved = datasets.DatasetDict({n: datasets.Dataset.from_list(r) for n, r in parts.items()})
+    saved.save_to_disk(str(tmp_path / "dd"))
     assert run("--data", tmp_path / "dd", "--out", tmp_path / "out") == 0
     report = json.loads((tmp_path / "out" / "prepare_report.json").read_text())
     assert report["counts"]["splits"] == {"train": 8, "valid": 3, "test": 2}  # train not cut again

@@ -23,7 +23,8 @@ CASES = [
     ("<think>r</think>### Answ", False, R1_ANSWER_HEADER, ("r", "### Answ", True)),
     ("<think>r</think>The answer: ### Answer:", False, R1_ANSWER_HEADER, ("r", "The answer: ### Answer:", True)),
     # a second think block after some answer is reasoning too: no tag and no reasoning in the answer
-    ("<think>r1</think>Part one. <think>r2</think> Part two.", False, None, ("r1\n\nr2", "Part one.\n\nPart two.", True)),
+    ("<think>r1</think>Part one. <think>r2</think> Part two.", False, None,
+     ("r1\n\nr2", "Part one.\n\nPart two.", True)),
     ("Part one.<think>r2</think>Part two.", False, None, ("r2", "Part one.\n\nPart two.", True)),
     ("<think>r1</think>Part one.<think>still going", False, None, ("r1\n\nstill going", "Part one.", False)),
     ("Done. <thin", False, None, (None, "Done. <thin", True)),

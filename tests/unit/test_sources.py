@@ -214,7 +214,8 @@ def test_folder_of_data_files_keeps_file_and_line_and_skip_bad(tmp_path):
     with pytest.raises(DataError, match=r"snap/train.jsonl:2: invalid JSON"):
         load_rows(tmp_path / "snap")
     rows, bad = load_rows(tmp_path / "snap", skip_bad=True)
-    assert [src for src, _ in rows] == [f"{tmp_path / 'snap' / 'train.jsonl'}:1", f"{tmp_path / 'snap' / 'train.jsonl'}:3"]
+    file = tmp_path / "snap" / "train.jsonl"
+    assert [src for src, _ in rows] == [f"{file}:1", f"{file}:3"]
     assert bad[0]["source"].endswith("train.jsonl:2")
 
 

@@ -10,8 +10,7 @@ from pathlib import Path
 from medtune.config import Config
 from medtune.data.pipeline import SPLIT_FILES, Prepared, with_prepared_splits
 from medtune.data.records import Record, assistant_text
-from medtune.data.templates import TEXT_ROWS_ADVICE
-from medtune.data.templates import render, with_system
+from medtune.data.templates import TEXT_ROWS_ADVICE, render, with_system
 from medtune.errors import ConfigError, DataError
 from medtune.rundir import check_out_folder
 

@@ -130,7 +130,8 @@ def folder_splits(cfg: Config, report: dict) -> dict[str, tuple[str, str]]:
     if not path.is_dir() or folders.split_name(cfg.data.hub_split) != "train":
         return {}
     held = folders.split_names(path)
-    found = {"valid": next((n for n in folders.VALID_NAMES if n in held), None), "test": "test" if "test" in held else None}
+    found = {"valid": next((n for n in folders.VALID_NAMES if n in held), None),
+             "test": "test" if "test" in held else None}
     found = {n: (str(path), part) for n, part in found.items() if part and not getattr(cfg.data, SPLIT_FILES[n])}
     if found:
         report["notes"].append(f"{path} holds splits {', '.join(held)}: "

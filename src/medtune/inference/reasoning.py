@@ -3,7 +3,8 @@
 The same state machine serves both: fed the whole text, it gives what streaming it chunk by chunk gives.
 It copes with an opening tag that the prompt already wrote (R1-style templates), a closing tag that never
 comes (generation hit max_tokens), no reasoning at all, a second think block after some answer (its text is
-reasoning too), and a header in front of the answer (r1-cot's "### Answer:"). Tags split across chunks are held back until they are complete.
+reasoning too), and a header in front of the answer (r1-cot's "### Answer:"). Tags split across chunks are held
+back until they are complete.
 """
 
 from __future__ import annotations
