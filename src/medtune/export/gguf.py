@@ -18,7 +18,7 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
 from medtune.errors import MedtuneError, first_line
-from medtune.export import llama_cpp, modelfile
+from medtune.export import llama_cpp, llama_cpp_run, modelfile
 from medtune.export.merge import check_out, merge
 from medtune.inference import weights
 
@@ -207,33 +207,16 @@ def _transformers_probe(model, ids: list[int], stops: set[int]):
 def _runtime_probe(file: Path, tokenizer, ids: list[int], stops: set[int], log: Path | None = None):
     """(runtime, its token ids for the prompt, its logits at each prompt position, its greedy continuation);
     llama.cpp's loader talks into `log` (default: check.log beside the file)."""
-    try:
-        import llama_cpp  # noqa: F401  (the package, not medtune.export.llama_cpp: the runtime users have)
-    except ImportError:
+    import importlib.util
+
+    if importlib.util.find_spec("llama_cpp") is None:  # the package (the runtime users have), not ours
         return _transformers_gguf_probe(file, tokenizer, ids, stops)
     return _llama_cpp_probe(file, tokenizer, ids, stops, log or file.with_name("check.log"))
 
 
 def _llama_cpp_probe(file: Path, tokenizer, ids: list[int], stops: set[int], log: Path):
-    import numpy as np
-    from llama_cpp import Llama
-
-    try:
-        with llama_cpp.stderr_to(log):  # llama.cpp's loader talks on fd 2 even when quiet
-            llm = Llama(model_path=str(file), n_ctx=len(ids) + GREEDY_TOKENS + 8, logits_all=True, verbose=False)
-    except ValueError as error:  # llama-cpp-python's "Failed to load model": the reason is in llama.cpp's log
-        reason = next((line for line in log.read_text().splitlines() if "error" in line), str(error))
-        raise MedtuneError(f"{file.name}: llama.cpp cannot load the file it converted ({reason.strip()}; "
-                           "--no-check keeps the file, to inspect it)") from None
     text = tokenizer.decode(ids, skip_special_tokens=False)
-    got_ids = llm.tokenize(text.encode("utf-8"), add_bos=False, special=True)
-    llm.eval(ids)
-    logits = np.array(llm.scores[: len(ids)], dtype=np.float32)
-    greedy = []
-    for token in llm.generate(ids, top_k=1, top_p=1.0, temp=0.0, repeat_penalty=1.0, reset=True):
-        greedy.append(int(token))
-        if token in stops or len(greedy) == GREEDY_TOKENS:
-            break
+    got_ids, logits, greedy = llama_cpp_run.run(file, text, ids, stops, GREEDY_TOKENS, log)
     return "llama.cpp (llama-cpp-python)", got_ids, logits, greedy
 
 
