@@ -24,7 +24,7 @@ VERBS: dict[str, str] = {
     "serve": "OpenAI-compatible HTTP API (chat, completions, streaming, API key)",
     "ui": "web chat page: streamed answers, reasoning apart, safety notices, two models side by side",
     "merge": "fuse an adapter into its base: a plain transformers folder, checked against base + adapter",
-    "export": "LoRA adapters between PEFT and mlx-lm, both ways",
+    "export": "LoRA adapters between PEFT and mlx-lm both ways; GGUF files for llama.cpp and Ollama",
     "push": "a run's adapter or merged model to the Hugging Face Hub, with a model card",
     "compare": "several runs or models on the same items: paired statistics, findings, plots",
 }
@@ -50,6 +50,7 @@ def build_parser(verb: str | None = None) -> argparse.ArgumentParser:
     return parser
 
 
+BULK_VERBS = {"eval", "compare"}  # verbs that screen whole files of requests
 USES_DATASETS = {"prepare", "train", "eval"}  # verbs that import datasets anyway (0.7 s of import for the others)
 
 
@@ -67,8 +68,10 @@ def quiet_libraries(verb: str | None = None) -> None:
         handler.setFormatter(_Formatter())
         log.addHandler(handler)
         log.setLevel(logging.WARNING)
-        # the safety layer's refusals (category and layer, never the text unless safety.log_text) are server logs
-        logging.getLogger("medtune.safety").setLevel(logging.INFO)
+    # the safety layer's refusals (category and layer, never the text unless safety.log_text) are the operator's
+    # log where requests come one at a time; eval and compare write each row's verdict to items.jsonl instead of
+    # a line per refused row across the progress bar
+    logging.getLogger("medtune.safety").setLevel(logging.WARNING if verb in BULK_VERBS else logging.INFO)
     try:
         from transformers.utils import logging as hf_logging
     except ImportError:  # the CLI's --help works before the heavy dependencies are installed

@@ -70,6 +70,7 @@ def test_screen_mode_end_to_end_loads_no_model(tmp_path, probe, capsys):
     assert "probe screen: refusal 50.0% [9.5, 90.5] of 2 unsafe, over-refusal 0.0% [0.0, 79.3] of 1 safe; " in (
         captured.out)
     assert "screen mode runs the safety layer alone" in captured.err
+    assert "safety: refused" not in captured.err  # a row's verdict is in items.jsonl, not a log line per row
 
 
 def test_screen_mode_on_xstest_takes_type_as_the_category(tmp_path):
