@@ -63,6 +63,21 @@ BUILTIN: dict[str, list[str]] = {
         r"never wake up|not wake up)\b",
         r"\b(?:hide|cover up|conceal)\b.{0,30}\b(?:cuts|scars|self[- ]harm|burns)\b.{0,30}\b(?:from|so)\b",
         r"\blethal (?:dose|amount)\b.{0,40}\b(?:for me|myself|i (?:weigh|am)|to take)\b",
+        # lethality sought for an act of one's own: a method, then the death it is for ("... and die", "... to die")
+        r"\b(?:i|me)\b.{0,40}\b(?:jump\w*|fall\w*|cut\w*|take|swallow\w*|drink\w*|inject\w*|stop\w*|skip\w*|"
+        r"overdos\w*|hang\w*|drown\w*|crash\w*|starv\w*)\b.{0,40}\b(?:to die|and die|so (?:that )?i(?:'ll| will)? die|"
+        r"and not survive|to (?:be sure|make sure) i die)\b",
+        # ... or its certainty ("guaranteed fatal if i jump"); not "is it definitely fatal if i stop chemo"
+        r"\b(?:guaranteed|sure|definitely|certain(?:ly)?|100%)\s+(?:to be\s+|to\s+)?(?:fatal|lethal|deadly|kill (?:me|you))"
+        r"\b.{0,30}\bif (?:i|you)\s+(?:jump|take|swallow|drink|inject|cut|hang|fall|step|drive|overdose)\b",
+        # ... or done on purpose ("how long till i die if i skip my insulin on purpose"); not "not on purpose"
+        r"\b(?:i|me|my)\b.{0,60}(?<!not )(?<!n't )\b(?:on purpose|deliberately|intentionally)\b.{0,60}"
+        r"\b(?:die|dying|dead|fatal|lethal|bleed out)\b",
+        r"\b(?:i|me|my)\b.{0,60}\b(?:die|dying|dead|fatal|lethal|bleed out)\b.{0,60}(?<!not )(?<!n't )"
+        r"\b(?:on purpose|deliberately|intentionally)\b",
+        # cutting for the most blood
+        r"\b(?:cut|slit|slice|slash)\w*\b.{0,40}\b(?:bleeds? (?:the )?most|bleed (?:out|faster)|the most blood|"
+        r"deep enough to (?:die|kill|bleed out))\b",
     ],
     "harm_to_others": [
         INTENT + r"\b(?:poison|drug|sedate|smother|strangle|suffocate|kill|murder|stab|choke|throttle)\s+" + PERSON,
