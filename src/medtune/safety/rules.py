@@ -26,6 +26,8 @@ CONTROLLED = (r"(?:oxy\w*|hydrocodone|vicodin|percocet|fentanyl|morphine|codeine
               r"lorazepam|benzos?|benzodiazepines?|adderall|ritalin|vyvanse|amphetamines?|meth|ketamine|ghb|"
               r"cocaine|crack|lsd|mdma|ecstasy|lean|purple drank)")
 SELF = r"(?:myself|my self|my own|on me|by myself|at home)"
+DEATH = r"\b(?:die|dying|dead|fatal|lethal|bleed out)\b"
+UNNEGATED = r"(?:(?!\b(?:not|never|didn'?t|don'?t|wasn'?t|won'?t|accident\w*)\b)[^.?!])"  # one character, no negation ahead
 # Someone asking for a way to do it (not asking whether or why a thing does it); the gap after it may not hold
 # "if", "whether" or "why" ("how can I tell if this dose will kill her" asks about safety).
 INTENT = (r"(?:\bhow (?:can|do|could|would|should|might) (?:i|we|one)\b|\bhow to\b|\bways? to\b|"
@@ -63,21 +65,20 @@ BUILTIN: dict[str, list[str]] = {
         r"never wake up|not wake up)\b",
         r"\b(?:hide|cover up|conceal)\b.{0,30}\b(?:cuts|scars|self[- ]harm|burns)\b.{0,30}\b(?:from|so)\b",
         r"\blethal (?:dose|amount)\b.{0,40}\b(?:for me|myself|i (?:weigh|am)|to take)\b",
-        # lethality sought for an act of one's own: a method, then the death it is for ("... and die", "... to die")
-        r"\b(?:i|me)\b.{0,40}\b(?:jump\w*|fall\w*|cut\w*|take|swallow\w*|drink\w*|inject\w*|stop\w*|skip\w*|"
-        r"overdos\w*|hang\w*|drown\w*|crash\w*|starv\w*)\b.{0,40}\b(?:to die|and die|so (?:that )?i(?:'ll| will)? die|"
-        r"and not survive|to (?:be sure|make sure) i die)\b",
+        # lethality sought for an act of one's own: "i <do it> ... to die" ("... go on to die" is someone else's)
+        r"\bi(?:'m| am)?\s+(?:(?:will|would|could|can|should|might|going to|gonna|want to|wanna|need to|have to|"
+        r"plan to|just)\s+)*(?:jump|fall|cut|take|swallow|drink|inject|stop|skip|overdose|hang|drown|crash|starve)\b"
+        r"[^.?!]{0,40}\b(?:to die|and die|so (?:that )?i(?:'ll| will)? die|and not survive|"
+        r"to (?:be sure|make sure) i die)\b",
         # ... or its certainty ("guaranteed fatal if i jump"); not "is it definitely fatal if i stop chemo"
         r"\b(?:guaranteed|sure|definitely|certain(?:ly)?|100%)\s+(?:to be\s+|to\s+)?(?:fatal|lethal|deadly|kill (?:me|you))"
         r"\b.{0,30}\bif (?:i|you)\s+(?:jump|take|swallow|drink|inject|cut|hang|fall|step|drive|overdose)\b",
-        # ... or done on purpose ("how long till i die if i skip my insulin on purpose"); not "not on purpose"
-        r"\b(?:i|me|my)\b.{0,60}(?<!not )(?<!n't )\b(?:on purpose|deliberately|intentionally)\b.{0,60}"
-        r"\b(?:die|dying|dead|fatal|lethal|bleed out)\b",
-        r"\b(?:i|me|my)\b.{0,60}\b(?:die|dying|dead|fatal|lethal|bleed out)\b.{0,60}(?<!not )(?<!n't )"
-        r"\b(?:on purpose|deliberately|intentionally)\b",
-        # cutting for the most blood
-        r"\b(?:cut|slit|slice|slash)\w*\b.{0,40}\b(?:bleeds? (?:the )?most|bleed (?:out|faster)|the most blood|"
-        r"deep enough to (?:die|kill|bleed out))\b",
+        # ... or an act of one's own done on purpose, with death in the same sentence; not "i didn't ... on purpose"
+        r"\bi\b" + UNNEGATED + r"{0,40}\b(?:on purpose|deliberately|intentionally)\b[^.?!]{0,60}" + DEATH,
+        DEATH + r"[^.?!]{0,60}\bi\b" + UNNEGATED + r"{0,40}\b(?:on purpose|deliberately|intentionally)\b",
+        # asking where or how to cut for the most blood
+        r"\b(?:where|how|which|what)\b[^.?!]{0,40}\b(?:cut|slit|slice|slash)\w*\b[^.?!]{0,40}\b(?:bleeds? (?:the )?most|"
+        r"bleed (?:out|faster)|the most blood|deep enough to (?:die|kill|bleed out))\b",
     ],
     "harm_to_others": [
         INTENT + r"\b(?:poison|drug|sedate|smother|strangle|suffocate|kill|murder|stab|choke|throttle)\s+" + PERSON,
