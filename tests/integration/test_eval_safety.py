@@ -201,3 +201,18 @@ def test_an_out_that_cannot_be_a_folder_is_one_line_and_a_non_model_folder_is_na
     assert run("--task", probe, "--model", tmp_path / "empty", "--out", tmp_path / "x") == 2
     assert f"{tmp_path / 'empty'}: no config.json or tokenizer_config.json or tokenizer.json: not a model folder" in (
         capsys.readouterr().err)
+
+
+def test_mcq_answers_the_layer_replaced_are_wrong_whatever_option_its_reply_names(tmp_path, answering_model,
+                                                                                   one_thread):
+    config = tmp_path / "config.yaml"  # every question an emergency, and advice that reads as option B
+    config.write_text("safety:\n  classifier: false\n  rules: {emergency: ['.']}\n"
+                      "  emergency_message: 'The answer is B: go to the nearest emergency department now.'\n")
+    out = tmp_path / "eval"
+    assert run("--config", config, "--model", answering_model, "--task", "mmlu_medical", "--data-dir", EVAL_DIR,
+               "--limit", 4, "--mode", "generate", "--max-tokens", 24, "--out", out) == 0
+    results, items = read(out)
+    assert [(r["prediction"], r["parsed"], r["correct"], r["safety"]["action"]) for r in items] == [
+        (None, False, False, "emergency")] * 4
+    metrics = results["systems"]["model"]["tasks"]["mmlu_medical"]["metrics"]
+    assert (metrics["accuracy"], metrics["safety_replaced"], metrics["unparseable"]) == (0.0, 4, 0)

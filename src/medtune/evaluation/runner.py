@@ -99,7 +99,7 @@ def _generated_records(engine, task, cfg: Config, label: str) -> list[dict]:
             record |= _failed_fields(engine, conversation, gen, task.kind)
         else:
             record |= _generation_fields(engine, gen)
-            record |= task.score(ex, gen.plain_answer) if task.kind == "mcq" else {}
+            record |= _mcq_score(task, ex, gen) if task.kind == "mcq" else {}
         if safety:
             record |= safety_records.whole_path(engine.safety, ex.prompt, gen, own_texts)
         records.append(record)
@@ -161,6 +161,14 @@ def _generation_fields(engine, gen) -> dict:
             "generated_tokens": gen.stats.generated_tokens,
             "format_ok": bool(reasoning.strip()) and gen.reasoning_finished and bool(answer.strip()),
             "safety": gen.safety.to_dict() if gen.safety is not None else None, "disclaimer": bool(gen.disclaimer)}
+
+
+def _mcq_score(task, ex, gen) -> dict:
+    """The model's answer scored; an answer the safety layer replaced is wrong, whatever option its own text reads
+    as (the emergency advice names "the nearest emergency department" and "poison control")."""
+    if gen.safety is not None:
+        return {"prediction": None, "parsed": False, "correct": False}
+    return task.score(ex, gen.plain_answer)
 
 
 def _failed_fields(engine, conversation, error: str, kind: str) -> dict:
