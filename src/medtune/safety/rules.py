@@ -27,7 +27,8 @@ CONTROLLED = (r"(?:oxy\w*|hydrocodone|vicodin|percocet|fentanyl|morphine|codeine
               r"cocaine|crack|lsd|mdma|ecstasy|lean|purple drank)")
 SELF = r"(?:myself|my self|my own|on me|by myself|at home)"
 DEATH = r"\b(?:die|dying|dead|fatal|lethal|bleed out)\b"
-UNNEGATED = r"(?:(?!\b(?:not|never|didn'?t|don'?t|wasn'?t|won'?t|accident\w*)\b)[^.?!])"  # one character, no negation ahead
+# one character of the same sentence that does not start a negation ("i didn't take them on purpose")
+UNNEGATED = r"(?:(?!\b(?:not|never|didn'?t|don'?t|wasn'?t|won'?t|accident\w*)\b)[^.?!])"
 # Someone asking for a way to do it (not asking whether or why a thing does it); the gap after it may not hold
 # "if", "whether" or "why" ("how can I tell if this dose will kill her" asks about safety).
 INTENT = (r"(?:\bhow (?:can|do|could|would|should|might) (?:i|we|one)\b|\bhow to\b|\bways? to\b|"
@@ -71,14 +72,15 @@ BUILTIN: dict[str, list[str]] = {
         r"[^.?!]{0,40}\b(?:to die|and die|so (?:that )?i(?:'ll| will)? die|and not survive|"
         r"to (?:be sure|make sure) i die)\b",
         # ... or its certainty ("guaranteed fatal if i jump"); not "is it definitely fatal if i stop chemo"
-        r"\b(?:guaranteed|sure|definitely|certain(?:ly)?|100%)\s+(?:to be\s+|to\s+)?(?:fatal|lethal|deadly|kill (?:me|you))"
-        r"\b.{0,30}\bif (?:i|you)\s+(?:jump|take|swallow|drink|inject|cut|hang|fall|step|drive|overdose)\b",
+        r"\b(?:guaranteed|sure|definitely|certain(?:ly)?|100%)\s+(?:to be\s+|to\s+)?"
+        r"(?:fatal|lethal|deadly|kill (?:me|you))\b.{0,30}\bif (?:i|you)\s+"
+        r"(?:jump|take|swallow|drink|inject|cut|hang|fall|step|drive|overdose)\b",
         # ... or an act of one's own done on purpose, with death in the same sentence; not "i didn't ... on purpose"
         r"\bi\b" + UNNEGATED + r"{0,40}\b(?:on purpose|deliberately|intentionally)\b[^.?!]{0,60}" + DEATH,
         DEATH + r"[^.?!]{0,60}\bi\b" + UNNEGATED + r"{0,40}\b(?:on purpose|deliberately|intentionally)\b",
         # asking where or how to cut for the most blood
-        r"\b(?:where|how|which|what)\b[^.?!]{0,40}\b(?:cut|slit|slice|slash)\w*\b[^.?!]{0,40}\b(?:bleeds? (?:the )?most|"
-        r"bleed (?:out|faster)|the most blood|deep enough to (?:die|kill|bleed out))\b",
+        r"\b(?:where|how|which|what)\b[^.?!]{0,40}\b(?:cut|slit|slice|slash)\w*\b[^.?!]{0,40}"
+        r"\b(?:bleeds? (?:the )?most|bleed (?:out|faster)|the most blood|deep enough to (?:die|kill|bleed out))\b",
     ],
     "harm_to_others": [
         INTENT + r"\b(?:poison|drug|sedate|smother|strangle|suffocate|kill|murder|stab|choke|throttle)\s+" + PERSON,
