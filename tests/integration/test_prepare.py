@@ -289,3 +289,14 @@ def test_text_rows_say_that_the_prompt_is_in_the_loss_in_prepare_and_in_train(tm
     assert main(["train", f"model.name={model_dir}", f"data.train_file={out}", f"output_dir={tmp_path / 'run'}",
                  "training.max_steps=1", "--dry-run"]) == 0
     assert "note: records in the text layout ({text: ...}) have no prompt/answer boundary" in capsys.readouterr().out
+
+
+def test_a_train_jsonl_beside_a_hub_style_validation_file_keeps_it(tmp_path, capsys):
+    rows = read_jsonl(SAMPLE)[:12]
+    (tmp_path / "snap").mkdir()
+    (tmp_path / "snap" / "train.jsonl").write_text("".join(json.dumps(r) + "\n" for r in rows[:9]))
+    (tmp_path / "snap" / "validation.jsonl").write_text("".join(json.dumps(r) + "\n" for r in rows[9:]))
+    assert run("--data", tmp_path / "snap", "--out", tmp_path / "out") == 0
+    report = json.loads((tmp_path / "out" / "prepare_report.json").read_text())
+    assert report["counts"]["splits"]["train"] == 9 and report["counts"]["splits"]["valid"] == 3  # was valid 0
+    assert "its validation split is valid" in capsys.readouterr().out

@@ -299,3 +299,25 @@ def test_fixture_files_load():
     for path in sorted(FIXTURES.glob("*.jsonl")):
         rows, _ = load_rows(path)
         assert len(rows) == 2, path
+
+
+def test_a_snapshot_whose_readme_declares_configs_is_read_by_them(tmp_path):
+    """medical-o1-reasoning-SFT's layout: the README says which file is which config; file names do not."""
+    snap = tmp_path / "snap"
+    snap.mkdir()
+    write_jsonl(snap / "en.jsonl", [json.dumps(ROWS[0])])
+    write_jsonl(snap / "zh.jsonl", [json.dumps(ROWS[1])])
+    (snap / "README.md").write_text("---\nconfigs:\n- config_name: en\n  data_files: en.jsonl\n"
+                                    "- config_name: zh\n  data_files: zh.jsonl\n---\n# a dataset\n")
+    with pytest.raises(DataError, match=r"declares several configs \(en, zh\): pick one with data.hub_config"):
+        load_rows(snap)  # the two were read as one mixed training set
+    assert [row for _, row in load_rows(snap, hub_config="zh")[0]] == [ROWS[1]]
+
+
+def test_a_compressed_file_in_a_folder_is_read_by_datasets(tmp_path):
+    import gzip
+
+    (tmp_path / "snap").mkdir()
+    with gzip.open(tmp_path / "snap" / "train.jsonl.gz", "wt") as f:
+        f.write("".join(json.dumps(r) + "\n" for r in ROWS))
+    assert [row for _, row in load_rows(tmp_path / "snap")[0]] == ROWS

@@ -23,12 +23,17 @@ def load_folder(path: Path, hub_config: str | None, split: str, skip_bad: bool,
     saved = _saved(path)
     if saved is not None:
         return _saved_rows(path, saved, split), []
-    if hub_config:  # a named config lives in the folder's README: only datasets reads that
-        return _datasets_rows(path, hub_config, split), []
+    configs = declared_configs(path)
+    if hub_config or configs:  # configs declared in the folder's README say which file is which: datasets reads it
+        return _datasets_rows(path, hub_config, split, configs), []
     files = data_files(path)
     name = split_name(split)
     if name not in files:
         raise DataError(f"{path}: no '{name}' split among its data files (splits: {', '.join(files) or 'none'})")
+    from medtune.data.sources import SUFFIXES  # (sources imports this module)
+
+    if any(not f.name.lower().endswith(SUFFIXES) for f in files[name]):  # .jsonl.gz and other files datasets reads
+        return _datasets_rows(path, None, split, []), []
     rows, bad = [], []
     for file in files[name]:
         got, skipped = read_file(file, skip_bad)
@@ -37,11 +42,19 @@ def load_folder(path: Path, hub_config: str | None, split: str, skip_bad: bool,
     return _sliced(rows, split), bad
 
 
-def split_names(path: Path) -> list[str]:
-    """The splits a folder holds ([] for anything that is not a dataset folder)."""
+def split_names(path: Path, hub_config: str | None = None) -> list[str]:
+    """The splits a folder holds ([] for anything that is not a dataset folder); those of its README's config
+    where it declares configs."""
     saved = _saved(path)
     if saved is not None:
         return list(saved) if hasattr(saved, "keys") else ["train"]
+    if hub_config or declared_configs(path):
+        import datasets
+
+        try:
+            return list(datasets.get_dataset_split_names(str(path), hub_config))
+        except Exception:  # several configs and none chosen: loading the train split says so, in one line
+            return []
     try:
         return list(data_files(path))
     except DataError:
@@ -85,13 +98,33 @@ def _saved_rows(path: Path, saved, split: str) -> list[Row]:
     return _sliced(rows, split)
 
 
-def _datasets_rows(path: Path, hub_config: str, split: str) -> list[Row]:
+def declared_configs(path: Path) -> list[str]:
+    """The configs a hub snapshot's README declares in its YAML header (medical-o1-reasoning-SFT: en, zh, ...)."""
+    import yaml
+
+    readme = path / "README.md"
+    text = readme.read_text(encoding="utf-8", errors="replace") if readme.is_file() else ""
+    if not text.startswith("---"):
+        return []
+    try:
+        header = yaml.safe_load(text.split("---", 2)[1]) or {}
+    except yaml.YAMLError:
+        return []
+    configs = header.get("configs") if isinstance(header, dict) else None
+    return [str(c.get("config_name", "default")) for c in configs or [] if isinstance(c, dict)]
+
+
+def _datasets_rows(path: Path, hub_config: str | None, split: str, configs: list[str]) -> list[Row]:
     import datasets
 
     try:
         ds = datasets.load_dataset(str(path), hub_config, split=split)
     except Exception as e:  # datasets raises many types here; the user needs the message, not the type
-        raise DataError(f"{path}: could not load config {hub_config!r}: {first_line(e)}") from None
+        if hub_config is None and len(configs) > 1:
+            raise DataError(f"{path}: its README declares several configs ({', '.join(configs)}): pick one with "
+                            "data.hub_config") from None
+        what = f"config {hub_config!r}" if hub_config else "it with datasets"
+        raise DataError(f"{path}: could not load {what}: {first_line(e)}") from None
     return [(f"{path}[{i}]", row) for i, row in enumerate(ds.to_list())]
 
 

@@ -64,6 +64,9 @@ def with_prepared_splits(cfg: Config, report: dict) -> Config:
     folder = Path(cfg.data.train_file or "")
     if not (folder.is_dir() and (folder / "train.jsonl").is_file()):
         return cfg
+    ours = {(folder / f"{name}.jsonl").resolve() for name in SPLIT_FILES}
+    if any(f.resolve() not in ours for files in folders.data_files(folder).values() for f in files):
+        return cfg  # a hub-style folder (validation.jsonl, data/test-*.parquet, ...): read by its own split names
     files = {key: str(folder / f"{name}.jsonl") for name, key in SPLIT_FILES.items()
              if (folder / f"{name}.jsonl").is_file() and not (name != "train" and getattr(cfg.data, key))}
     given = {name: files.get(key) or (getattr(cfg.data, key) if name != "train" else None)
@@ -129,7 +132,7 @@ def folder_splits(cfg: Config, report: dict) -> dict[str, tuple[str, str]]:
     path = Path(cfg.data.train_file)
     if not path.is_dir() or folders.split_name(cfg.data.hub_split) != "train":
         return {}
-    held = folders.split_names(path)
+    held = folders.split_names(path, cfg.data.hub_config)
     found = {"valid": next((n for n in folders.VALID_NAMES if n in held), None),
              "test": "test" if "test" in held else None}
     found = {n: (str(path), part) for n, part in found.items() if part and not getattr(cfg.data, SPLIT_FILES[n])}
