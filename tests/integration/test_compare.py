@@ -186,3 +186,13 @@ def test_judge_scores_get_their_bar_plot_when_present(tmp_path):
     assert judge(tmp_path / "judge.png", results).stat().st_size > 5000
     results["systems"] = {"a": {"open": {"items": 4}}, "b": {"open": {"items": 4}}}
     assert judge(tmp_path / "none.png", results) is None  # no judge ran: no plot
+
+
+def test_an_override_of_how_answers_are_written_evaluates_again_and_says_why(study, capsys):
+    argv, out, run_a, _ = study
+    other = out.parent / "no-layer"
+    assert main([*argv[:-1], str(other), "safety.enabled=false"]) == 0
+    err = capsys.readouterr().err
+    assert f"{run_a / 'eval'}: made with safety.enabled = True, not False: not reused for run-a" in err
+    results = json.loads((other / "results.json").read_text())
+    assert results["inputs"]["run-a"]["evaluation"] == str(other / "evals" / "run-a")

@@ -149,15 +149,27 @@ def _other_items(records: list[dict], tasks: list) -> str | None:
 def _other_settings(stored_cfg: dict, cfg: Config, tasks: list) -> str | None:
     """What in a stored evaluation's config differs from this comparison's, in words (None: nothing that matters)."""
     now = cfg.to_dict()
-    keys = ["model.name", "output_dir", "seed"]
+    keys = ["model.name", "output_dir", "seed", "data.system_prompt", "data.template"]
     if any(t.kind == "mcq" for t in tasks):
         keys += ["eval.mode", "eval.mcq_format"]
-    if any(t.kind != "mcq" for t in tasks) or cfg.eval.mode == "generate":
-        keys += ["eval.max_tokens", "eval.temperature"]
+    if any(t.kind != "mcq" for t in tasks) or cfg.eval.mode == "generate":  # what the answers were written under
+        keys += ["eval.max_tokens", "eval.temperature", "generation", "safety"]
     for key in keys:
-        if dotted(stored_cfg, key) != dotted(now, key):
-            return f"made with {key} = {dotted(stored_cfg, key)!r}, not {dotted(now, key)!r}"
+        differs = _difference(key, dotted(stored_cfg, key), dotted(now, key))
+        if differs:
+            return differs
     return None
+
+
+def _difference(key: str, stored, now) -> str | None:
+    """'made with KEY = STORED, not NOW' for the first setting (under a section, its first field) that differs."""
+    if isinstance(stored, dict) and isinstance(now, dict):
+        for name in sorted(set(stored) | set(now)):
+            differs = _difference(f"{key}.{name}", stored.get(name), now.get(name))
+            if differs:
+                return differs
+        return None
+    return f"made with {key} = {stored!r}, not {now!r}" if stored != now else None
 
 
 def _read_items(path: Path) -> list[dict]:
