@@ -151,24 +151,28 @@ def _letter(source: str, options: dict, value, field: str) -> str:
 
 def _options(source: str, raw, field: str = "options") -> dict:
     """{letter: text}; a plain list is lettered A, B, C, ...; so is a list of {key, value} pairs (bigbio layouts)."""
+    # (the field naming the text, the field naming the letter, the letter, the text): errors name the file's fields
     if isinstance(raw, list) and raw and all(isinstance(o, dict) and {"key", "value"} <= set(o) for o in raw):
-        entries = [(f"{field}[{i}].value", str(o["key"]).strip(), o["value"]) for i, o in enumerate(raw)]
+        entries = [(f"{field}[{i}].value", f"{field}[{i}].key", o["key"], o["value"]) for i, o in enumerate(raw)]
     elif isinstance(raw, list):  # errors name the list's index, as the file has it
-        entries = [(f"{field}[{i}]", chr(ord("A") + i), text) for i, text in enumerate(raw)]
+        entries = [(f"{field}[{i}]", f"{field}[{i}]", chr(ord("A") + i), text) for i, text in enumerate(raw)]
     elif isinstance(raw, dict):
-        entries = [(f"{field}.{key}", str(key).strip(), text) for key, text in raw.items()]
+        entries = [(f"{field}.{key}", f"{field}.{key}", key, text) for key, text in raw.items()]
     else:
         entries = []
     if len(entries) < 2:
         raise DataError(f"{source}: field '{field}' must map at least two letters to texts, "
                         f'e.g. {{"A": "...", "B": "..."}}')
     options = {}
-    for name, letter, text in entries:
+    for name, key_name, key, text in entries:
+        letter = "" if key is None else str(key).strip()
+        if not letter:
+            raise DataError(f"{source}: field '{key_name}' gives no option letter")
         if isinstance(text, (int, float)) and not isinstance(text, bool):
             text = str(text)
         if not isinstance(text, str) or not text.strip():
             raise DataError(f"{source}: field '{name}' is empty")
         if letter in options:  # "A" and "A " are one letter: keeping either would drop an option unseen
-            raise DataError(f"{source}: field '{name}': option letter {letter!r} appears twice")
+            raise DataError(f"{source}: field '{key_name}': option letter {letter!r} appears twice")
         options[letter] = text.strip()
     return options
