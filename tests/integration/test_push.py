@@ -120,7 +120,10 @@ def test_merged_push_merges_once_and_again_when_the_adapter_is_newer(run, tmp_pa
     uploaded = FakeHub.uploads[-1]
     assert (uploaded / "model.safetensors").is_file() and (uploaded / "config.json").is_file()
     assert front_matter((uploaded / "README.md").read_text())["library_name"] == "transformers"
-    assert not (uploaded / "adapter_config.json").exists()
+    assert not (uploaded / "adapter_config.json").exists() and not (uploaded / "medtune_merge.json").exists()
+    shared = (uploaded / "config.yaml").read_text()
+    assert str(tmp_path.parent) not in shared and str(run) not in shared  # no path of this machine
+    assert yaml.safe_load(shared)["output_dir"] == run.name and (run / "merged" / "medtune_merge.json").is_file()
     merged_at = (run / "merged" / "model.safetensors").stat().st_mtime_ns
     assert main(["push", "--run", str(run), "--repo", "me/med-merged", "--merged"]) == 0
     assert "merging" not in capsys.readouterr().err

@@ -123,12 +123,14 @@ def _merge(folder: Path, source, why: str) -> None:
 
 def _files(folder: Path | None, run) -> dict[str, Path]:
     """Repository path -> local file: the weights folder (its own README.md replaced by the card), the loss plot."""
+    from medtune.export.merge import INFO_FILE
     from medtune.rundir import STATE_FILES
 
-    # training_args.bin is a pickle of the Trainer's settings: of no use to a reader, and the Hub flags pickles
+    # training_args.bin is a pickle of the Trainer's settings: of no use to a reader, and the Hub flags pickles;
+    # medtune_merge.json is the merge's check of this machine's files (push's own bookkeeping, full of local paths)
     found = sorted(folder.rglob("*")) if folder is not None and folder.is_dir() else []
     files = {p.relative_to(folder).as_posix(): p for p in found
-             if p.is_file() and p.name != "README.md" and p.name not in STATE_FILES}
+             if p.is_file() and p.name not in ("README.md", INFO_FILE) and p.name not in STATE_FILES}
     if run.loss_plot.is_file():
         files["plots/loss.png"] = run.loss_plot
     return files
@@ -137,6 +139,8 @@ def _files(folder: Path | None, run) -> dict[str, Path]:
 def _upload(repo: str, private: bool, files: dict[str, Path], card: str, base: str | None) -> None:
     from huggingface_hub import HfApi
 
+    from medtune.export.hub_card import public_config
+
     api = HfApi()  # reads HF_TOKEN or the saved login itself; medtune never sees or writes the token
     api.create_repo(repo, private=private, exist_ok=True, repo_type="model")
     with tempfile.TemporaryDirectory() as tmp:  # one commit: the files as they will sit in the repository
@@ -144,6 +148,9 @@ def _upload(repo: str, private: bool, files: dict[str, Path], card: str, base: s
         for name, path in files.items():
             (stage / name).parent.mkdir(parents=True, exist_ok=True)
             shutil.copy2(path, stage / name)
+        if (stage / "config.yaml").is_file():  # the run's config, without this machine's paths
+            text = public_config((stage / "config.yaml").read_text(encoding="utf-8"))
+            (stage / "config.yaml").write_text(text, encoding="utf-8")
         if base and (stage / "adapter_config.json").is_file():  # a folder on this machine means nothing there
             config = json.loads((stage / "adapter_config.json").read_text(encoding="utf-8"))
             config["base_model_name_or_path"] = base

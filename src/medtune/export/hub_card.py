@@ -113,3 +113,20 @@ def _systems(run: RunDir) -> list[str]:
     systems = json.loads(results.read_text(encoding="utf-8")).get("systems", {}) if results.is_file() else {}
     return [f"- **{label}**: {_named(s.get('model') or s.get('name'), 'model')}"
             + (" + this fine-tune" if s.get("adapter") else "") for label, s in systems.items()]
+
+
+def public_config(text: str) -> str:
+    """A run's config.yaml as the Hub repository holds it: every absolute or home path (a data file, a local base,
+    the run directory) by its last part, as the card names them; a path of this machine means nothing there and may
+    name its user."""
+
+    def strip(value):
+        if isinstance(value, dict):
+            return {key: strip(v) for key, v in value.items()}
+        if isinstance(value, list):
+            return [strip(v) for v in value]
+        if isinstance(value, str) and (value.startswith(("/", "~")) or value[1:3] in (":\\", ":/")):
+            return Path(value).name
+        return value
+
+    return yaml.safe_dump(strip(yaml.safe_load(text)), sort_keys=False, allow_unicode=True)
