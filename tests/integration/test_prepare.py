@@ -300,3 +300,6 @@ def test_a_train_jsonl_beside_a_hub_style_validation_file_keeps_it(tmp_path, cap
     report = json.loads((tmp_path / "out" / "prepare_report.json").read_text())
     assert report["counts"]["splits"]["train"] == 9 and report["counts"]["splits"]["valid"] == 3  # was valid 0
     assert "its validation split is valid" in capsys.readouterr().out
+    assert run("--data", tmp_path / "out", "--out", tmp_path / "again") == 0  # prepare's own folder, as it is
+    printed = capsys.readouterr().out
+    assert "splits: train 9, valid 3 (read apart)\n" in printed and "holds split files: used as they are" in printed

@@ -73,7 +73,7 @@ def with_prepared_splits(cfg: Config, report: dict) -> Config:
              for name, key in SPLIT_FILES.items()}
     report["notes"].append(f"{folder} holds split files: used as they are ("
                            + ", ".join(f"{n} {p}" for n, p in given.items() if p) + ")")
-    data = dataclasses.replace(cfg.data, **files, split="1,0,0")  # nothing is cut from train.jsonl
+    data = dataclasses.replace(cfg.data, **files, split="1,0")  # nothing is cut from train.jsonl (no empty test split)
     return dataclasses.replace(cfg, data=data)
 
 
