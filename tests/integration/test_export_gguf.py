@@ -144,6 +144,8 @@ def test_quantized_files_are_smaller_and_still_run_in_llama_cpp(tiny_pair, tmp_p
         assert result.file.name.endswith(f".{quant.upper()}.gguf") and result.runtime.startswith("llama.cpp")
         assert result.same_token_ids and len(_llama_cpp_greedy(result.file, _prompt_ids(base))) == 12
         sizes[quant] = result.file.stat().st_size
+        logs = {"convert.log", "check.log"} | ({"quantize.log"} if quant == "q4_k_m" else set())
+        assert logs <= {p.name for p in out.iterdir()}  # each step's own log, beside the file
     assert sizes["q4_k_m"] < sizes["q8_0"]
     assert not list(tmp_path.glob(".*.partial"))  # the work folder is renamed into place, nothing left behind
 

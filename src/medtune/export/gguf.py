@@ -128,7 +128,7 @@ def _write_gguf(converter, folder: Path, target: Path, quant: str, work: Path, l
         return
     f16 = work / "model.F16.gguf"
     llama_cpp.convert(converter, folder, f16, "f16", log)
-    llama_cpp.quantize(f16, target, quant, log)
+    llama_cpp.quantize(f16, target, quant, log.with_name("quantize.log"))  # its own log: convert.log stays whole
 
 
 def _write_modelfile(out: Path, name: str, folder: Path, source: weights.Source) -> None:
