@@ -321,3 +321,12 @@ def test_a_compressed_file_in_a_folder_is_read_by_datasets(tmp_path):
     with gzip.open(tmp_path / "snap" / "train.jsonl.gz", "wt") as f:
         f.write("".join(json.dumps(r) + "\n" for r in ROWS))
     assert [row for _, row in load_rows(tmp_path / "snap")[0]] == ROWS
+
+
+@pytest.mark.parametrize("readme", ["# just prose\n", "---\nlicense: mit\n---\n# a card\n", "---\n: [broken\n---\n"])
+def test_a_readme_without_configs_leaves_the_folder_to_its_file_names(tmp_path, readme):
+    (tmp_path / "snap").mkdir()
+    write_jsonl(tmp_path / "snap" / "train.jsonl", [json.dumps(r) for r in ROWS])
+    (tmp_path / "snap" / "README.md").write_text(readme)
+    rows = load_rows(tmp_path / "snap")[0]
+    assert [row for _, row in rows] == ROWS and rows[0][0].endswith("train.jsonl:1")  # medtune's reader: file:line

@@ -101,17 +101,14 @@ def _saved_rows(path: Path, saved, split: str) -> list[Row]:
 def declared_configs(path: Path) -> list[str]:
     """The configs a hub snapshot's README declares in its YAML header (medical-o1-reasoning-SFT: en, zh, ...)."""
     import yaml
+    from huggingface_hub import metadata_load  # the Hub's own reader of a card's YAML header
 
     readme = path / "README.md"
-    text = readme.read_text(encoding="utf-8", errors="replace") if readme.is_file() else ""
-    if not text.startswith("---"):
-        return []
     try:
-        header = yaml.safe_load(text.split("---", 2)[1]) or {}
-    except yaml.YAMLError:
+        header = (metadata_load(readme) if readme.is_file() else None) or {}
+    except (yaml.YAMLError, ValueError, UnicodeDecodeError):  # a README that is no dataset card: no configs
         return []
-    configs = header.get("configs") if isinstance(header, dict) else None
-    return [str(c.get("config_name", "default")) for c in configs or [] if isinstance(c, dict)]
+    return [str(c.get("config_name", "default")) for c in header.get("configs") or [] if isinstance(c, dict)]
 
 
 def _datasets_rows(path: Path, hub_config: str | None, split: str, configs: list[str]) -> list[Row]:
