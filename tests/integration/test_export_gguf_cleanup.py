@@ -35,6 +35,12 @@ class Llama:
     def eval(self, ids):  # as a build whose kernels do not run on this CPU (llama.cpp's AMX matmul did)
         os.kill(os.getpid(), signal.SIGSEGV)
 """
+FAILING_LLAMA_CPP = """class Llama:
+    def __init__(self, model_path, **kwargs):
+        pass
+    def tokenize(self, text, add_bos, special):
+        raise RuntimeError("tokenizer vocabulary mismatch")
+"""
 REFUSING_LLAMA_CPP = """import sys
 class Llama:
     def __init__(self, model_path, **kwargs):
@@ -104,3 +110,14 @@ def test_llama_cpp_refusing_the_file_names_its_reason(tiny_llama, tmp_path, caps
     err = export(run, tmp_path / "out", checkout(tmp_path / "llama.cpp", NOT_GGUF), capsys)
     assert "llama.cpp cannot load the file it converted (llama_model_load: error loading model: missing tensor" in err
     assert left_behind(tmp_path) == []
+
+
+def test_any_other_failure_of_the_check_names_its_exit_code_and_keeps_the_log(tiny_llama, tmp_path, capsys,
+                                                                              monkeypatch):
+    run = make_run(tiny_llama, tmp_path / "run")
+    stand_in_llama_cpp(tmp_path / "site", FAILING_LLAMA_CPP, monkeypatch)
+    err = export(run, tmp_path / "out", checkout(tmp_path / "llama.cpp", NOT_GGUF), capsys)
+    assert "llama.cpp's check failed (exit code 1;" in err and left_behind(tmp_path) == []
+    log = Path(re.search(r"its output: (\S+check\.log)\)", err).group(1))
+    assert "RuntimeError: tokenizer vocabulary mismatch" in log.read_text()  # the child's traceback, kept
+    shutil.rmtree(log.parent)
