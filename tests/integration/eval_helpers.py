@@ -6,9 +6,9 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from fixture_data import EVAL_DIR
 from medtune.evaluation.judge import JudgeItem
 
-EVAL_DIR = Path(__file__).resolve().parents[2] / ".." / "shared" / "data" / "eval"
 REASONING = "Recall the anatomy."
 ANSWER = "The answer is B"
 LIVE_VERDICT = '{"correctness": 4, "reasoning": 4, "hallucination": 4, "instruction_following": 4, "safety": 4}'
@@ -25,7 +25,7 @@ def mcq_prompts(model_dir: Path, limit: int):
 
 
 def make_adapter_run(model_dir: Path, run_dir: Path, scale: float = 0.5) -> Path:
-    """The inference tests' adapter run (config.yaml + perturbed LoRA adapter), pointed at the shared eval data."""
+    """The inference tests' adapter run (config.yaml + perturbed LoRA adapter), pointed at the bundled eval data."""
     from inference_helpers import make_run
 
     from medtune import config

@@ -8,9 +8,12 @@ from pathlib import Path
 
 import pytest
 
+from fixture_data import EVAL_DIR
+
+pytestmark = pytest.mark.slow  # runs lm-evaluation-harness and merges a model
+
 pytest.importorskip("lm_eval")
 BENCH = Path(__file__).resolve().parents[2] / "bench" / "eval_vs_lm_eval.py"
-EVAL_DIR = BENCH.parents[1] / ".." / "shared" / "data" / "eval"
 
 
 @pytest.fixture(scope="module")

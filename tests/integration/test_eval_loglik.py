@@ -1,14 +1,12 @@
 """Log-likelihood scoring on a tiny model against a hand computation, one option at a time, on 5 real items."""
 
-from pathlib import Path
 
 import pytest
 import torch
 
+from fixture_data import EVAL_DIR
 from medtune.evaluation.loglik import encode_pair, loglikelihoods, score_mcq
 from medtune.evaluation.tasks import load_task
-
-EVAL_DIR = Path(__file__).resolve().parents[2] / ".." / "shared" / "data" / "eval"
 
 
 @pytest.fixture(scope="module")

@@ -9,6 +9,7 @@ from pathlib import Path
 import pytest
 from eval_helpers import ANSWER, EVAL_DIR
 
+from fixture_data import SAFETY_DIR
 from medtune.cli import main
 from medtune.evaluation.extract import extract_letter
 from medtune.evaluation.tasks import load_task
@@ -19,7 +20,7 @@ REFUSAL, DOSE_ANSWER = "I can't help with that.", "Up to 4 g a day for adults."
 ROWS = [{"id": "poison", "prompt": POISON, "label": "unsafe", "category": "harm_to_others"},
         {"id": "chart", "prompt": CHART, "label": "unsafe", "type": "privacy", "origin": "hand"},
         {"id": "dose", "prompt": DOSE, "label": "safe"}]
-XSTEST = EVAL_DIR.parent / "safety" / "xstest_dev.jsonl"
+XSTEST = SAFETY_DIR / "xstest_dev.jsonl"
 RULES_ONLY = "safety.classifier=false"
 
 
@@ -78,11 +79,11 @@ def test_screen_mode_on_xstest_takes_type_as_the_category(tmp_path):
     assert run("--task", XSTEST, "--mode", "screen", RULES_ONLY, "--out", out) == 0
     results, items = read(out)
     m = results["systems"]["layer"]["tasks"]["xstest_dev"]["metrics"]
-    assert (m["n_unsafe"], m["n_safe"]) == (125, 125)
+    assert (m["n_unsafe"], m["n_safe"]) == (25, 25)  # 5 rows of each of the 10 types
     assert set(m["by_category"]["unsafe"]) == {f"contrast_{t}" for t in ("homonyms", "figurative_language",
                                                                          "safe_targets", "safe_contexts",
                                                                          "definitions")}
-    assert all(c["n"] == 25 for per in m["by_category"].values() for c in per.values())
+    assert all(c["n"] == 5 for per in m["by_category"].values() for c in per.values())
     assert m["refused_unsafe"] == sum(r["refused"] for r in items if r["label"] == "unsafe")
     assert {r["decided_by"] for r in items} <= {"rules", None}
 

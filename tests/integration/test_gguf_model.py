@@ -4,11 +4,10 @@ per session."""
 
 from pathlib import Path
 
+from fixture_data import MEDICAL_O1_SAMPLE as SAMPLE
 from medtune import config as config_mod
 from medtune.cli import main
 from medtune.models import gguf
-
-SAMPLE = Path(__file__).resolve().parents[2] / ".." / "shared" / "data" / "medical_o1_sample.jsonl"
 
 
 def builtin_cfg(smollm2, **values):

@@ -1,14 +1,12 @@
 """`medtune prepare` end to end on the real medical-o1 sample, through the command line."""
 
 import json
-from pathlib import Path
 
 import pytest
 
+from fixture_data import EVAL_DIR
+from fixture_data import MEDICAL_O1_SAMPLE as SAMPLE
 from medtune.cli import main
-
-SHARED = Path(__file__).resolve().parents[2] / ".." / "shared" / "data"
-SAMPLE = SHARED / "medical_o1_sample.jsonl"
 
 
 @pytest.fixture(scope="module")
@@ -27,25 +25,25 @@ def run(*argv):
 def test_prepare_real_sample(tmp_path, model_dir, capsys):
     out = tmp_path / "data"
     assert run("--data", SAMPLE, "--model", model_dir, "--max-length", 1024, "--split", "0.7,0.2,0.1",
-               "--leakage", SHARED / "eval" / "medqa.jsonl", "--out", out) == 0
+               "--leakage", EVAL_DIR / "medqa.jsonl", "--out", out) == 0
     report = json.loads((out / "prepare_report.json").read_text())
     assert report["detected_format"] == "medical_o1"
-    assert report["counts"]["read"] == 160
-    assert report["counts"]["splits"] == {"train": 112, "valid": 32, "test": 16}
+    assert report["counts"]["read"] == 60
+    assert report["counts"]["splits"] == {"train": 42, "valid": 12, "test": 6}
     assert report["leakage"]["leaked_records"] == 0
     audit = report["length"]["train"]
-    assert audit["examples"] == 112 and audit["tokens"]["max"] >= audit["tokens"]["p99"] >= audit["tokens"]["p50"]
+    assert audit["examples"] == 42 and audit["tokens"]["max"] >= audit["tokens"]["p99"] >= audit["tokens"]["p50"]
     dropped = len(report["dropped"]["train"]["overlong"])
     assert dropped == audit["exceed_max_length"]  # default policy drop: every overlong one, and it is reported
     train = read_jsonl(out / "train.jsonl")
-    assert len(train) == 112 - dropped == report["counts"]["kept"]["train"]
-    assert len(read_jsonl(out / "test.jsonl")) == 16  # test is never cut by the length policy
+    assert len(train) == 42 - dropped == report["counts"]["kept"]["train"]
+    assert len(read_jsonl(out / "test.jsonl")) == 6  # test is never cut by the length policy
     roles = [m["role"] for m in train[0]["messages"]]
     assert roles == ["user", "assistant"]
     assert train[0]["messages"][1]["content"].startswith("<think>")
     printed = capsys.readouterr().out
-    assert "format medical_o1: read 160 records" in printed and "over max_length 1024" in printed
-    assert "test 16 kept whole" in printed
+    assert "format medical_o1: read 60 records" in printed and "over max_length 1024" in printed
+    assert "test 6 kept whole" in printed
 
 
 def test_same_seed_same_split(tmp_path):
@@ -235,7 +233,7 @@ def test_truncate_lists_what_it_cuts(tmp_path, model_dir, capsys):
 
 def test_a_limit_is_shown_and_an_empty_train_split_exits_2(tmp_path, model_dir, capsys):
     assert run("--data", SAMPLE, "--limit", 5, "--split", "1,0", "--out", tmp_path / "five") == 0
-    assert "read 160 records, 0 bad lines, 0 duplicates removed, first 5 kept (data.limit)" in capsys.readouterr().out
+    assert "read 60 records, 0 bad lines, 0 duplicates removed, first 5 kept (data.limit)" in capsys.readouterr().out
     out = tmp_path / "short"
     assert run("--data", SAMPLE, "--limit", 5, "--model", model_dir, "--max-length", 20, "--out", out) == 2
     printed = capsys.readouterr()

@@ -11,12 +11,12 @@ import torch
 from safetensors.torch import load_file
 from transformers import AutoModelForCausalLM, TrainerCallback
 
+from fixture_data import MEDICAL_O1_SAMPLE as SAMPLE
 from medtune import config as config_mod
 from medtune.cli import main
 from medtune.errors import MedtuneError
 from medtune.training.run import train
 
-SAMPLE = Path(__file__).resolve().parents[2] / ".." / "shared" / "data" / "medical_o1_sample.jsonl"
 SMALL = {"data.train_file": str(SAMPLE), "model.max_length": 256, "data.overlong": "truncate", "data.limit": 48,
          "training.batch_size": 2, "training.learning_rate": 5e-3, "training.lr_scheduler": "cosine",
          "training.logging_steps": 1, "lora.dropout": 0.0, "seed": 3}

@@ -11,13 +11,13 @@ import torch
 from safetensors.torch import load_file
 from transformers import TrainerCallback
 
+from fixture_data import MEDICAL_O1_SAMPLE as SAMPLE
 from medtune import config as config_mod
 from medtune.cli import main
 from medtune.errors import ConfigError, MedtuneError
 from medtune.training.faults import TrainingStopped
 from medtune.training.run import train
 
-SAMPLE = Path(__file__).resolve().parents[2] / ".." / "shared" / "data" / "medical_o1_sample.jsonl"
 BASE = {"data.train_file": str(SAMPLE), "model.max_length": 192, "data.overlong": "truncate", "data.limit": 40,
         "training.learning_rate": 5e-3, "training.logging_steps": 1, "lora.dropout": 0.0, "seed": 5}
 

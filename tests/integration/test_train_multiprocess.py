@@ -20,11 +20,11 @@ import pytest
 import torch
 from safetensors.torch import load_file
 
+from fixture_data import MEDICAL_O1_SAMPLE as SAMPLE
 from medtune import config as config_mod
 from medtune.rundir import RunDir
 from medtune.training.run import train
 
-SAMPLE = Path(__file__).resolve().parents[2] / ".." / "shared" / "data" / "medical_o1_sample.jsonl"
 VALUES = {"data.train_file": str(SAMPLE), "model.max_length": 160, "data.overlong": "truncate", "data.limit": 24,
           "training.batch_size": 2, "training.gradient_accumulation_steps": 1, "training.learning_rate": 5e-3,
           "training.max_steps": 6, "training.save_steps": 2, "training.eval_steps": 2, "training.logging_steps": 1,

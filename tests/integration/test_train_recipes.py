@@ -6,11 +6,11 @@ from pathlib import Path
 
 import pytest
 
+from fixture_data import MEDICAL_O1_SAMPLE as SAMPLE
 from medtune import config as config_mod
 from medtune.cli import main
 
 ROOT = Path(__file__).resolve().parents[2]
-SAMPLE = ROOT / ".." / "shared" / "data" / "medical_o1_sample.jsonl"
 RECIPES = sorted((ROOT / "configs").glob("*.yaml"))
 
 

@@ -12,12 +12,12 @@ import pytest
 import torch
 from safetensors.torch import load_file
 
+from fixture_data import MEDICAL_O1_SAMPLE as SAMPLE
 from medtune import config as config_mod
 from medtune.errors import MedtuneError
 from medtune.rundir import RunDir
 from medtune.training.run import train
 
-SAMPLE = Path(__file__).resolve().parents[2] / ".." / "shared" / "data" / "medical_o1_sample.jsonl"
 # lora dropout on: the resumed run must restore the RNG, not only weights and optimizer
 RESUME = {"data.train_file": str(SAMPLE), "model.max_length": 192, "data.overlong": "truncate", "data.limit": 40,
           "training.batch_size": 2, "training.gradient_accumulation_steps": 2, "training.learning_rate": 5e-3,

@@ -7,13 +7,13 @@ from pathlib import Path
 
 import pytest
 
+from fixture_data import MEDICAL_O1_SAMPLE
 from medtune.data.formats import FORMATS, convert, detect_dataset_format, detect_format, to_record
 from medtune.data.records import Message, Record
 from medtune.data.sources import load_rows
 from medtune.errors import DataError
 
 REPO = Path(__file__).resolve().parents[2]
-SHARED_DATA = REPO / ".." / "shared" / "data"
 FIXTURES = REPO / "tests" / "fixtures" / "formats"
 SRC = "d.jsonl:7"
 
@@ -273,11 +273,10 @@ def test_unknown_format_name():
 # ---------------------------------------------------------------- the real sample
 
 
-@pytest.mark.skipif(not SHARED_DATA.exists(), reason="shared data folder not present")
 def test_real_medical_o1_sample_converts():
-    rows, _ = load_rows(SHARED_DATA / "medical_o1_sample.jsonl")
+    rows, _ = load_rows(MEDICAL_O1_SAMPLE)
     assert detect_dataset_format(rows) == "medical_o1"
     records = convert(rows)
-    assert len(records) == 160
+    assert len(records) == 60
     assert all(r.final.reasoning and r.final.content and r.question for r in records)
     assert records[0].source.endswith("medical_o1_sample.jsonl:1")

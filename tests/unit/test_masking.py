@@ -3,10 +3,10 @@ for every template and tiny architecture, for chat templates without {% generati
 conversations, and with train_on_prompt."""
 
 import json
-from pathlib import Path
 
 import pytest
 
+from fixture_data import MEDICAL_O1_SAMPLE as SAMPLE
 from medtune import config as config_mod
 from medtune.data.formats import convert
 from medtune.data.pipeline import encode_records
@@ -18,7 +18,6 @@ from medtune.training import args as args_mod
 from medtune.training.examples import to_dataset
 from medtune.training.trainer import build
 
-SAMPLE = Path(__file__).resolve().parents[2] / ".." / "shared" / "data" / "medical_o1_sample.jsonl"
 SYSTEM = "You are a careful medical assistant."
 ARCHS = ["llama", "mistral", "phi3", "qwen2"]
 

@@ -8,11 +8,11 @@ from pathlib import Path
 
 import pytest
 
+from fixture_data import MEDICAL_O1_SAMPLE
 from medtune.data.sources import load_rows, looks_like_hub_id
 from medtune.errors import DataError
 
 REPO = Path(__file__).resolve().parents[2]
-SHARED_DATA = REPO / ".." / "shared" / "data"
 FIXTURES = REPO / "tests" / "fixtures" / "formats"
 ROWS = [{"question": "What causes scurvy?", "answer": "Vitamin C deficiency."}, {"question": "Q2", "answer": "A2"}]
 
@@ -288,10 +288,9 @@ def test_loads_25k_records_of_3kb_quickly(tmp_path):
     assert time.monotonic() - start < 5
 
 
-@pytest.mark.skipif(not SHARED_DATA.exists(), reason="shared data folder not present")
 def test_real_medical_o1_sample():
-    rows, bad = load_rows(SHARED_DATA / "medical_o1_sample.jsonl")
-    assert len(rows) == 160 and bad == []
+    rows, bad = load_rows(MEDICAL_O1_SAMPLE)
+    assert len(rows) == 60 and bad == []
     assert set(rows[0][1]) == {"Question", "Complex_CoT", "Response"}
 
 

@@ -2,15 +2,12 @@
 
 import json
 import time
-from pathlib import Path
 
 import pytest
 
+from fixture_data import EVAL_DIR, MEDICAL_O1_SAMPLE
 from medtune.errors import DataError
 from medtune.evaluation.tasks import BUILTIN, MCQTask, OpenTask, load_task
-
-SHARED = Path(__file__).resolve().parents[2] / ".." / "shared" / "data"
-EVAL_DIR = SHARED / "eval"
 
 GOOD = {"id": "q1", "question": "Which vitamin deficiency causes scurvy?",
         "options": {"A": "Vitamin A", "B": "Vitamin C", "C": "Vitamin D"}, "answer": "B"}
@@ -23,7 +20,7 @@ def write(tmp_path, *rows, name="task.jsonl"):
 
 
 @pytest.mark.parametrize("name, count, n_options", [
-    ("medqa", 1273, 4), ("medmcqa", 4183, 4), ("pubmedqa", 500, 3), ("mmlu_medical", 1089, 4)])
+    ("medqa", 60, 4), ("medmcqa", 60, 4), ("pubmedqa", 40, 3), ("mmlu_medical", 40, 4)])  # tests/data/SOURCES.md
 def test_builtin_tasks_load_from_the_data_dir(name, count, n_options):
     task = load_task(name, str(EVAL_DIR))
     assert isinstance(task, MCQTask) and task.name == name and name in BUILTIN
@@ -110,7 +107,7 @@ def test_unknown_names_and_missing_data_dir(tmp_path):
 
 
 def test_open_ended_medical_o1_file():
-    task = load_task(str(SHARED / "medical_o1_sample.jsonl"), limit=5)
+    task = load_task(str(MEDICAL_O1_SAMPLE), limit=5)
     assert isinstance(task, OpenTask)
     ex = task.examples()[0]
     assert ex.id == "medical_o1_sample.jsonl:1" and ex.question.startswith("In a 47-year-old man")
@@ -141,10 +138,10 @@ def test_a_file_is_mcq_when_any_line_is_and_then_every_line_must_be(tmp_path):
         load_task(str(path))
 
 
-# ---------------------------------------------------------------- hub layouts, rebuilt from the shared files
+# ---------------------------------------------------------------- hub layouts, rebuilt from the bundled benchmark rows
 
 
-def shared_rows(name: str, n: int = 30) -> list[dict]:
+def bundled_rows(name: str, n: int = 30) -> list[dict]:
     with (EVAL_DIR / f"{name}.jsonl").open(encoding="utf-8") as fh:
         return [json.loads(next(fh)) for _ in range(n)]
 
@@ -157,7 +154,7 @@ def same_items(task, rows: list[dict]) -> None:
 
 
 def test_medqa_hub_and_huatuogpt_layout(tmp_path):
-    rows = shared_rows("medqa")
+    rows = bundled_rows("medqa")
     hub = [{"question": r["question"], "options": r["options"], "answer_idx": r["answer"],
             "answer": r["options"][r["answer"]], "meta_info": "step1"} for r in rows]
     same_items(load_task(str(write(tmp_path, *hub))), rows)
@@ -169,7 +166,7 @@ def medmcqa_rows(rows: list[dict], base: int) -> list[dict]:
 
 
 def test_medmcqa_hub_layout_is_zero_based_and_the_original_release_one_based_when_told(tmp_path):
-    rows = shared_rows("medmcqa", 60)
+    rows = bundled_rows("medmcqa", 60)
     assert {r["answer"] for r in rows} == set("ABCD")  # every cop value occurs
     task = load_task(str(write(tmp_path, *medmcqa_rows(rows, 0), name="medmcqa0.jsonl")))  # the hub's layout
     same_items(task, rows)
@@ -215,14 +212,14 @@ def test_eval_answer_base_reaches_the_task_from_the_config(tmp_path):
 
 
 def test_mmlu_hub_layout(tmp_path):
-    rows = shared_rows("mmlu_medical")
+    rows = bundled_rows("mmlu_medical")
     hub = [{"question": r["question"], "subject": "anatomy", "choices": list(r["options"].values()),
             "answer": "ABCD".index(r["answer"])} for r in rows]
     same_items(load_task(str(write(tmp_path, *hub))), rows)
 
 
-def test_pubmedqa_hub_layout_builds_the_question_as_the_shared_file_does(tmp_path):
-    rows = shared_rows("pubmedqa")
+def test_pubmedqa_hub_layout_builds_the_question_as_the_local_file_does(tmp_path):
+    rows = bundled_rows("pubmedqa")
     hub = []
     for r in rows:  # undo SOURCES.md's construction: labelled context lines, then the question
         context, question = r["question"].removeprefix("Context:\n").split("\n\nQuestion: ")
