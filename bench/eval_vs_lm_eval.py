@@ -17,7 +17,7 @@ import tempfile
 import time
 from pathlib import Path
 
-SHARED_EVAL = Path(__file__).resolve().parents[1] / ".." / "shared" / "data" / "eval"
+EVAL_DIR = Path(__file__).resolve().parents[1] / "tests" / "data" / "eval"
 
 
 def lm_eval_task(name: str, path: Path, fmt: str) -> dict:
@@ -107,7 +107,8 @@ def main() -> int:
     parser.add_argument("--model", help="model folder, .gguf file or smollm2-135m-instruct (default: a fresh random "
                                         "'small' llama from new-model)")
     parser.add_argument("--task", default="medqa", help="a task name in --data-dir (default medqa)")
-    parser.add_argument("--data-dir", default=str(SHARED_EVAL), help="folder of <task>.jsonl files")
+    parser.add_argument("--data-dir", default=str(EVAL_DIR), help="folder of <task>.jsonl files (default: the "
+                        "bundled samples, 40-60 items each; give the full files' folder for 200 items)")
     parser.add_argument("--limit", type=int, default=200, help="first N items (default 200)")
     parser.add_argument("--batch-size", type=int, default=8)
     parser.add_argument("--formats", nargs="+", default=["letters", "cloze"], choices=["letters", "cloze"])

@@ -4,14 +4,15 @@ through the same command lines a user runs:
   train     medtune train CONFIG                          (skipped with --run DIR: an existing run)
   held-out  medtune eval --run RUN --task HELD_OUT --compare-base   (default: the 10 bundled held-out questions)
             (format compliance: reasoning present and closed, then a non-empty answer; answer similarity)
-  MedQA     medtune eval --run RUN --task medqa --data-dir ../shared/data/eval --limit N --compare-base
+  MedQA     medtune eval --run RUN --task medqa --data-dir DIR --limit N --compare-base
+            (DIR: --data-dir, default tests/data/eval, whose medqa.jsonl holds the first 60 test items)
             (log-likelihood, as lm-eval scores it; near chance for a 135M model)
 
 Prints one table: validation loss before and after training, format compliance, similarity, MedQA accuracy with
 its interval, training tokens/s and peak memory, generation tokens/s. Figures, not a test.
 
 Run: .venv/bin/python bench/real_model.py [--config configs/quickstart.yaml] [--run DIR] [--task FILE] [--medqa 200]
-     [--json F]
+     [--data-dir DIR] [--json F]
 """
 
 from __future__ import annotations
@@ -24,7 +25,7 @@ import time
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
-EVAL_DIR = ROOT / ".." / "shared" / "data" / "eval"
+EVAL_DIR = ROOT / "tests" / "data" / "eval"
 HELD_OUT = ROOT / "src" / "medtune" / "assets" / "medical_o1_heldout.jsonl"
 
 
@@ -88,6 +89,8 @@ def main() -> None:
     p.add_argument("--task", default=str(HELD_OUT), help="open-ended held-out questions with reference answers")
     p.add_argument("--max-tokens", type=int, default=768, help="generation budget per held-out question")
     p.add_argument("--medqa", type=int, default=200, help="MedQA items scored by log-likelihood (0: skip)")
+    p.add_argument("--data-dir", default=str(EVAL_DIR), help="folder holding medqa.jsonl (default: %(default)s, "
+                                                             "60 items; the full test set has 1,273)")
     p.add_argument("--json", help="also write the figures here")
     a = p.parse_args()
     run = Path(a.run) if a.run else None
@@ -101,7 +104,7 @@ def main() -> None:
     held = read_results(held_out)
     medqa = None
     if a.medqa:
-        medtune("eval", "--run", run, "--task", "medqa", "--data-dir", EVAL_DIR, "--limit", a.medqa,
+        medtune("eval", "--run", run, "--task", "medqa", "--data-dir", a.data_dir, "--limit", a.medqa,
                 "--compare-base", "--out", run / "bench_medqa")
         medqa = read_results(run / "bench_medqa")
     fig = training_figures(run)

@@ -1,6 +1,6 @@
 """The safety screen on its own: refusal and over-refusal per file, and what screening costs per request on CPU.
 
-    python bench/safety_screen.py                      # ../shared/data/safety/*.jsonl and bench/safety/*.jsonl
+    python bench/safety_screen.py                      # tests/data/safety/*.jsonl and bench/safety/*.jsonl
     python bench/safety_screen.py FILE ... [--rules-only] [--threads N] [--torch-encoder]
 
 Rows are {"prompt", "label": "safe" | "unsafe"}. Latency is one request at a time (as a server sees them), after a
@@ -19,7 +19,9 @@ import time
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
-DEFAULT_FILES = [*sorted((ROOT.parent / "shared" / "data" / "safety").glob("*.jsonl")),
+# the samples in tests/data/safety (45 MedSafetyBench, 50 XSTest, 30 clinical rows); give the full files for the
+# figures in bench/README.md
+DEFAULT_FILES = [*sorted((ROOT / "tests" / "data" / "safety").glob("*.jsonl")),
                  *sorted((ROOT / "bench" / "safety").glob("*.jsonl"))]
 
 

@@ -39,7 +39,7 @@ from medtune.models.gguf import local_folder
 from medtune.models.load import default_device, load_tokenizer
 from medtune.models.tiny import build_tiny_model
 
-SAMPLE = Path(__file__).resolve().parents[1] / ".." / "shared" / "data" / "medical_o1_sample.jsonl"
+SAMPLE = Path(__file__).resolve().parents[1] / "tests" / "data" / "medical_o1_sample.jsonl"
 PAD_TO = 512
 
 
