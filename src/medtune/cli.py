@@ -27,6 +27,7 @@ VERBS: dict[str, str] = {
     "export": "LoRA adapters between PEFT and mlx-lm both ways; GGUF files for llama.cpp and Ollama",
     "push": "a run's adapter or merged model to the Hugging Face Hub, with a model card",
     "compare": "several runs or models on the same items: paired statistics, findings, plots",
+    "config": "the resolved config as YAML, or every config key with its type, default and help (--list)",
 }
 
 

