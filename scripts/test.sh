@@ -36,4 +36,6 @@ if [ -n "$MISSING" ]; then
     echo "note:$MISSING not installed and this user cannot install them: the tests that need them will be skipped"
   fi
 fi
+# lint first: a style error fails CI as a test would (the rules are in pyproject.toml, [tool.ruff])
+.venv/bin/ruff check src tests bench
 .venv/bin/python -m pytest -q "$@"

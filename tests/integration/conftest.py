@@ -1,5 +1,6 @@
-"""Fixtures of the integration tests: one torch thread for tiny models, and small models trained for a few
-seconds to answer in known ways, each built once per session (cached under pytest's base temp folder).
+"""Fixtures of the integration tests: one torch thread for tiny models, and small models trained for a few seconds
+to answer in known ways, each built once per session (cached under pytest's base temp folder); a test that asks
+for one of the costly fixtures (SLOW_FIXTURES) is marked slow.
 
     echo_model       the tiny llama answering the four QA questions word for word, "<think>r</think>a<|end|>"
                      (with or without the default system prompt): exact answers, reasoning, streaming, batching
@@ -15,6 +16,16 @@ from contextlib import contextmanager
 from pathlib import Path
 
 import pytest
+
+# fixtures that train a model, convert the real one or start a server: a test that asks for one is slow, so the
+# fast lane (pytest -m "not slow") leaves it out without each test having to say so
+SLOW_FIXTURES = {"echo_model", "answering_model", "judge_model", "refusing_model", "smollm2", "live_serve"}
+
+
+def pytest_collection_modifyitems(items):
+    for item in items:
+        if SLOW_FIXTURES & set(getattr(item, "fixturenames", ())):
+            item.add_marker(pytest.mark.slow)
 
 
 @contextmanager

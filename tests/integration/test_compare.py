@@ -12,6 +12,8 @@ from inference_helpers import make_run
 from medtune.cli import main
 from medtune.inference.engine import Engine
 
+pytestmark = pytest.mark.slow  # evaluates several models end to end
+
 LIMIT = 12
 LOAD_S, START_S = 0.2, 1.0  # SlowStart's load, and the one-time start-up of the first forward pass in a process
 

@@ -19,6 +19,8 @@ from medtune.cli import main as cli_main
 from medtune.errors import MedtuneError
 from medtune.export import gguf as gguf_export
 
+pytestmark = pytest.mark.slow  # merges, converts and runs models in llama.cpp
+
 needs_llama_cpp = pytest.mark.skipif(importlib.util.find_spec("llama_cpp") is None,
                                      reason="llama-cpp-python is not installed (scripts/test.sh installs it)")
 PROMPT = [{"role": "system", "content": "You are a careful medical assistant."},

@@ -137,6 +137,7 @@ def test_out_comes_from_the_configs_model_name(tmp_path, monkeypatch):
     assert cli(["new-model", "hub.yaml"]) == 2
 
 
+@pytest.mark.slow  # trains the model for a few hundred steps
 def test_warm_up_teaches_the_text_and_is_recorded(tmp_path, capsys):
     assert cli(["new-model", "--out", str(tmp_path / "w"), "--pretrain-steps", "40"]) == 0
     assert "warm-up: 40 steps" in capsys.readouterr().out
