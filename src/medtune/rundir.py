@@ -1,7 +1,8 @@
-"""The run directory, the one place its layout is spelled: training writes it, inference and evaluation read it.
+"""The run directory's layout and its files: training writes it, inference and evaluation read it. The files inside
+data/ and eval/ are named by the modules that write them (data/outputs.py, evaluation/report.py).
 
     <output_dir>/config.yaml  run.json  metrics.jsonl  README.md  plots/loss.png  data/  eval/  tracking/
-                 checkpoints/checkpoint-<step>/   adapter/ (lora, qlora) or model/ (full)
+                 checkpoints/checkpoint-<step>/   adapter/ (lora, qlora) or model/ (full)   merged/ (push --merged)
 
 Checkpoints are made whole in checkpoints/.incoming before they get their name; JSON files are replaced atomically.
 """

@@ -11,7 +11,9 @@ Settings come from the eval section of the config (the run's own config.yaml whe
 key=value overrides, then flags. Every task file, the judge (endpoint or local model) and the similarity model
 are checked before any model loads. --engine vllm hands generation to vLLM with the same prompts, stop tokens,
 reasoning split, safety layer and scoring (log-likelihood scoring stays on transformers). Writes results.json,
-items.jsonl, report.md and plots/ into the output folder.
+items.jsonl, report.md, plots/ and the config.yaml it ran with into the output folder (eval.out_dir, else <run>/eval,
+else <output_dir>/eval); when a judge grades, its cache (judge_cache.jsonl) goes there too unless eval.judge_cache
+names another file.
 """
 
 from __future__ import annotations

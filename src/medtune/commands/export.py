@@ -8,7 +8,7 @@
 MLX: the weights are renamed and transposed, never changed; the base model is read for its block count only.
 GGUF: the adapter is merged (as medtune merge does), converted by llama.cpp's own convert_hf_to_gguf.py (from a
 llama.cpp checkout given with --llama-cpp, else fetched once from llama-cpp-python's source package), quantized
-by llama.cpp's quantizer for types past f16/bf16/q8_0 (needs llama-cpp-python), and opened by llama.cpp
+by llama.cpp's quantizer for types past f32/f16/bf16/q8_0 (needs llama-cpp-python), and opened by llama.cpp
 (llama-cpp-python, else transformers' GGUF loader) to check its tokens and next-token predictions against the
 merged model. An Ollama Modelfile with the chat template, system prompt and stop tokens is written beside it.
 """

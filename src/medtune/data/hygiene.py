@@ -1,4 +1,5 @@
-"""Data hygiene: exact-duplicate removal and train/eval leakage checks, after folding white space and case."""
+"""Data hygiene: exact-duplicate removal, train/eval leakage checks and train/valid/test question overlap, after
+folding white space and case."""
 
 from __future__ import annotations
 

@@ -1,4 +1,5 @@
-"""Raw rows from wherever the user keeps them: .jsonl/.json/.csv/.parquet, a datasets folder, or a hub id.
+"""Raw rows from wherever the user keeps them: .jsonl/.ndjson/.json/.csv/.parquet, a folder (a datasets save_to_disk
+folder, or data files laid out as on the hub: folders.py), or a hub id.
 
 Every row comes back with its source ("file:line" or "name[index]") so later errors can point at it.
 """

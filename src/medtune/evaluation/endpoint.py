@@ -1,8 +1,9 @@
-"""A minimal client for OpenAI-compatible chat endpoints (OpenAI, vLLM, Ollama, `medtune serve`), stdlib only.
+"""A minimal client for OpenAI-compatible chat endpoints (OpenAI, vLLM, Ollama, `medtune serve`), stdlib only: the
+judge's (eval.judge_url) and the safety layer's guard (safety.guard_url, safety/guard.py).
 
-`check()` runs before an evaluation, so a judge that is down, or a wrong URL, key or model name, is one clear
-error instead of hundreds of failed judgments. A request the endpoint refuses for good (HTTP 4xx other than
-408 and 429) raises judge.Refused, which the judge records at once instead of asking again.
+`check()` runs before an evaluation (and when the guard loads), so a judge that is down, or a wrong URL, key or
+model name, is one clear error instead of hundreds of failed judgments. A request the endpoint refuses for good
+(HTTP 4xx other than 408 and 429) raises judge.Refused, which the judge records at once instead of asking again.
 """
 
 from __future__ import annotations

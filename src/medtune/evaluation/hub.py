@@ -4,8 +4,9 @@ and loading any hub dataset as a task, failing fast (with an eval-specific hint)
   medqa         GBaker/MedQA-USMLE-4-options, split test (1273 USMLE questions, 4 options)
   medmcqa       openlifescienceai/medmcqa, split validation (its test split has no public answers)
   pubmedqa      qiaojin/PubMedQA, config pqa_labeled, split train: all 1000 expert-labelled PQA-L items. This is
-                not the official 500-item test split that a local pubmedqa.jsonl (../shared/data/eval) holds:
-                the hub has no such split, so hub and local scores are not comparable
+                not the official 500-item test split (test_ground_truth.json of the pubmedqa/pubmedqa repository)
+                that a local <data_dir>/pubmedqa.jsonl may hold: the hub has no such split, so hub and local
+                scores are not comparable
   mmlu_medical  cais/mmlu, split test, configs anatomy, clinical_knowledge, college_biology, college_medicine,
                 medical_genetics, professional_medicine, one after the other (1089 questions)
 """

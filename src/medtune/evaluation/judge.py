@@ -2,7 +2,8 @@
 
 The judge is any OpenAI-compatible chat endpoint (Ollama, vLLM, OpenAI, `medtune serve`) or a local model run
 by the inference engine. Malformed replies are retried with a reminder, then recorded as failed; HTTP requests
-run concurrently; judgments are cached by (judge, item, answer) so a rerun only asks about what changed.
+run concurrently; judgments are cached by (judge, item, answer) in a JSONL file (eval.judge_cache, by default
+judge_cache.jsonl in the evaluation's output folder), so a rerun only asks about what changed.
 """
 
 from __future__ import annotations
@@ -117,7 +118,8 @@ def judgment(reply_for: Callable[[list[dict]], str], item: JudgeItem, retries: i
 
 
 class JudgeCache:
-    """judgments.jsonl: one {key, judgment} line per successful judgment; thread-safe appends."""
+    """The judge cache file (<out_dir>/judge_cache.jsonl unless eval.judge_cache names another): one
+    {key, judgment} line per successful judgment; thread-safe appends."""
 
     def __init__(self, path: str | Path | None):
         self.path = Path(path) if path else None

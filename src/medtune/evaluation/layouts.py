@@ -1,6 +1,6 @@
 """Rows of the common multiple-choice layouts -> medtune's one MCQ schema {id, question, options, answer}.
 
-  options   medtune's schema (../shared/data/eval): {id, question, options: {letter: text} | [text], answer: letter};
+  options   medtune's schema (local task files): {id, question, options: {letter: text} | [text], answer: letter};
             also MedQA on the hub and HuatuoGPT's eval files: answer_idx is the letter, answer the option's text
   medmcqa   openlifescienceai/medmcqa: {id, question, opa, opb, opc, opd, cop}
   mmlu      cais/mmlu: {question, subject, choices: [text, ...], answer: 0-based index}
@@ -17,7 +17,7 @@ from medtune.errors import DataError
 # the key that marks each layout, most specific first
 SIGNATURES = (("options", "options"), ("opa", "medmcqa"), ("cop", "medmcqa"), ("choices", "mmlu"),
               ("final_decision", "pubmedqa"))
-PUBMEDQA_OPTIONS = {"A": "yes", "B": "no", "C": "maybe"}  # as ../shared/data/SOURCES.md builds pubmedqa.jsonl
+PUBMEDQA_OPTIONS = {"A": "yes", "B": "no", "C": "maybe"}  # final_decision as a letter, as in a local pubmedqa.jsonl
 
 
 def detect(rows: list[tuple[str, dict]]) -> tuple[str, str] | None:
@@ -97,8 +97,9 @@ def _mmlu(source: str, row: dict, context: dict) -> dict:
 
 
 def _pubmedqa(source: str, row: dict, context: dict) -> dict:
-    """The question as ../shared/data/SOURCES.md builds it: labelled contexts, then the question; the long answer
-    (the abstract's conclusion) is left out because it gives the answer away."""
+    """The question in the layout of a local pubmedqa.jsonl (tests/data/SOURCES.md shows how that is built):
+    "Context:", one "LABEL: paragraph" line per context, a blank line, then "Question: ..."; options yes/no/maybe as
+    A/B/C. The long answer (the abstract's conclusion) is left out because it gives the answer away."""
     ctx = row.get("context")
     contexts, labels = (ctx.get("contexts"), ctx.get("labels")) if isinstance(ctx, dict) else (None, None)
     if not isinstance(contexts, list) or not contexts or not all(isinstance(c, str) for c in contexts):

@@ -1,7 +1,8 @@
 """What an evaluation leaves behind: results.json, items.jsonl, report.md and PNG plots.
 
-results.json  {created, medtune, config, mode, seed, judge, systems: {label: {model, adapter, run, tasks:
-              {task: {kind, origin, seconds, items_per_s, metrics}}}}, paired: {task: tuned-minus-base}}
+results.json  {created, medtune, config, mode, mcq_format, seed, judge, systems: {label: {model, adapter, name,
+              load_s, warm_up_s (screen mode: layers, threshold instead), tasks: {task: {kind, origin, seconds,
+              items_per_s, metrics}}}}, paired: {task: tuned-minus-base}}
 items.jsonl   one line per system and item: id, prompt, reasoning, answer, prediction, gold, correct, scores;
               safety items add label, category, refused, decided_by, reason (safety_records.py)
 Safety tasks' lines and tables are in safety_report.py.

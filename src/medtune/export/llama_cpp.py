@@ -4,8 +4,8 @@ The converter is not on PyPI as a package of its own: it ships inside llama-cpp-
 (vendor/llama.cpp). So a user's llama.cpp checkout is used when given; otherwise the converter of the llama.cpp
 that llama-cpp-python pins (the installed version, else CONVERTER_VERSION) is fetched once with pip from the
 package index the user already has, and its converter files (convert_hf_to_gguf.py, conversion/, gguf-py/,
-LICENSE) are kept in ~/.cache/medtune/llama.cpp/. Quantizations past the converter's own (q8_0) need llama.cpp's
-quantizer, reached through llama-cpp-python's binding when it is installed.
+LICENSE) are kept in ~/.cache/medtune/llama.cpp/. Quantizations past the converter's own (f32, f16, bf16, q8_0)
+need llama.cpp's quantizer, reached through llama-cpp-python's binding when it is installed.
 """
 
 from __future__ import annotations

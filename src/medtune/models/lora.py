@@ -3,6 +3,9 @@
 Recipes written for Llama ask for q_proj, k_proj, v_proj, o_proj. Phi-3 and Phi-4-mini fuse q, k and v into one
 qkv_proj (and gate, up into gate_up_proj), so PEFT silently adapts o_proj alone. Here the names are checked against
 the model: fused layers are mapped with one warning, and names that match nothing are an error.
+
+Also here: the peft.LoraConfig built from the config's lora section (build_peft_config) and the count of trainable
+parameters (trainable_summary, format_trainable).
 """
 
 from __future__ import annotations

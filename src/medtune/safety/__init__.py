@@ -5,10 +5,18 @@
     verdict = layer.screen_request(messages)     # rules, then the classifier, then an optional guard endpoint
     verdict.action                               # "allow" | "refuse" | "emergency"; .category, .layer, .reason
     layer.reply(verdict)                         # the configured refusal or emergency message
-    layer.screen_answer(text)                    # the same screen on what the model wrote
-    layer.with_disclaimer(answer)                # the answer with the disclaimer, once
+    layer.screen_answer(text)                    # what the model wrote: the rules, then the guard (no classifier)
+    layer.disclaimer_for(answer)                 # what to append to the answer, or None (none set, or already there)
 
 The engine (medtune.inference.engine) calls these, so generate, chat, serve, eval and the web page share them.
+
+    layer.py         SafetyLayer and load_layer: the screens in order, the replies, the disclaimer, the refusal log
+    verdict.py       Verdict (what a screen decided and why) and the categories every screen reports in
+    rules.py         the first screen: readable patterns per category, for requests and for answers
+    classifier.py    the second screen: a small classifier over sentence embeddings, trained offline, cached
+    onnx_encoder.py  that classifier's sentence encoder run by ONNX Runtime on CPU
+    guard.py         the optional third screen: a guard model (Llama Guard) behind an OpenAI-compatible endpoint
+    refusals.py      did a model refuse? a reading of its final text, for the safety evaluation
 """
 
 from medtune.safety.layer import SafetyLayer, load_layer

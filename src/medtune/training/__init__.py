@@ -1,1 +1,14 @@
-"""`medtune train` internals: run directory, SFTConfig from the config, callbacks, faults, reports, dry run."""
+"""`medtune train` internals: one run from a config to a complete run directory (its layout: medtune.rundir).
+
+    run.py          one training run: prepare, build, fit, leave a complete run directory behind
+    examples.py     prepared examples -> the tokenized datasets SFTTrainer reads (input_ids + completion_mask)
+    args.py         the training section -> TRL's SFTConfig (batch plan, steps, optimizer)
+    trainer.py      the model, its adapter and an SFTTrainer wired with the callbacks; the start-up summary lines
+    callbacks.py    progress lines + metrics.jsonl, early stopping, the NaN guard, whole checkpoints
+    faults.py       running the trainer, and the ways training fails turned into one actionable line
+    tracking.py     tensorboard, wandb and mlflow set up from the config
+    report.py       run.json's final figures, plots/loss.png and the README.md model card
+    dryrun.py       --dry-run: the resolved config, length audit and trainable parameters, no weights loaded
+    distributed.py  which process this is under a launcher; rank 0 alone writes; barriers around checkpoints
+    launch.py       `--nproc N` / `--accelerate-config`: start the processes through torchrun or accelerate launch
+"""
