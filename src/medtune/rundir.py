@@ -29,6 +29,7 @@ STATE_FILES = {"optimizer.pt", "scheduler.pt", "rng_state.pth", "trainer_state.j
 PACKAGES = ("medtune", "torch", "transformers", "peft", "trl", "accelerate", "datasets", "bitsandbytes")
 CONFIG_FILE = "config.yaml"
 ADAPTER_FILE = "adapter_config.json"  # what makes a folder a PEFT adapter
+PREPARE_REPORT = "prepare_report.json"  # what marks a folder medtune prepare wrote
 WEIGHTS_DIRS = ("adapter", "model")
 
 
@@ -109,10 +110,23 @@ class RunDir:
         check_out_folder(self.root, "output_dir")
 
     def check_fresh(self) -> None:
-        """A new run never mixes into an old one: its checkpoints would be resumed by mistake."""
+        """A new run never mixes into an old one (its checkpoints would be resumed by mistake), nor into a folder
+        of the user's own (training writes README.md, config.yaml, ... there)."""
         if self.list_checkpoints() or self.adapter.exists() or self.model.exists():
             raise MedtuneError(f"{self.root} already holds a run: continue it with --resume, or choose another "
                                "output_dir (or remove that folder)")
+        foreign = self.foreign_entries()
+        if foreign:
+            shown = ", ".join(foreign[:4]) + (f", ... ({len(foreign)} in all)" if len(foreign) > 4 else "")
+            raise MedtuneError(f"{self.root} holds files that are not a medtune run ({shown}): choose an empty or "
+                               "new output_dir")
+
+    def foreign_entries(self) -> list[str]:
+        """What sits in output_dir that no medtune run put there. A run's folder has run.json (written before
+        anything else); before the first run it may hold prepare's data/ (`medtune prepare CONFIG` writes there)."""
+        if self.run_json.is_file() or not self.root.is_dir():
+            return []
+        return sorted(p.name for p in self.root.iterdir() if not (p == self.data and _prepare_folder(p)))
 
     def list_checkpoints(self) -> list[tuple[int, Path]]:
         """Complete checkpoints, by step (a partial write sits in .incoming and is never listed)."""
@@ -121,6 +135,14 @@ class RunDir:
         found = [(int(m.group(1)), p) for p in self.checkpoints.iterdir()
                  if (m := CHECKPOINT.match(p.name)) and (p / "trainer_state.json").is_file()]
         return sorted(found)
+
+    def incomplete_checkpoints(self) -> list[Path]:
+        """checkpoint-<step> folders without their trainer_state.json (a kill before the rename, or a hand-made
+        copy): list_checkpoints leaves them out, and resume says so."""
+        if not self.checkpoints.is_dir():
+            return []
+        return sorted((p for p in self.checkpoints.iterdir() if CHECKPOINT.match(p.name) and p.is_dir()
+                       and not (p / "trainer_state.json").is_file()), key=lambda p: int(CHECKPOINT.match(p.name)[1]))
 
     def latest_checkpoint(self) -> Path:
         found = self.list_checkpoints()
@@ -152,6 +174,27 @@ class RunDir:
         for step, path in found[:-keep_last]:
             if step != keep_step:
                 shutil.rmtree(path)
+
+
+def _prepare_folder(folder: Path) -> bool:
+    """A folder `medtune prepare` wrote (its report is there), or an empty one."""
+    return folder.is_dir() and ((folder / PREPARE_REPORT).is_file() or not any(folder.iterdir()))
+
+
+# what an exact resume reads besides the weights and trainer_state.json: the state's name -> the files that hold it
+# (one process or DDP; FSDP's optimizer file or sharded folder; DeepSpeed's own global_step folder)
+EXACT_STATE = {
+    "optimizer.pt": ("optimizer.pt", "optimizer.bin", "optimizer_0", "global_step*"),
+    "scheduler.pt": ("scheduler.pt", "global_step*"),
+    "rng_state.pth": ("rng_state.pth", "rng_state_*.pth"),
+}
+
+
+def missing_state(checkpoint: Path) -> list[str]:
+    """The states of EXACT_STATE a checkpoint lacks: resuming without them does not continue the same curve
+    (transformers' Trainer starts a fresh optimizer or schedule without a word)."""
+    return [name for name, patterns in EXACT_STATE.items()
+            if not any(next(checkpoint.glob(pattern), None) for pattern in patterns)]
 
 
 def replace_dir(src: Path, dst: Path) -> None:

@@ -175,12 +175,17 @@ def test_a_rerun_leaves_no_split_file_of_the_earlier_run(tmp_path):
     assert not (out / "test.jsonl").exists()  # its questions may now be in train.jsonl
 
 
-def test_an_empty_split_is_not_written_and_a_users_own_file_is_never_removed(tmp_path):
+def test_an_empty_split_is_not_written_and_a_users_own_split_files_are_never_mixed_with_new_ones(tmp_path, capsys):
     own = tmp_path / "mine"
     own.mkdir()
     (own / "test.jsonl").write_text("my own test set\n")
-    assert run("--data", SAMPLE, "--split", "0.9,0.1,0", "--out", own) == 0
-    assert (own / "test.jsonl").read_text() == "my own test set\n"  # no prepare_report.json was there before
+    (own / "train.jsonl").write_text("my own training set\n")
+    assert run("--data", SAMPLE, "--split", "0.9,0.1,0", "--out", own) == 2
+    assert capsys.readouterr().err.strip().endswith(
+        f"output folder {own} holds test.jsonl, train.jsonl that no medtune prepare wrote (no prepare_report.json): "
+        "writing new splits beside them would mix the two sets; choose another --out")
+    assert sorted(p.name for p in own.iterdir()) == ["test.jsonl", "train.jsonl"]  # nothing written, nothing lost
+    assert (own / "test.jsonl").read_text() == "my own test set\n"
     assert run("--data", SAMPLE, "--split", "0.9,0.1,0", "--out", tmp_path / "fresh") == 0
     assert not (tmp_path / "fresh" / "test.jsonl").exists()
 

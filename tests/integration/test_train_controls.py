@@ -211,6 +211,29 @@ def test_dry_run_refuses_what_the_run_would_refuse(tiny_llama, tmp_path, capsys)
         train(cfg_for(tiny_llama, tmp_path / "file"), dry_run=True)
 
 
+def test_a_folder_that_is_not_a_run_is_never_written_into(tiny_llama, tmp_path):
+    """output_dir naming the user's own folder (a README, a model) is refused before anything is written."""
+    own = tmp_path / "project"
+    own.mkdir()
+    (own / "README.md").write_text("my notes\n")
+    (own / "model.safetensors").write_bytes(b"weights")
+    for dry_run in (True, False):
+        with pytest.raises(MedtuneError, match=r"project holds files that are not a medtune run \(README.md, "
+                                                r"model.safetensors\): choose an empty or new output_dir"):
+            train(cfg_for(tiny_llama, own, **{"training.max_steps": 1}), dry_run=dry_run)
+    assert sorted(p.name for p in own.iterdir()) == ["README.md", "model.safetensors"]
+    assert (own / "README.md").read_text() == "my notes\n"
+
+
+@pytest.mark.slow
+def test_a_folder_holding_only_prepares_output_trains(tiny_llama, tmp_path):
+    """medtune prepare CONFIG writes <output_dir>/data first; medtune train CONFIG then trains in that folder."""
+    out = tmp_path / "run"
+    assert main(["prepare", "--data", str(SAMPLE), "--limit", "8", "--out", str(out / "data")]) == 0
+    result = train(cfg_for(tiny_llama, out, **{"training.max_steps": 1, "data.limit": 8}))
+    assert result.status == "completed" and (out / "run.json").is_file()
+
+
 def test_resume_flag_leaves_config_paths_and_overrides_where_they_belong(tiny_llama, tmp_path, capsys):
     recipe = tmp_path / "recipe.yaml"
     cfg_for(tiny_llama, tmp_path / "run").save(recipe)

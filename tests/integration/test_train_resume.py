@@ -140,7 +140,47 @@ def test_resuming_a_finished_run_trains_nothing_and_a_killed_last_step_is_comple
 
 def test_a_fresh_start_does_not_append_to_an_unfinished_start_s_metrics(tiny_llama, tmp_path):
     run = tmp_path / "run"
-    run.mkdir()
+    run.mkdir()  # an earlier start killed before its first checkpoint: run.json (written first), then metrics
+    (run / "run.json").write_text('{"status": "running"}\n')
     (run / "metrics.jsonl").write_text('{"step": 1, "train_loss": 9.0}\n{"step": 2, "train_loss": 9.0}\n')
     train(cfg_for(tiny_llama, run, **{"training.max_steps": 2}))
     assert [s for s, _, _ in curve(run)] == [0, 1, 2] and 9.0 not in [loss for _, loss, _ in curve(run)]
+
+
+def _run_with_checkpoints(tiny_llama, out):
+    """A finished 8-step run, then cut back to look as if it had been killed after checkpoint-4."""
+    train(cfg_for(tiny_llama, out, **{"lora.dropout": 0.0}))
+    run = RunDir(out)
+    for step, path in run.list_checkpoints():
+        if step > 4:
+            shutil.rmtree(path)
+    shutil.rmtree(out / "adapter")
+    info = json.loads(run.run_json.read_text())
+    run.run_json.write_text(json.dumps({**info, "status": "interrupted"}))
+    return run
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("missing", ["optimizer.pt", "scheduler.pt", "rng_state.pth"])
+def test_resume_from_a_checkpoint_missing_its_state_is_refused_or_flagged(tiny_llama, tmp_path, missing, capsys):
+    run = _run_with_checkpoints(tiny_llama, tmp_path / "run")
+    (run.checkpoints / "checkpoint-4" / missing).unlink()
+    with pytest.raises(MedtuneError) as err:
+        train(cfg_for(tiny_llama, run.root, **{"lora.dropout": 0.0}), resume=True)
+    assert missing in str(err.value) and "--allow-inexact-resume" in str(err.value)
+    assert "\n" not in str(err.value)
+    result = train(cfg_for(tiny_llama, run.root, **{"lora.dropout": 0.0}), resume=True, inexact_resume=True)
+    assert result.status == "completed" and result.global_step == 8
+    info = json.loads(run.run_json.read_text())
+    assert info["inexact_resume"] == [{"checkpoint": str(run.checkpoints / "checkpoint-4"), "missing": [missing]}]
+    assert f"not an exact resume: checkpoint-4 has no {missing}" in capsys.readouterr().out
+
+
+@pytest.mark.slow
+def test_resume_says_which_checkpoint_it_skipped_and_why(tiny_llama, tmp_path, capsys):
+    run = _run_with_checkpoints(tiny_llama, tmp_path / "run")
+    (run.checkpoints / "checkpoint-6").mkdir()  # a folder left without its trainer state
+    (run.checkpoints / "checkpoint-6" / "adapter_model.safetensors").write_bytes(b"half")
+    train(cfg_for(tiny_llama, run.root, **{"lora.dropout": 0.0}), resume=True)
+    out = capsys.readouterr().out
+    assert "note: checkpoint-6 is not complete (no trainer_state.json): resuming from checkpoint-4" in out

@@ -23,6 +23,7 @@ from medtune.commands.args import (
     flag_values,
     is_config_path,
 )
+from medtune.errors import ConfigError
 from medtune.training import distributed
 
 FLAGS = [
@@ -51,6 +52,10 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                              "would train, and exit without training")
     parser.add_argument("--resume", nargs="?", const=True, default=None, metavar="PATH",
                         help="continue from the latest checkpoint of output_dir, or from checkpoint PATH")
+    parser.add_argument("--allow-inexact-resume", action="store_true",
+                        help="with --resume: continue from a checkpoint that lacks its optimizer, scheduler or RNG "
+                             "state (refused otherwise, as the curve would not continue exactly); the console and "
+                             "run.json say so")
     parser.add_argument("--nproc", type=int, metavar="N",
                         help="train on N processes of this machine, data parallel (one per GPU; on a CPU, N "
                              "processes with the gloo backend): started with torchrun, or with accelerate launch "
@@ -71,7 +76,9 @@ def main(args: argparse.Namespace) -> int:
         config_from_args(args, flag_values(args, FLAGS))  # a bad config fails here, once, not in N processes
         return launch.run(launch.command(args.nproc, args.accelerate_config, _child_argv(args)))
     cfg = config_from_args(args, flag_values(args, FLAGS))
-    train(cfg, resume=args.resume, dry_run=args.dry_run)
+    if args.allow_inexact_resume and not args.resume:
+        raise ConfigError("--allow-inexact-resume goes with --resume")
+    train(cfg, resume=args.resume, dry_run=args.dry_run, inexact_resume=args.allow_inexact_resume)
     return 0
 
 
@@ -81,6 +88,7 @@ def _child_argv(args: argparse.Namespace) -> list[str]:
     argv += [*args.items, *(f"{key}={value}" for key, value in flag_values(args, FLAGS).items())]
     if args.resume:
         argv += ["--resume"] if args.resume is True else [f"--resume={args.resume}"]
+    argv += ["--allow-inexact-resume"] if args.allow_inexact_resume else []
     return argv
 
 

@@ -12,7 +12,7 @@ from medtune.data.pipeline import SPLIT_FILES, Prepared, with_prepared_splits
 from medtune.data.records import Record, assistant_text
 from medtune.data.templates import TEXT_ROWS_ADVICE, render, with_system
 from medtune.errors import ConfigError, DataError
-from medtune.rundir import check_out_folder
+from medtune.rundir import PREPARE_REPORT, check_out_folder
 
 
 def output_row(record: Record, cfg: Config, tokenizer=None) -> dict:
@@ -44,9 +44,9 @@ def write_outputs(prepared: Prepared, cfg: Config, out_dir: Path, tokenizer=None
         for name, recs in written.items()
     }
     _note_output_caveats(prepared, cfg)
-    contents["prepare_report.json"] = json.dumps(prepared.report, indent=2, ensure_ascii=False) + "\n"
+    contents[PREPARE_REPORT] = json.dumps(prepared.report, indent=2, ensure_ascii=False) + "\n"
     check_out_dir(out_dir, cfg)
-    had_report = (out_dir / "prepare_report.json").is_file()
+    had_report = (out_dir / PREPARE_REPORT).is_file()
     out_dir.mkdir(parents=True, exist_ok=True)
     paths = []
     for name, text in contents.items():
@@ -79,12 +79,18 @@ def _note_output_caveats(prepared: Prepared, cfg: Config) -> None:
 
 
 def check_out_dir(out_dir: Path, cfg: Config) -> None:
-    """One line instead of a traceback when the output folder is a file or sits under one, or when writing
-    there would overwrite the input data."""
+    """One line instead of a traceback when the output folder is a file or sits under one, when writing there
+    would overwrite the input data, or when it holds split files of the user's own."""
     check_out_folder(out_dir, "output folder")
     clash = overwritten_input(out_dir, cfg)
     if clash:
         raise ConfigError(f"output folder {out_dir} would overwrite the input {clash}: choose another --out")
+    if not (out_dir / PREPARE_REPORT).is_file():  # a rerun replaces its own set whole; a user's set is never mixed
+        own = sorted(f"{name}.jsonl" for name in SPLIT_FILES if (out_dir / f"{name}.jsonl").exists())
+        if own:
+            raise ConfigError(f"output folder {out_dir} holds {', '.join(own)} that no medtune prepare wrote (no "
+                              f"{PREPARE_REPORT}): writing new splits beside them would mix the two sets; choose "
+                              "another --out")
 
 
 def overwritten_input(out_dir: Path, cfg: Config) -> str | None:

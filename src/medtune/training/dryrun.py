@@ -16,11 +16,17 @@ from medtune.config import Config
 from medtune.errors import DataError
 
 
-def dry_run(cfg: Config, out: TextIO, resume=None):
+def dry_run(cfg: Config, out: TextIO, resume=None, inexact_resume: bool = False):
     from medtune.data.report import summary
     from medtune.rundir import RunDir
     from medtune.training import args as args_mod
-    from medtune.training.run import Result, checkpoint_to_resume, no_examples_message, prepare_examples
+    from medtune.training.run import (
+        Result,
+        checkpoint_to_resume,
+        missing_resume_state,
+        no_examples_message,
+        prepare_examples,
+    )
     from medtune.training.trainer import startup_lines
 
     print("# resolved config\n" + yaml.safe_dump(cfg.to_dict(), sort_keys=False, allow_unicode=True), file=out)
@@ -35,7 +41,8 @@ def dry_run(cfg: Config, out: TextIO, resume=None):
                      f"run directory: {RunDir(cfg.output_dir).root}"]), file=out, flush=True)
     if not n_train:
         raise DataError(no_examples_message(cfg, prepared.report, data))
-    checkpoint = checkpoint_to_resume(RunDir(cfg.output_dir), resume)  # what the real run would refuse, it refuses
+    checkpoint = checkpoint_to_resume(RunDir(cfg.output_dir), resume, out)  # what the real run refuses, it refuses
+    missing_resume_state(checkpoint, inexact_resume, out)
     if checkpoint is not None:
         print(f"would resume from {checkpoint}", file=out)
     print("dry run: nothing trained, nothing written", file=out)

@@ -45,21 +45,25 @@ class TrainingRun:
     plan: args_mod.Plan
     started: float = field(default_factory=time.time)
     checkpoint: Path | None = None  # the checkpoint resumed from
+    missing_state: list = field(default_factory=list)  # what it lacked for an exact resume (accepted by the user)
     info: dict = field(default_factory=dict)  # run.json as it grows
 
 
-def train(cfg: Config, resume: str | bool | None = None, dry_run: bool = False, callbacks=(), stream=None) -> Result:
-    """Train as the config says. `resume`: True = latest checkpoint, a path = that checkpoint. Under a launcher
-    of N processes every one runs this; only rank 0 writes files and lines."""
+def train(cfg: Config, resume: str | bool | None = None, dry_run: bool = False, callbacks=(), stream=None,
+          inexact_resume: bool = False) -> Result:
+    """Train as the config says. `resume`: True = latest checkpoint, a path = that checkpoint; a checkpoint without
+    its optimizer, scheduler or RNG state is refused unless `inexact_resume`. Under a launcher of N processes every
+    one runs this; only rank 0 writes files and lines."""
     distributed.exit_with_launcher()
     out = (stream or sys.stdout) if distributed.is_main() else open(os.devnull, "w")
     rd.RunDir(cfg.output_dir).check_folder()
     if dry_run:
         from medtune.training.dryrun import dry_run as run_dry
 
-        return run_dry(cfg, out, resume)
+        return run_dry(cfg, out, resume, inexact_resume)
     tr = start(cfg, out)
-    tr.checkpoint = checkpoint_to_resume(tr.run, resume)
+    tr.checkpoint = checkpoint_to_resume(tr.run, resume, out)
+    tr.missing_state = missing_resume_state(tr.checkpoint, inexact_resume, out)
     distributed.barrier()  # every rank has looked at the run directory before rank 0 writes into it
     if tr.checkpoint is not None and _already_done(tr):
         return _complete_from_checkpoint(tr)
@@ -98,8 +102,9 @@ def no_examples_message(cfg: Config, report: dict, data: DataSummary) -> str:
             f"{length_advice(report, cfg.model.max_length)}")
 
 
-def checkpoint_to_resume(run: rd.RunDir, resume) -> Path | None:
-    """The checkpoint --resume names (None for a fresh run); MedtuneError when there is none or the run dir is taken."""
+def checkpoint_to_resume(run: rd.RunDir, resume, out: TextIO) -> Path | None:
+    """The checkpoint --resume names (None for a fresh run); MedtuneError when there is none or the run dir is taken.
+    The latest complete checkpoint is taken, and a newer incomplete one named with why it was passed over."""
     if not resume:
         run.check_fresh()
         return None
@@ -109,7 +114,32 @@ def checkpoint_to_resume(run: rd.RunDir, resume) -> Path | None:
         raise MedtuneError(f"{path}: no such checkpoint (complete checkpoints in {run.checkpoints}: {found})")
     if not (path / "trainer_state.json").is_file():
         raise MedtuneError(f"{path}: not a complete checkpoint (no trainer_state.json)")
+    if resume is True:
+        for skipped in run.incomplete_checkpoints():
+            if _step_of(skipped) > _step_of(path):
+                print(f"note: {skipped.name} is not complete (no trainer_state.json): resuming from {path.name}",
+                      file=out)
     return path
+
+
+# what a resume without each state does instead of continuing the same curve
+WITHOUT_STATE = {"optimizer.pt": "the optimizer starts afresh (its moments at zero)",
+                 "scheduler.pt": "the learning-rate schedule starts over",
+                 "rng_state.pth": "dropout and sampling draw other random numbers"}
+
+
+def missing_resume_state(checkpoint: Path | None, inexact_ok: bool, out: TextIO) -> list[str]:
+    """The states an exact resume needs that the checkpoint lacks: refused, unless the user accepts an inexact
+    resume, which is then said on the console and recorded in run.json."""
+    missing = rd.missing_state(checkpoint) if checkpoint is not None else []
+    if not missing:
+        return []
+    effects = "; ".join(WITHOUT_STATE[name] for name in missing)
+    if not inexact_ok:
+        raise MedtuneError(f"{checkpoint}: no {', '.join(missing)}, so resuming would not continue the same curve "
+                           f"({effects}); --allow-inexact-resume resumes anyway and records it in run.json")
+    print(f"note: not an exact resume: {checkpoint.name} has no {', '.join(missing)} ({effects})", file=out)
+    return missing
 
 
 def _already_done(tr: TrainingRun) -> bool:
@@ -149,15 +179,19 @@ def _write_start(tr: TrainingRun) -> None:
         rd.truncate_metrics(run.metrics, _step_of(tr.checkpoint))
     else:  # check_fresh found no checkpoint or weights; what an unfinished earlier start logged goes too
         run.clear_logs()
-    cfg.save(run.config)
-    if not overwritten_input(prepared_dir(cfg), cfg):  # training on prepare's own files: they stay as they are
-        write_outputs(tr.prepared, cfg, prepared_dir(cfg), tr.tokenizer)
     resumed = [*previous.get("resumed_from", []), *([str(tr.checkpoint)] if tr.checkpoint else [])]
     tr.info = {"status": "running", "seed": cfg.seed, "data_hash": data_hash, "versions": rd.versions(),
                "git_commit": rd.git_commit(), "data": {**tr.data.__dict__, "dropped": _counts(tr.data.dropped)},
                "working_dir": os.getcwd(),  # what relative paths in config.yaml mean
                "resumed_from": resumed}
-    rd.write_json(run.run_json, tr.info)
+    inexact = [*previous.get("inexact_resume", []),
+               *([{"checkpoint": str(tr.checkpoint), "missing": tr.missing_state}] if tr.missing_state else [])]
+    if inexact:
+        tr.info["inexact_resume"] = inexact
+    rd.write_json(run.run_json, tr.info)  # first: a folder with run.json is a run (RunDir.foreign_entries)
+    cfg.save(run.config)
+    if not overwritten_input(prepared_dir(cfg), cfg):  # training on prepare's own files: they stay as they are
+        write_outputs(tr.prepared, cfg, prepared_dir(cfg), tr.tokenizer)
 
 
 def _check_same_run(tr: TrainingRun, previous: dict, data_hash: str) -> None:
@@ -291,4 +325,6 @@ def _final_line(info: dict, weights: Path, best) -> str:
     line = f"{stop} after {info['global_step']} steps in {info['wall_s']:.0f}s; {weights} holds the {how}"
     if info.get("start_val_loss") is not None and info.get("final_val_loss") is not None:
         line += f" (validation loss {info['start_val_loss']:.4f} before training -> {info['final_val_loss']:.4f})"
+    if info.get("inexact_resume"):
+        line += "; resumed without the full training state (run.json: inexact_resume)"
     return line
