@@ -126,6 +126,30 @@ def test_cli_errors_are_one_line(tmp_path, capsys):
     assert cli(["new-model", "--out", str(tmp_path / "w"), "--pretrain-steps", "-1"]) == 2
 
 
+def test_an_existing_model_folder_is_never_replaced(tmp_path, capsys):
+    """A folder that holds files (someone's model, with adapters trained on it) is refused, left as it was."""
+    own = tmp_path / "model"
+    own.mkdir()
+    (own / "config.json").write_text('{"model_type": "llama"}')
+    (own / "model.safetensors").write_bytes(b"weights")
+    assert cli(["new-model", "--out", str(own)]) == 2
+    assert capsys.readouterr().err.strip() == (f"medtune new-model: error: --out {own} already holds files "
+                                               "(config.json, model.safetensors): choose an empty or new folder")
+    assert (own / "model.safetensors").read_bytes() == b"weights" and len(list(own.iterdir())) == 2
+    (tmp_path / "empty").mkdir()
+    assert cli(["new-model", "--out", str(tmp_path / "empty")]) == 0  # an empty folder is fine
+
+
+def test_a_config_given_with_out_is_read_and_checked(tmp_path, capsys):
+    broken = tmp_path / "broken.yaml"
+    broken.write_text("model: {name: [unclosed\n")
+    assert cli(["new-model", str(broken), "--out", str(tmp_path / "a")]) == 2
+    assert f"{broken}:" in capsys.readouterr().err and not (tmp_path / "a").exists()
+    assert cli(["new-model", str(tmp_path / "nope.yaml"), "--out", str(tmp_path / "b")]) == 2
+    assert "config file not found" in capsys.readouterr().err and not (tmp_path / "b").exists()
+    assert cli(["new-model", "--config", str(tmp_path / "nope.yaml"), "--out", str(tmp_path / "c")]) == 2
+
+
 def test_out_comes_from_the_configs_model_name(tmp_path, monkeypatch):
     monkeypatch.chdir(tmp_path)
     (tmp_path / "cfg.yaml").write_text("model: {name: ./models/tiny}\n")

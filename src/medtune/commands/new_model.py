@@ -49,11 +49,12 @@ def main(args: argparse.Namespace) -> int:
 
 
 def _out_dir(args: argparse.Namespace) -> str:
+    cfg = config_from_args(args) if args.config or args.items else None  # a config given is read, --out or not
     if args.out:
         return args.out
-    if not (args.config or args.items):
+    if cfg is None:
         raise MedtuneError("give --out DIR, or a config whose model.name is the folder to write")
-    name = config_from_args(args).model.name
+    name = cfg.model.name
     if not name or not name.startswith((".", "/", "~")):
         raise MedtuneError(f"the config's model.name {name!r} is not a local folder path (./..., /...): give --out DIR")
     return str(Path(name).expanduser())

@@ -59,6 +59,10 @@ def build_tiny_model(arch: str, out_dir, data_file=None, size: str = "tiny", see
     for p in (out, *out.parents):  # before the tokenizer is trained, not after
         if p.exists() and not p.is_dir():
             raise MedtuneError(f"--out {out}: {p} exists and is not a folder")
+    held = sorted(p.name for p in out.iterdir()) if out.is_dir() else []
+    if held:  # someone's model (and adapters trained on it) is never replaced
+        shown = ", ".join(held[:4]) + (", ..." if len(held) > 4 else "")
+        raise MedtuneError(f"--out {out} already holds files ({shown}): choose an empty or new folder")
     if pretrain_steps < 0:
         raise MedtuneError(f"--pretrain-steps {pretrain_steps}: give 0 (random weights) or more")
     texts = read_texts(data_file)
