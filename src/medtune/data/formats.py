@@ -137,7 +137,7 @@ class _Row:
 
     def text(self, name: str, required: bool = True) -> str:
         """A stripped string field; a required one may be neither missing nor empty."""
-        value = _as_text(self.raw(name, required), lambda: self.error(f"field '{name}' should be text"))
+        value = _as_text(self.raw(name, required), name, self.error, "should be text")
         if required and not value:
             raise self.error(f"empty field '{name}'")
         return value
@@ -187,12 +187,17 @@ class _Row:
         return self.record(_system(system) + [Message("user", question), answer])
 
 
-def _as_text(value, error) -> str:
+def _as_text(value, name: str, error, problem: str) -> str:
+    """A field's text. A number is refused rather than trained as its digits: in JSON or Parquet it is more
+    often a column mix-up (an option index, a score) than an answer, and the user says which by quoting it."""
     if value is None:
         return ""
-    if isinstance(value, bool) or not isinstance(value, (str, int, float)):
-        raise error()
-    return str(value).strip()
+    if isinstance(value, (int, float)) and not isinstance(value, bool):
+        raise error(f"field '{name}' = {value!r} is a number, not text: write it as a string (\"{value}\") to train "
+                    "on it as text")
+    if not isinstance(value, str):
+        raise error(f"field '{name}' {problem}")
+    return value.strip()
 
 
 def _system(text: str | None) -> list[Message]:
@@ -271,7 +276,7 @@ def _turn(r: _Row, where: str, turn, role_key: str, content_key: str) -> Message
     role = ROLES.get(sub.text(role_key, required=False).lower())
     if role is None:
         raise r.error(f"field '{where}.{role_key}' = {sub.raw(role_key, False)!r} is not one of {', '.join(ROLES)}")
-    content = _content(sub.raw(content_key, required=False), lambda: r.error(f"field '{where}' has bad content"))
+    content = _content(sub.raw(content_key, required=False), f"{where}.{content_key}", r.error)
     if not content and role != "system":
         raise r.error(f"empty field '{where}.{content_key}'")
     if role != "assistant":
@@ -281,14 +286,14 @@ def _turn(r: _Row, where: str, turn, role_key: str, content_key: str) -> Message
     return r.answer(content, f"{where}.{content_key}", sub.text(reasoning_key, False) if reasoning_key else None)
 
 
-def _content(value, error) -> str:
+def _content(value, name: str, error) -> str:
     """Turn content as text; a list of parts ([{type: text, text: ...}]) is joined."""
     if isinstance(value, list):
         parts = [p.get("text") for p in value if isinstance(p, dict)]
         if not all(isinstance(p, str) for p in parts) or len(parts) != len(value):
-            raise error()
+            raise error(f"field '{name}' has bad content")
         return "\n".join(parts).strip()
-    return _as_text(value, error)
+    return _as_text(value, name, error, "has bad content")
 
 
 _CONVERTERS = {
