@@ -20,6 +20,7 @@ from medtune.commands.args import (
     load_engine,
     sampling_params,
 )
+from medtune.data.sources import decode_utf8
 from medtune.inference.chat import HELP, ChatSession
 
 
@@ -39,24 +40,30 @@ def main(args: argparse.Namespace) -> int:
     interactive = sys.stdin.isatty()
     if interactive:
         print(f"medtune chat: {engine.name}. {HELP}")
-    while (line := _read(interactive)) is not None:
+    for line in _typed_lines() if interactive else _piped_lines():
         if not session.handle(line):
             break
     return 0
 
 
-def _read(interactive: bool) -> str | None:
-    """The next line; None at end of input. Ctrl-C at the prompt only clears the line."""
+def _typed_lines():
+    """Lines typed at the prompt, until Ctrl-D. Ctrl-C at the prompt only clears the line; a line the terminal
+    sent in another encoding is said and skipped (the chat goes on)."""
     while True:
         try:
-            line = input("you> ") if interactive else sys.stdin.readline()
+            yield input("you> ").strip()
         except EOFError:
-            return None
+            return
         except KeyboardInterrupt:
             print("\n(Ctrl-D or /quit to leave)")
-            continue
-        if not interactive and line == "":
-            return None
-        return line.strip()
+        except UnicodeDecodeError:
+            print("(that line was not UTF-8 text: type it again)")
+
+
+def _piped_lines():
+    """Lines of a script on standard input, read as bytes: one that is not UTF-8 ends the chat with one line
+    naming it (not a traceback)."""
+    for number, raw in enumerate(iter(sys.stdin.buffer.readline, b""), 1):
+        yield decode_utf8(raw, "standard input", first_line=number).strip()
 
 

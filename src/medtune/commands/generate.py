@@ -21,6 +21,7 @@ from medtune.commands.args import (
     split_items,
 )
 from medtune.data.records import Message
+from medtune.data.sources import decode_utf8
 from medtune.errors import MedtuneError
 from medtune.inference.display import Printer, stats_line
 
@@ -81,11 +82,11 @@ def read_prompt(args: argparse.Namespace, positional: str | None) -> str:
         path = Path(args.prompt_file)
         if not path.is_file():
             raise MedtuneError(f"{path}: prompt file not found")
-        text = path.read_text(encoding="utf-8")
+        text = decode_utf8(path.read_bytes(), str(path))
     elif given:
         text = given[0]
     elif not sys.stdin.isatty():
-        text = sys.stdin.read()
+        text = decode_utf8(sys.stdin.buffer.read(), "standard input")
     else:
         raise MedtuneError("no prompt: give --prompt TEXT, --prompt-file FILE, or pipe it on standard input")
     if not text.strip():

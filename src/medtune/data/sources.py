@@ -120,12 +120,17 @@ def _keep_or_raise(error: DataError, source: str, bad: list[dict], skip_bad: boo
 
 def _decode(path: Path) -> str:
     """The whole file as text; a bad encoding names the line it sits on."""
-    data = path.read_bytes()
+    return decode_utf8(path.read_bytes(), str(path))
+
+
+def decode_utf8(data: bytes, where: str, first_line: int = 1) -> str:
+    """Bytes (a file, standard input, a line of it) as text; bytes that are not UTF-8 are one error naming where
+    they came from, the line and the byte, instead of a UnicodeDecodeError traceback."""
     try:
         return data.decode("utf-8-sig")
     except UnicodeDecodeError as e:
-        line = data[: e.start].count(b"\n") + 1
-        raise DataError(f"{path}:{line}: not UTF-8 text") from None
+        line = data[: e.start].count(b"\n") + first_line
+        raise DataError(f"{where}:{line}: not UTF-8 text (byte 0x{data[e.start]:02x}); save it as UTF-8") from None
 
 
 def _read_json(path: Path, skip_bad: bool) -> tuple[list[Row], list[dict]]:
