@@ -23,6 +23,21 @@ def test_positionals_are_one_config_then_overrides():
         split_items(["a.yaml", "b.yaml"])
     with pytest.raises(ConfigError, match="unexpected argument 'oops'"):
         split_items(["a.yaml", "oops"])
+    with pytest.raises(ConfigError, match="two config files given"):
+        split_items(["a.yaml", "b.json"])
+
+
+def test_a_config_file_is_taken_by_what_it_is_not_only_by_its_ending(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    Path("my.json").write_text('{"seed": 7, "training": {"max_steps": 3}}')  # JSON is YAML
+    Path("recipe.cfg").write_text("seed: 8\n")
+    assert split_items(["my.json", "seed=2"]).config == "my.json"
+    assert split_items(["recipe.cfg"]).config == "recipe.cfg"  # an existing file in the config's place
+    assert split_items(["nope.json"]).config == "nope.json"  # a config's name: loading it says it is not found
+    with pytest.raises(ConfigError, match=r"unexpected argument 'oops': neither a config file \(no file of that "
+                                          r"name\) nor a key=value override"):
+        split_items(["oops"])
+    assert main(["config", "my.json"]) == 0
 
 
 def test_free_text_is_allowed_only_where_a_verb_takes_it(tmp_path):

@@ -19,7 +19,7 @@ from medtune import config as config_mod
 from medtune.errors import ConfigError
 
 OVERRIDE = re.compile(r"^[A-Za-z_][\w]*(\.[A-Za-z_]\w*)*=")  # training.learning_rate=1e-4, not "BP = 150/95"
-CONFIG_SUFFIXES = (".yaml", ".yml")
+CONFIG_SUFFIXES = (".yaml", ".yml", ".json")  # JSON is YAML
 
 
 @dataclass(frozen=True)
@@ -85,16 +85,24 @@ def split_items(items: list[str], allow_text: bool = False) -> Items:
     for item in items:
         if OVERRIDE.match(item):
             overrides.append(item)
-        elif is_config_path(item) and config is None and (not allow_text or Path(item).is_file()):
+        elif config is None and _names_config(item, allow_text):
             config = item
         elif allow_text:
             text.append(item)
-        elif is_config_path(item):
+        elif _names_config(item, allow_text):
             raise ConfigError(f"two config files given ({config}, {item}): give one, then key=value overrides")
         else:
-            raise ConfigError(f"unexpected argument {item!r}: give one config file, then key=value overrides "
-                              "(e.g. training.learning_rate=1e-4)")
+            raise ConfigError(f"unexpected argument {item!r}: neither a config file (no file of that name) nor a "
+                              "key=value override (e.g. training.learning_rate=1e-4)")
     return Items(config, overrides, text)
+
+
+def _names_config(item: str, allow_text: bool) -> bool:
+    """A config file by its name (.yaml, .yml, .json) or, where no free text is taken, any file that exists; where a
+    verb takes a prompt, only an existing file with a config's ending (a prompt may end in .yaml)."""
+    if allow_text:
+        return is_config_path(item) and Path(item).is_file()
+    return is_config_path(item) or Path(item).is_file()
 
 
 def config_from_args(args: argparse.Namespace, values: dict | None = None, beside: Path | None = None,
