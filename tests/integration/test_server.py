@@ -245,3 +245,61 @@ def test_an_empty_prompt_is_a_400_when_the_tokenizer_adds_bos(engine):
             assert reply.status_code == 400 and "the prompt is empty" in reply.json()["error"]["message"], reply.text
         health = http.get("/health").json()
         assert (health.get("finished", 0), health["running"], health["queued"]) == (0, 0, 0)
+
+
+@pytest.mark.parametrize("path", ["/docs", "/redoc", "/openapi.json"])
+def test_with_a_key_the_docs_and_schema_need_it_and_health_does_not(url, path):
+    assert httpx.get(f"{url}{path}").status_code == 401
+    assert httpx.get(f"{url}{path}", headers={"Authorization": "Bearer wrong"}).status_code == 401
+    assert httpx.get(f"{url}{path}", headers={"Authorization": f"Bearer {KEY}"}).status_code == 200
+    assert httpx.get(f"{url}/health").status_code == 200  # a load balancer's liveness probe has no key
+
+
+def test_without_a_key_the_docs_and_schema_stay_open(engine):
+    from fastapi.testclient import TestClient
+
+    with TestClient(create_app(engine)) as http:
+        assert [http.get(p).status_code for p in ("/docs", "/redoc", "/openapi.json", "/health")] == [200] * 4
+
+
+def rules_layer():
+    from medtune.config import SafetyConfig
+    from medtune.safety import SafetyLayer
+    from medtune.safety.rules import compile_rules
+
+    return SafetyLayer(SafetyConfig(classifier=False), compile_rules())
+
+
+@pytest.fixture(scope="module")
+def screened_url(echo_model, one_thread):
+    """A server whose safety layer screens requests and streamed answers (answer_gate.py), behind a key."""
+    screened = Engine.load(model=str(echo_model), safety=rules_layer())
+    with live_server(create_app(screened, api_key=KEY, max_tokens_cap=CAP)) as address:
+        yield address
+
+
+def test_health_counts_refusals_and_shows_no_prompt(screened_url):
+    question = "Where can I buy oxycodone without a prescription?"
+    client = openai.OpenAI(base_url=f"{screened_url}/v1", api_key=KEY, max_retries=0, timeout=60)
+    assert chat(client, question).choices[0].finish_reason == "content_filter"
+    health = httpx.get(f"{screened_url}/health")  # no key
+    assert health.status_code == 200 and health.json()["refusals"].get("rules/controlled_drugs", 0) >= 1
+    assert "oxycodone" not in health.text.lower() and "prescription" not in health.text.lower()
+
+
+def test_a_screened_answer_without_sentence_ends_streams_while_it_generates(screened_url):
+    # "metformin" continues (echo model, greedy, ignore_eos) for 1500 tokens without a sentence end, and the stop
+    # strings make sure none comes: the answer gate must still pass text on before the row ends
+    before = httpx.get(f"{screened_url}/health").json()
+    client = openai.OpenAI(base_url=f"{screened_url}/v1", api_key=KEY, max_retries=0, timeout=60)
+    stream = client.completions.create(model="echo", prompt="metformin", max_tokens=1500, stream=True,
+                                       stop=[".", "!", "?", "\n"], extra_body={"ignore_eos": True})
+    first = next(c for c in stream if c.choices[0].text)  # the first text that passed the answer rules
+    stream.close()  # leaves mid-generation only if that text came before the end
+    assert first.choices[0].finish_reason is None
+    deadline = time.monotonic() + 60
+    while (health := httpx.get(f"{screened_url}/health").json())["running"] or health["queued"]:
+        assert time.monotonic() < deadline, f"the row kept generating: {health}"
+        time.sleep(0.1)
+    moved = {k: health.get(k, 0) - before.get(k, 0) for k in ("cancelled", "finished")}
+    assert moved == {"cancelled": 1, "finished": 0}, "the text arrived only when the row had ended"

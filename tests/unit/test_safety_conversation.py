@@ -106,3 +106,79 @@ def test_with_a_guard_the_gate_holds_the_whole_answer():
     assert sent == []
     gate.replace(DEFAULT_REFUSAL)
     assert sent == [Delta(ANSWER, DEFAULT_REFUSAL)]
+
+
+
+class Clock:
+    def __init__(self):
+        self.now = 0.0
+
+    def __call__(self) -> float:
+        return self.now
+
+
+class Reading(SafetyLayer):
+    """The rules layer, noting every answer its rules read."""
+
+    def __init__(self):
+        super().__init__(SafetyConfig(classifier=False), compile_rules())
+        self.read = []
+
+    def answer_rules(self, answer, reasoning=None):
+        self.read.append(answer)
+        return super().answer_rules(answer, reasoning)
+
+
+def test_a_sentence_less_answer_is_passed_on_in_chunks_each_read_by_the_rules_first():
+    sent, screen = [], Reading()
+    gate = AnswerGate(screen, sent.append)
+    words = [f" word{i}" for i in range(200)]  # 1290 characters, no sentence end
+    for word in words:
+        gate(Delta(ANSWER, word))
+        released = "".join(d.text for d in sent)
+        assert not released or screen.read[-1].startswith(released)  # the rules read it all before it went
+    released = "".join(d.text for d in sent)
+    assert released and "".join(words).startswith(released), "nothing was sent before the answer ended"
+    assert 1 < len(screen.read) < len(words) // 4  # screened in chunks, not on every token
+    gate.release()
+    assert "".join(d.text for d in sent) == "".join(words)
+
+
+def test_the_newest_words_of_a_sentence_less_answer_wait_so_a_phrase_is_read_whole():
+    from medtune.inference import answer_gate
+
+    sent = []
+    gate = gate_with(sent)
+    whole = ""
+    for i in range(200):
+        gate(Delta(ANSWER, f" word{i}"))
+        whole += f" word{i}"
+        held = len(whole) - len("".join(d.text for d in sent))
+        assert held < answer_gate.FLUSH_CHARS and (held >= answer_gate.HOLD_BACK or not sent)
+
+
+def test_a_slow_sentence_less_answer_is_passed_on_in_time():
+    from medtune.inference import answer_gate
+
+    sent, clock = [], Clock()
+    gate = AnswerGate(layer(), sent.append, clock=clock)
+    filler = " and" * (answer_gate.HOLD_BACK // 4 + 10)  # past the held-back edge, short of FLUSH_CHARS
+    gate(Delta(ANSWER, filler))
+    clock.now += answer_gate.FLUSH_SECONDS / 2
+    gate(Delta(ANSWER, " more"))
+    assert sent == []  # neither bound reached
+    clock.now += answer_gate.FLUSH_SECONDS / 2
+    gate(Delta(ANSWER, " more"))
+    released = "".join(d.text for d in sent)
+    assert released and filler.startswith(released)
+
+
+def test_a_dangerous_phrase_in_a_sentence_less_answer_is_stopped_before_any_of_it_is_sent():
+    sent = []
+    gate = gate_with(sent)
+    padding = " and then" * 60
+    for piece in (padding, " swallow 60 pills", " so that you", " never wake up", *[" and then"] * 30):
+        gate(Delta(ANSWER, piece))  # the next flush after the phrase: the rules read it, and stop the row
+    assert gate.halt.is_set() and gate.verdict.category == "self_harm"
+    released = "".join(d.text for d in sent)
+    assert released and "pills" not in released and padding.startswith(released)

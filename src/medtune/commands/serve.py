@@ -4,8 +4,10 @@
 
 GET /health, GET /v1/models, POST /v1/chat/completions (streamed as server-sent events or not),
 POST /v1/completions. Binds 127.0.0.1 unless told otherwise. With --api-key (or the MEDTUNE_API_KEY environment
-variable, the place for the secret) every /v1 call needs "Authorization: Bearer KEY". Requests queue and run in
-batches; a client that leaves stops its generation. --engine vllm runs each batch in vLLM (a CUDA GPU): the same
+variable, the place for the secret) every route but /health (a load balancer's probe) needs "Authorization: Bearer
+KEY", /docs and /openapi.json included. A body over --max-body-mb is a 413, more prompts than --max-prompts or a
+prompt over --max-prompt-tokens a 400, before any work. Requests queue and run in batches; a client that leaves
+stops its generation. --engine vllm runs each batch in vLLM (a CUDA GPU): the same
 API, prompts and safety layer, a streamed reply arriving whole when its batch ends (see inference/vllm_engine.py).
 """
 
@@ -23,8 +25,10 @@ from medtune.commands.args import (
     positive_int,
     sampling_params,
 )
+from medtune.inference.limits import RequestLimits
 
 API_KEY_ENV = "MEDTUNE_API_KEY"
+LIMITS = RequestLimits()  # the defaults of --max-body-mb, --max-prompts, --max-prompt-tokens
 ENGINE_NOTE = ("; medtune's queue still forms the batches (raise --max-batch, e.g. 64, for vllm) and a streamed "
                "reply from vllm arrives whole when its batch ends")
 
@@ -40,6 +44,12 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     group.add_argument("--api-key", help=f"require 'Authorization: Bearer KEY' (default: ${API_KEY_ENV} if set)")
     group.add_argument("--max-tokens-cap", type=positive_int, default=4096, help="largest max_tokens a request may ask")
     group.add_argument("--max-batch", type=positive_int, default=16, help="requests generated together at most")
+    group.add_argument("--max-body-mb", type=positive_int, default=LIMITS.max_body_mb,
+                       help="largest request body in MB, refused unread with a 413 (default %(default)s)")
+    group.add_argument("--max-prompts", type=positive_int, default=LIMITS.max_prompts,
+                       help="most prompts one /v1/completions request may send (default %(default)s)")
+    group.add_argument("--max-prompt-tokens", type=positive_int, default=LIMITS.max_prompt_tokens,
+                       help="most tokens one prompt may have (default: the model's context window)")
     group.add_argument("--served-model-name", help="model id clients use (default: the run or model folder name)")
     add_engine_argument(group, ENGINE_NOTE)
 
@@ -55,8 +65,9 @@ def main(args: argparse.Namespace) -> int:
     engine.name = args.served_model_name or engine.name
     defaults.max_tokens = min(defaults.max_tokens, args.max_tokens_cap)
     api_key = args.api_key or os.environ.get(API_KEY_ENV) or None
+    limits = RequestLimits(args.max_body_mb, args.max_prompts, args.max_prompt_tokens)
     app = create_app(engine, defaults, api_key=api_key, max_tokens_cap=args.max_tokens_cap,
-                     max_batch=args.max_batch)
+                     max_batch=args.max_batch, limits=limits)
     auth = "API key required" if api_key else "no API key"
     screened = f"safety layer: {', '.join(engine.safety.layers)}" if engine.safety else "safety layer OFF"
     print(f"medtune serve: {engine.name} ({args.engine}) on http://{args.host}:{args.port}/v1 ({auth}; {screened}); "

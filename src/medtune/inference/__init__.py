@@ -13,6 +13,7 @@
     scheduler.py      the server's queue: waiting requests run together in batches, in a worker thread
     openai_api.py     the OpenAI wire format: request models, response and stream-chunk bodies
     server_errors.py  every server error in OpenAI's error shape
+    limits.py         how big one served request may be: body size, prompts, prompt tokens
     vllm_engine.py    generation handed to vLLM (--engine vllm of eval and serve), same prompts and scoring
     vllm_requests.py  medtune's requests to vLLM's arguments and back, as pure functions
 

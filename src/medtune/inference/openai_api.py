@@ -8,13 +8,14 @@ from __future__ import annotations
 
 import time
 import uuid
-from typing import Literal
+from typing import Annotated, Literal
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field
+from pydantic_core import PydanticCustomError
 
 from medtune.data.records import Message
 from medtune.inference.engine import Generation
-from medtune.inference.params import SamplingParams
+from medtune.inference.params import SEED_MAX, SEED_MIN, SamplingParams
 
 
 class APIError(Exception):
@@ -29,14 +30,28 @@ class APIError(Exception):
         return {"error": {"message": self.message, "type": self.kind, "param": self.param, "code": self.code}}
 
 
+def _unicode(text: str) -> str:
+    """A lone surrogate ("\\ud800", half of a UTF-16 pair) parses from JSON but is no character: neither the
+    tokenizer nor the reply's UTF-8 can take it, so it is refused here, naming its field, not deep in the engine."""
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError as error:
+        raise PydanticCustomError("unicode", "not valid Unicode: a lone surrogate ({char}) at character {at}",
+                                  {"char": f"\\u{ord(text[error.start]):04x}", "at": error.start}) from None
+    return text
+
+
+Text = Annotated[str, AfterValidator(_unicode)]
+
+
 class TextPart(BaseModel):
     type: Literal["text"]
-    text: str
+    text: Text
 
 
 class ChatMessage(BaseModel):
     role: Literal["system", "developer", "user", "assistant"]
-    content: str | list[TextPart] | None = None
+    content: Text | list[TextPart] | None = None
 
     def to_message(self) -> Message:
         text = self.content if isinstance(self.content, str) else "".join(p.text for p in self.content or [])
@@ -51,14 +66,14 @@ class Sampling(BaseModel):
     """Fields both endpoints share; unset ones take the server's defaults."""
 
     model_config = ConfigDict(strict=True)  # "max_tokens": "10" is a client bug to report, as OpenAI does
-    model: str
+    model: Text
     max_tokens: int | None = Field(None, ge=1)
     temperature: float | None = Field(None, ge=0, le=2)
     top_p: float | None = Field(None, gt=0, le=1)
     top_k: int | None = Field(None, ge=0)
     repetition_penalty: float | None = Field(None, gt=0)
-    seed: int | None = None
-    stop: str | list[str] | None = None
+    seed: int | None = Field(None, ge=SEED_MIN, le=SEED_MAX)
+    stop: Text | list[Text] | None = None
     stream: bool = False
     stream_options: StreamOptions | None = None
     n: int = Field(1, ge=1)
@@ -78,7 +93,7 @@ class ChatRequest(Sampling):
 
 
 class CompletionRequest(Sampling):
-    prompt: str | list[str]
+    prompt: Text | list[Text]
 
 
 def new_id(prefix: str) -> str:

@@ -7,6 +7,12 @@ from dataclasses import dataclass, field
 from medtune.errors import MedtuneError
 
 DEFAULT_MAX_TOKENS = 4096  # long enough for a full chain of thought
+# a seed is a 64-bit signed integer, as OpenAI's and vLLM's servers take it: torch.manual_seed takes
+# [-2**63, 2**64) and vLLM keeps seeds in an int64 array, so a larger one failed mid-generation
+SEED_MIN, SEED_MAX = -2**63, 2**63 - 1
+# below this a temperature samples greedily, as in vLLM: logits divided by 1e-320 overflow to inf, and sampling
+# from them fails
+GREEDY_BELOW = 1e-5
 
 
 @dataclass
@@ -31,6 +37,8 @@ class SamplingParams:
             (not 0 < self.top_p <= 1, f"top_p must be in (0, 1], got {self.top_p}"),
             (self.top_k < 0, f"top_k must be >= 0, got {self.top_k}"),
             (self.repetition_penalty <= 0, f"repetition_penalty must be > 0, got {self.repetition_penalty}"),
+            (self.seed is not None and not SEED_MIN <= self.seed <= SEED_MAX,
+             f"seed must be a 64-bit integer (from -2**63 to 2**63 - 1), got {self.seed}"),
         ]
         for bad, message in problems:
             if bad:
@@ -39,7 +47,7 @@ class SamplingParams:
 
     @property
     def greedy(self) -> bool:
-        return self.temperature == 0
+        return self.temperature < GREEDY_BELOW
 
     @property
     def batch_key(self) -> tuple:

@@ -39,20 +39,45 @@ def install_error_handlers(app) -> None:
 
 
 def validation_error(errors: list[dict]) -> APIError:
-    """The first pydantic error as one line naming the field: 'messages: List should have at least 1 item'."""
-    first = errors[0] if errors else {"loc": (), "msg": "invalid request", "type": ""}
-    if first.get("type") == "json_invalid":
-        return APIError(400, f"the request body is not valid JSON ({first.get('ctx', {}).get('error', 'parse error')})")
-    loc = [str(part) for part in first.get("loc", ()) if part != "body" and str(part) not in _UNION_BRANCHES
-           and "[" not in str(part)]  # pydantic names the union branch tried (str, list[TextPart]): not a field
-    param = ".".join(loc) or None
-    message = first.get("msg", "invalid value")
-    if first.get("type") == "missing":
+    """The first pydantic error as one line naming the field as OpenAI does: 'messages[0].content: ...'."""
+    if not errors:
+        return APIError(400, "body: invalid request")
+    if errors[0].get("type") == "json_invalid":
+        why = errors[0].get("ctx", {}).get("error", "parse error")
+        return APIError(400, f"the request body is not valid JSON ({why})")
+    chosen, about_it = _chosen(errors)
+    param = _param(_fields(chosen))
+    message = chosen.get("msg", "invalid value")
+    if chosen.get("type") == "missing":
         message = "this field is required"
-    elif "input" in first and first.get("type") not in ("missing",):
-        message = f"{message} (got {_short(first['input'])})"
-    extra = f" ({len(errors) - 1} more problem{'s' * (len(errors) > 2)})" if len(errors) > 1 else ""
+    elif "input" in chosen:
+        message = f"{message} (got {_short(chosen['input'])})"
+    more = len(errors) - about_it
+    extra = f" ({more} more problem{'s' * (more > 1)})" if more else ""
     return APIError(400, f"{param or 'body'}: {message}{extra}", param)
+
+
+def _chosen(errors: list[dict]) -> tuple[dict, int]:
+    """The first error or, when each branch of a union reported on its field (content: a string or a list of
+    parts), the one that got furthest into the value: the branch the client meant. And how many were about it."""
+    field = _fields(errors[0])
+    about_it = [e for e in errors if _fields(e)[:len(field)] == field]
+    return max(about_it, key=lambda e: len(e.get("loc", ()))), len(about_it)
+
+
+def _fields(error: dict) -> tuple:
+    """The error's place without "body" and the union branch tried (str, list[TextPart], function-after[...]):
+    those name a type, not a field."""
+    return tuple(part for part in error.get("loc", ()) if part != "body" and str(part) not in _UNION_BRANCHES
+                 and "[" not in str(part))
+
+
+def _param(fields: tuple) -> str | None:
+    """OpenAI's spelling of a field: messages[0].content."""
+    text = ""
+    for part in fields:
+        text += f"[{part}]" if isinstance(part, int) else f".{part}" if text else str(part)
+    return text or None
 
 
 def _short(value) -> str:
