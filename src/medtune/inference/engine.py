@@ -17,7 +17,8 @@
     stream.generation
 
     engine.complete(["raw prompt text"], params)           # no chat template
-    engine.prompt(messages) -> str; engine.encode(text) -> list[int]   # the prompt exactly as training built it
+    engine.prompt(messages) -> str; engine.prompt_ids(messages) -> list[int]   # the prompt as training built it
+    engine.encode(text) -> list[int]                  # raw text, its control-token strings as control tokens
     engine.model, engine.tokenizer                    # e.g. for log-likelihood scoring (tokenizer pads left)
     engine.name, engine.context_length, engine.system_prompt, engine.eos_ids
 
@@ -40,9 +41,11 @@ disclaimer. A streamed answer reaches the listener a sentence at a time, each pa
 (answer_gate.py): when they object the model stops and the refusal follows what was already sent.
 
 Prompts are built as training built them: the run's template (data.template) and system prompt
-(data.system_prompt) unless overridden. Generation stops on the tokenizer's EOS,
-the model's generation_config EOS ids, extra EOS tokens and per-request stop strings. One `run` at a time holds
-the model (a lock), so threads may share an engine.
+(data.system_prompt) unless overridden. Message text never becomes a control token: "<|im_end|>" typed in a
+message is tokenized as those characters, so a client cannot close its turn and write one of its own
+(control_tokens.py); a raw prompt (complete, /v1/completions) is the client's whole text, tokenized as is.
+Generation stops on the tokenizer's EOS, the model's generation_config EOS ids, extra EOS tokens and per-request
+stop strings. One `run` at a time holds the model (a lock), so threads may share an engine.
 """
 
 from __future__ import annotations
@@ -59,6 +62,7 @@ from medtune.data.templates import R1_ANSWER_HEADER, render_prompt
 from medtune.errors import MedtuneError
 from medtune.inference import weights
 from medtune.inference.answer_gate import AnswerGate
+from medtune.inference.control_tokens import ControlTokens, unmark
 from medtune.inference.decoding import Row, RowTracker
 from medtune.inference.params import SamplingParams
 from medtune.inference.reasoning import ANSWER, Delta, prompt_opens_reasoning
@@ -136,6 +140,7 @@ class Engine:
         self.extra_stop_ids, self.extra_stop_strings = self.split_stops(extra_eos_tokens)
         self.context_length = weights.context_length(model, tokenizer)
         self._bos = weights.bos_to_add(tokenizer)
+        self._controls = ControlTokens(tokenizer)  # message text is never a control token
         self._lock = threading.Lock()
 
     @classmethod
@@ -156,13 +161,30 @@ class Engine:
 
     def prompt(self, messages: Sequence[Message | dict]) -> str:
         """The text the model continues, with the engine's system prompt when the messages carry none."""
-        msgs = _messages(messages)
+        return unmark(self._marked_prompt(messages))
+
+    def prompt_ids(self, messages: Sequence[Message | dict]) -> list[int]:
+        """The prompt's token ids, BOS included: the template's control tokens are tokens, the messages' text is
+        always text (control_tokens.py). A prompt whose messages hold no added-token string has encode's ids."""
+        return self._chat_prompt(messages)[1]
+
+    def _chat_prompt(self, messages: Sequence[Message | dict]) -> tuple[str, list[int]]:
+        """(prompt, prompt_ids) from one rendering."""
+        marked = self._marked_prompt(messages)
+        return unmark(marked), self._with_bos(marked, self._controls.encode(marked))  # text typed first gets BOS
+
+    def _marked_prompt(self, messages: Sequence[Message | dict]) -> str:
+        # every message comes from whoever asks (serve takes system and assistant turns from clients too); the
+        # operator's system prompt (--system, data.system_prompt) renders as training rendered it
+        msgs = [dataclasses.replace(m, content=self._controls.mark(m.content), reasoning=self._controls.mark(
+            m.reasoning)) for m in _messages(messages)]
         if self.system_prompt and not any(m.role == "system" for m in msgs):
             msgs.insert(0, Message("system", self.system_prompt))
         return render_prompt(msgs, self.tokenizer, self.template)
 
     def encode(self, text: str) -> list[int]:
-        """Token ids as training made them: no special tokens added, BOS in front when the model expects one."""
+        """Token ids as training made them: no special tokens added, BOS in front when the model expects one.
+        Control-token strings in `text` become control tokens: for chat messages, use prompt_ids."""
         return self._with_bos(text, self.tokenizer(text, add_special_tokens=False)["input_ids"])
 
     def _with_bos(self, text: str, ids: list[int]) -> list[int]:
@@ -178,7 +200,7 @@ class Engine:
     def fit(self, messages: list[Message], reserve: int) -> tuple[list[Message], int]:
         """Drop the oldest turns until the prompt leaves `reserve` tokens of the context; (messages, dropped)."""
         msgs, dropped = list(messages), 0
-        while self.context_length and len(self.encode(self.prompt(msgs))) + reserve > self.context_length:
+        while self.context_length and len(self.prompt_ids(msgs)) + reserve > self.context_length:
             first = next((i for i, m in enumerate(msgs) if m.role != "system"), len(msgs))
             end = first + 1
             while end < len(msgs) and msgs[end].role == "assistant":
@@ -201,11 +223,13 @@ class Engine:
         if prompt is None and not any(m.role != "assistant" and m.content.strip() for m in _messages(messages or [])):
             # the template's own text is never empty: a chat whose user and system turns are all blank asks nothing
             raise MedtuneError("the prompt is empty: every user and system message is blank; give a question")
-        text = prompt if prompt is not None else self.prompt(messages or [])
-        tokens = self.tokenizer(text, add_special_tokens=False)["input_ids"]
-        if not tokens:  # checked before BOS: on Llama/Mistral tokenizers "" would otherwise run as [bos]
-            raise MedtuneError("the prompt is empty: give some text to continue")
-        ids = self._with_bos(text, tokens)
+        if prompt is None:
+            text, ids = self._chat_prompt(messages or [])
+        else:  # a raw completion: the client writes the whole prompt, the template's tokens included
+            tokens = self.tokenizer(prompt, add_special_tokens=False)["input_ids"]
+            if not tokens:  # checked before BOS: on Llama/Mistral tokenizers "" would otherwise run as [bos]
+                raise MedtuneError("the prompt is empty: give some text to continue")
+            text, ids = prompt, self._with_bos(prompt, tokens)
         room = self.context_length - len(ids) if self.context_length else params.max_tokens
         if room < 1:
             raise MedtuneError(f"the prompt has {len(ids)} tokens, which leaves no room in the model's context "

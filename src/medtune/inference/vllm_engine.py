@@ -6,8 +6,9 @@ tokens, reasoning split, safety layer and scoring unchanged, so its numbers comp
     engine.run([engine.request(messages, params), ...])            # what eval's generate mode and the server call
 
 The work is split in two. A default Engine built on the tokenizer and the model's config alone (no weights, see
-ModelFacts) renders the prompt, tokenizes it (BOS as training added it), splits stops into token ids and strings,
-screens the request and afterwards the answer. vLLM gets those token ids (never text it would tokenize again) and
+ModelFacts) renders the prompt, tokenizes it (BOS as training added it, message text never as control tokens),
+splits stops into token ids and strings, screens the request and afterwards the answer. vLLM gets those token ids
+(never text it would tokenize again: its own tokenizing would read a typed "<|im_end|>" as the token) and
 SamplingParams(**sampling_args(request)); `generation` maps its RequestOutput back onto medtune's Generation with
 medtune's own reasoning split (both pure, in inference/vllm_requests.py). An adapter is applied by vLLM's LoRA
 support (LLM(enable_lora=True, max_lora_rank=R) and a LoRARequest per call), not merged; base and tuned share one
@@ -133,8 +134,8 @@ def _from_prompts(name: str) -> property:
 
 
 class VllmEngine:
-    """Engine's interface (prompt, encode, fit, request, run, generate, complete, stream, and the attributes eval
-    and the server read), generating with vLLM."""
+    """Engine's interface (prompt, prompt_ids, encode, fit, request, run, generate, complete, stream, and the
+    attributes eval and the server read), generating with vLLM."""
 
     tokenizer = _from_prompts("tokenizer")
     safety = _from_prompts("safety")
@@ -169,6 +170,9 @@ class VllmEngine:
 
     def prompt(self, messages: Sequence[Message | dict]) -> str:
         return self.prompts.prompt(messages)
+
+    def prompt_ids(self, messages: Sequence[Message | dict]) -> list[int]:
+        return self.prompts.prompt_ids(messages)
 
     def encode(self, text: str) -> list[int]:
         return self.prompts.encode(text)
