@@ -13,6 +13,10 @@ class DataError(MedtuneError):
     """A data file is missing, malformed or holds records that cannot be used."""
 
 
+class WeightsError(MedtuneError):
+    """A weights file is missing, cut short or not safetensors at all: one line naming it and what is wrong."""
+
+
 def first_line(error: BaseException) -> str:
     """A library error's first line (its message says what is wrong; the rest is context), or its type's name."""
     text = str(error).strip()

@@ -162,7 +162,7 @@ class RunDir:
     def publish_checkpoint(self, step: int) -> Path:
         """Move a finished checkpoint from staging to its final name in one rename."""
         src, dst = self.staging / f"checkpoint-{step}", self.checkpoints / f"checkpoint-{step}"
-        _fsync_tree(src)  # the rename must never land before the files' contents
+        fsync_tree(src)  # the rename must never land before the files' contents
         replace_dir(src, dst)
         return dst
 
@@ -215,7 +215,8 @@ def copy_weights(checkpoint: Path, dst: Path) -> None:
     replace_dir(tmp, dst)
 
 
-def _fsync_tree(folder: Path) -> None:
+def fsync_tree(folder: Path) -> None:
+    """Every file under folder flushed to disk: a rename that publishes the folder must not land before them."""
     for path in folder.rglob("*"):
         if path.is_file():
             with open(path, "rb") as f:

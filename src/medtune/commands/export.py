@@ -46,7 +46,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 def main(args: argparse.Namespace) -> int:
     from medtune.export import mlx
-    from medtune.export.merge import check_out
+    from medtune.export.atomic import check_out
     from medtune.inference import weights
     from medtune.models.load import load_model_config
 

@@ -24,7 +24,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def main(args: argparse.Namespace) -> int:
-    from medtune.export.merge import check_out, merge
+    from medtune.export.atomic import check_out
+    from medtune.export.merge import merge
     from medtune.inference import weights
 
     out = Path(args.out)

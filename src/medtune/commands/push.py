@@ -102,7 +102,7 @@ def _merge_needed(folder: Path, source) -> str | None:
     info = folder / INFO_FILE
     if not folder.exists():
         return f"{folder.name}/ does not exist yet"
-    if not info.is_file():  # a merge that failed its check keeps its folder for inspection: never push that
+    if not info.is_file():  # not a folder merge wrote (it renames a checked one into place): never push that
         raise MedtuneError(f"{folder} has no {INFO_FILE}, so no checked merge: remove it, and push merges again")
     weights_file = next(iter(sorted(source.adapter.glob("adapter_model.*"))), None)
     if weights_file is not None and info.stat().st_mtime < weights_file.stat().st_mtime:

@@ -7,4 +7,5 @@
     llama_cpp_run.py  the check's run of a GGUF file in llama.cpp, in a child process
     modelfile.py      the Ollama Modelfile: the chat template as a Go template, system prompt, stop tokens
     hub_card.py       the model card `medtune push` uploads (the upload itself is in medtune.commands.push)
+    atomic.py         output folders written in `.NAME.partial`, checked, then renamed; stale partials removed
 """

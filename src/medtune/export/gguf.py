@@ -19,7 +19,8 @@ from pathlib import Path
 
 from medtune.errors import MedtuneError, first_line
 from medtune.export import llama_cpp, llama_cpp_run, modelfile
-from medtune.export.merge import check_out, merge
+from medtune.export.atomic import check_out, writing
+from medtune.export.merge import MergeMismatch, merge
 from medtune.inference import weights
 
 QUANTS = (*llama_cpp.CONVERTER_TYPES, *llama_cpp.QUANTIZER_TYPES)
@@ -53,29 +54,26 @@ def export(source: weights.Source, out: Path, quant: str = "f16", llama_cpp_dir:
     check_out(out)
     converter = llama_cpp.find(llama_cpp_dir)
     _check_architecture(source, converter)
-    partial = out.with_name(f".{out.name}.partial")
-    shutil.rmtree(partial, ignore_errors=True)
-    partial.mkdir(parents=True)
-    logs = Path(tempfile.mkdtemp(prefix=f"medtune-gguf-{out.name}-"))  # outside partial: a failure may name them
-    try:
-        result, name = _build(source, partial, converter, quant, check, logs)
-    except BaseException as error:  # a failed or interrupted export leaves no half-written folder behind
-        shutil.rmtree(partial, ignore_errors=True)
-        if str(logs) not in str(error):  # converter and quantizer failures point at their log: keep that one
-            shutil.rmtree(logs, ignore_errors=True)
-        raise
-    for log in logs.iterdir():
-        shutil.move(log, partial / log.name)
-    logs.rmdir()
-    shutil.rmtree(out, ignore_errors=True)  # check_out allowed only an empty folder here
-    partial.rename(out)
-    result.file = out / name
-    result.notes = [f"converted by {converter.origin}", *result.notes]
-    result.seconds = round(time.perf_counter() - start, 1)
-    (out / INFO_FILE).write_text(json.dumps({**asdict(result), "file": str(result.file),
-                                             "base": source.config.model.name,
-                                             "adapter": str(source.adapter) if source.adapter else None},
-                                            indent=2) + "\n", encoding="utf-8")
+    # built and checked in .OUT.partial, renamed to OUT last; a failure or Ctrl-C removes it, a kill leaves it
+    # for the next export to OUT to remove
+    with writing(out, "export") as partial:
+        logs = Path(tempfile.mkdtemp(prefix=f"medtune-gguf-{out.name}-"))  # outside partial: a failure may name them
+        try:
+            result, name = _build(source, partial, converter, quant, check, logs)
+        except BaseException as error:
+            if str(logs) not in str(error):  # converter and quantizer failures point at their log: keep that one
+                shutil.rmtree(logs, ignore_errors=True)
+            raise
+        for log in logs.iterdir():
+            shutil.move(log, partial / log.name)
+        logs.rmdir()
+        result.file = out / name
+        result.notes = [f"converted by {converter.origin}", *result.notes]
+        result.seconds = round(time.perf_counter() - start, 1)
+        (partial / INFO_FILE).write_text(json.dumps({**asdict(result), "file": str(result.file),
+                                                     "base": source.config.model.name,
+                                                     "adapter": str(source.adapter) if source.adapter else None},
+                                                    indent=2) + "\n", encoding="utf-8")
     return result
 
 
@@ -109,7 +107,10 @@ def _check_architecture(source: weights.Source, converter: llama_cpp.Converter) 
 def _model_folder(source: weights.Source, merged: Path) -> tuple[Path, list]:
     """A transformers folder of the model to convert: the merged model, or the base itself without an adapter."""
     if source.adapter is not None:
-        result = merge(source, merged, "auto")
+        try:
+            result = merge(source, merged, "auto")
+        except MergeMismatch as error:  # its folder sits inside this export's partial folder, removed with it
+            raise MedtuneError(f"GGUF export: {error.reason}; nothing was written") from None
         kept = [n for n in result.notes if not n.startswith("checked in")]
         return merged, [f"merged in float32 (max |logit difference| {result.max_logit_diff:.1e} against base + "
                         "adapter)", *kept]

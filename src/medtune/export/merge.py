@@ -4,23 +4,24 @@ that the merged model gives the logits and greedy tokens of base + adapter.
 
 PEFT's merge_and_unload does the arithmetic; this module decides what the folder must hold for every tool that
 opens it (transformers, vLLM, lm-eval, medtune itself). A QLoRA run merges into the base loaded unquantized (NF4
-weights cannot hold the sum), and says so.
+weights cannot hold the sum), and says so. The folder is written and checked as `.OUT.partial` and renamed to OUT
+with its medtune_merge.json only once the check passed (export/atomic.py): no OUT is ever unchecked.
 """
 
 from __future__ import annotations
 
 import dataclasses
 import json
-import shutil
 import time
 from dataclasses import dataclass
 from pathlib import Path
 
 from medtune.errors import MedtuneError
+from medtune.export.atomic import check_out, partial_of, writing
 from medtune.inference import weights
 from medtune.rundir import CONFIG_FILE
 
-INFO_FILE = "medtune_merge.json"
+INFO_FILE = weights.MERGE_INFO  # written last, once the check passed: what readers take for a finished merge
 TOLERANCE = {"float32": 1e-4, "bfloat16": 5e-2, "float16": 1e-2}  # max |logit difference| accepted, per dtype
 CHECK_TEXT = "A 45-year-old man has crushing chest pain radiating to the left arm. What is the first step?"
 WRITES = (  # what merge() leaves in its folder, for a dry run to say before anything is merged
@@ -58,22 +59,24 @@ def merge(source: weights.Source, out: Path, dtype: str = "auto") -> Merged:
         import torch
 
         model = model.to(getattr(torch, dtype))
-    tmp = out.with_name(f".{out.name}.partial")
-    shutil.rmtree(tmp, ignore_errors=True)
-    _write(model, tokenizer, source, tmp, notes)
-    shutil.rmtree(out, ignore_errors=True)  # check_out allowed only an empty folder here
-    tmp.rename(out)
-    result = _check(out, reference, tokenizer, str(model.dtype).removeprefix("torch."), notes)
-    (out / INFO_FILE).write_text(json.dumps({**dataclasses.asdict(result), "out": str(out),
-                                             "base": source.config.model.name, "adapter": str(source.adapter)},
-                                            indent=2) + "\n", encoding="utf-8")
+    # written and checked in .OUT.partial, renamed to OUT only then: a kill never leaves an unchecked OUT/
+    with writing(out, "merge", keep_on=(MergeMismatch,)) as partial:
+        _write(model, tokenizer, source, partial, notes)
+        result = _check(partial, out, reference, tokenizer, str(model.dtype).removeprefix("torch."), notes)
+        (partial / INFO_FILE).write_text(json.dumps({**dataclasses.asdict(result), "out": str(out),
+                                                     "base": source.config.model.name,
+                                                     "adapter": str(source.adapter)}, indent=2) + "\n",
+                                         encoding="utf-8")
     return result
 
 
-def check_out(out: Path) -> None:
-    """Refuse to write over anything: the folder must not exist, or be empty."""
-    if out.exists() and (not out.is_dir() or any(out.iterdir())):
-        raise MedtuneError(f"--out {out} already exists and is not an empty folder: choose another --out")
+class MergeMismatch(MedtuneError):
+    """The merged folder, reloaded, is not base + adapter: not renamed to OUT, kept as .OUT.partial to inspect."""
+
+    def __init__(self, out: Path, reason: str):
+        self.reason = reason
+        super().__init__(f"{out}: {reason}; not written, but kept for inspection in {partial_of(out)} (the next "
+                         f"merge to {out} removes it)")
 
 
 def _write(model, tokenizer, source: weights.Source, folder: Path, notes: list) -> None:
@@ -104,20 +107,19 @@ def _probe(model, tokenizer) -> dict:
     return {"logits": logits, "greedy": greedy.tolist()}
 
 
-def _check(out: Path, reference: dict, tokenizer, dtype: str, notes: list) -> Merged:
-    """Reload the written folder with plain transformers and compare it with base + adapter."""
+def _check(folder: Path, out: Path, reference: dict, tokenizer, dtype: str, notes: list) -> Merged:
+    """Reload the written folder (out's partial folder) with plain transformers and compare it with base + adapter."""
     from transformers import AutoModelForCausalLM
 
     start = time.perf_counter()
-    merged = AutoModelForCausalLM.from_pretrained(out, dtype="float32")  # compared in the reference's precision
+    merged = AutoModelForCausalLM.from_pretrained(folder, dtype="float32")  # compared in the reference's precision
     got = _probe(merged, tokenizer)
     diff = float((got["logits"] - reference["logits"]).abs().max())
     same = got["greedy"] == reference["greedy"]
     limit = TOLERANCE.get(dtype, 1e-4)
     if diff > limit or (dtype == "float32" and not same):  # half precision may flip a near-tie: reported, not refused
-        raise MedtuneError(f"{out}: the merged model differs from base + adapter (max |logit difference| {diff:.2e}, "
-                           f"tolerance {limit:g} for {dtype}; same greedy tokens: {same}); the folder is kept for "
-                           "inspection")
+        raise MergeMismatch(out, f"the merged model differs from base + adapter (max |logit difference| "
+                                 f"{diff:.2e}, tolerance {limit:g} for {dtype}; same greedy tokens: {same})")
     notes.append(f"checked in {time.perf_counter() - start:.1f}s by reloading with plain from_pretrained")
     return Merged(out, dtype, diff, same, notes)
 

@@ -16,6 +16,8 @@ import re
 from pathlib import Path
 
 from medtune.errors import MedtuneError
+from medtune.export.atomic import writing
+from medtune.models.load import check_safetensors
 from medtune.rundir import ADAPTER_FILE
 
 MLX_WEIGHTS, MLX_CONFIG = "adapters.safetensors", "adapter_config.json"
@@ -44,9 +46,10 @@ def peft_to_mlx(adapter: Path, out: Path, num_blocks: int) -> dict:
     mlx_config = {"fine_tune_type": "lora", "num_layers": num_blocks - min(blocks),  # the top blocks mlx adapts
                   "lora_parameters": {"rank": r, "scale": scale, "dropout": config.get("lora_dropout", 0.0),
                                       "keys": sorted(keys)}}
-    out.mkdir(parents=True, exist_ok=True)
-    save_file(tensors, str(out / MLX_WEIGHTS))
-    (out / MLX_CONFIG).write_text(json.dumps(mlx_config, indent=2) + "\n", encoding="utf-8")
+    with writing(out, "export") as partial:  # out appears whole, or not at all
+        save_file(tensors, str(partial / MLX_WEIGHTS))
+        (partial / MLX_CONFIG).write_text(json.dumps(mlx_config, indent=2) + "\n", encoding="utf-8")
+        _check_written(partial / MLX_WEIGHTS, tensors)
     return mlx_config
 
 
@@ -69,16 +72,29 @@ def mlx_to_peft(adapter: Path, out: Path, base_model: str, num_blocks: int) -> d
     peft = LoraConfig(r=lora["rank"], lora_alpha=lora["scale"] * lora["rank"], lora_dropout=lora["dropout"],
                       target_modules=sorted(leaves), layers_to_transform=list(range(first, num_blocks)),
                       task_type="CAUSAL_LM", base_model_name_or_path=base_model, bias="none")
-    out.mkdir(parents=True, exist_ok=True)
-    peft.save_pretrained(str(out))
-    save_file(tensors, str(out / PEFT_WEIGHTS))
+    with writing(out, "export") as partial:  # out appears whole, or not at all
+        peft.save_pretrained(str(partial))
+        save_file(tensors, str(partial / PEFT_WEIGHTS))
+        _check_written(partial / PEFT_WEIGHTS, tensors)
     return {"r": lora["rank"], "lora_alpha": peft.lora_alpha, "target_modules": sorted(leaves), "first_block": first}
+
+
+def _check_written(path: Path, tensors: dict) -> None:
+    """The file just written opens (its header read back) and holds each tensor with its shape."""
+    from safetensors import safe_open
+
+    check_safetensors(path)
+    with safe_open(str(path), framework="numpy") as f:
+        shapes = {name: tuple(f.get_slice(name).get_shape()) for name in f.keys()}
+    if shapes != {name: tuple(value.shape) for name, value in tensors.items()}:
+        raise MedtuneError(f"{path.name}: read back, it does not hold the tensors written (nothing was kept)")
 
 
 def _peft_config(adapter: Path) -> dict:
     path = adapter / ADAPTER_FILE
     if not path.is_file() or not (adapter / PEFT_WEIGHTS).is_file():
         raise MedtuneError(f"{adapter}: no {ADAPTER_FILE} + {PEFT_WEIGHTS}, so it is not a PEFT adapter folder")
+    check_safetensors(adapter / PEFT_WEIGHTS)
     config = json.loads(path.read_text(encoding="utf-8"))
     if config.get("peft_type") != "LORA":
         raise MedtuneError(f"{adapter}: a {config.get('peft_type')} adapter; only LoRA converts to mlx-lm")
@@ -93,6 +109,7 @@ def _mlx_config(adapter: Path) -> dict:
     if not path.is_file() or not (adapter / MLX_WEIGHTS).is_file():
         raise MedtuneError(f"{adapter}: no {MLX_CONFIG} + {MLX_WEIGHTS}, so it is not an mlx-lm adapter folder "
                            "(mlx_lm.lora writes them to ./adapters)")
+    check_safetensors(adapter / MLX_WEIGHTS)
     config = json.loads(path.read_text(encoding="utf-8"))
     kind = config.get("fine_tune_type", "lora")
     if kind != "lora":

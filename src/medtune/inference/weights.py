@@ -11,10 +11,12 @@ from pathlib import Path
 
 from medtune import config as config_mod
 from medtune.config import Config
-from medtune.errors import MedtuneError
+from medtune.errors import MedtuneError, WeightsError
 from medtune.rundir import ADAPTER_FILE, CONFIG_FILE, WEIGHTS_DIRS, RunDir
 
 log = logging.getLogger(__name__)
+ADAPTER_WEIGHTS = "adapter_model.safetensors"  # with ADAPTER_FILE: a whole PEFT adapter folder
+MERGE_INFO = "medtune_merge.json"  # medtune merge writes it last, once its reload check passed
 
 
 @dataclass
@@ -48,13 +50,23 @@ def config_beside(model: str | None = None, adapter: str | None = None, run: str
 
 
 def resolve(cfg: Config, adapter: str | None = None, run: str | None = None) -> Source:
-    """Point cfg.model.name at the weights to load and find the adapter (explicit, or the run's)."""
+    """Point cfg.model.name at the weights to load and find the adapter (explicit, or the run's). Every verb that
+    loads weights comes through here: the adapter folder and a local model folder are checked whole (their
+    safetensors headers against their sizes) before transformers, PEFT or a converter opens them."""
+    source = _resolve(cfg, adapter, run)
+    if source.adapter is not None:
+        check_adapter(source.adapter)
+    check_model(source.config.model.name)
+    return source
+
+
+def _resolve(cfg: Config, adapter: str | None, run: str | None) -> Source:
     if run and adapter:
         raise MedtuneError("give --adapter or --run, not both (--run finds the run's adapter itself)")
     if run:
         return _from_run(cfg, Path(run))
     if adapter:
-        folder = _check_adapter(Path(adapter))
+        folder = _adapter_folder(Path(adapter))
         root = next((p for p in (folder, *folder.resolve().parents[:2]) if RunDir(p).run_json.is_file()), None)
         cfg = _with_base(_base_as_trained(cfg, root) if root else cfg, folder)
         return Source(cfg, folder, _name(folder))
@@ -98,13 +110,39 @@ def _latest_checkpoint(root: Path) -> Path | None:
     return found[-1] if found else None
 
 
-def _check_adapter(folder: Path) -> Path:
+def _adapter_folder(folder: Path) -> Path:
     if not folder.exists():
         raise MedtuneError(f"--adapter {folder}: no such folder")
     if not (folder / ADAPTER_FILE).is_file():
         hint = " (a run directory? use --run)" if (folder / CONFIG_FILE).is_file() else ""
         raise MedtuneError(f"{folder}: no {ADAPTER_FILE}, so it is not a PEFT adapter folder{hint}")
     return folder
+
+
+def check_adapter(folder: Path) -> None:
+    """A finished PEFT adapter folder: adapter_config.json and a whole adapter_model.safetensors (a writer killed
+    between the two leaves the first alone)."""
+    from medtune.models.load import check_safetensors
+
+    if (folder / ADAPTER_WEIGHTS).is_file():
+        check_safetensors(folder / ADAPTER_WEIGHTS)
+    elif not (folder / "adapter_model.bin").is_file():  # an older PEFT's pickle: PEFT still reads it
+        raise WeightsError(f"{folder}: {ADAPTER_FILE} but no {ADAPTER_WEIGHTS}: an adapter written only in part; "
+                           "write it again")
+
+
+def check_model(name: str | None) -> None:
+    """A local model folder: its safetensors whole, and, when medtune merge wrote it (its config.yaml beside
+    config.json), the merge's check file present. A hub id or a .gguf file is left to its loader."""
+    from medtune.models.load import check_model_folder
+
+    folder = Path(name or "").expanduser()
+    if not name or not (folder / "config.json").is_file():
+        return
+    if (folder / CONFIG_FILE).is_file() and not (folder / MERGE_INFO).is_file():
+        raise WeightsError(f"{folder}: a medtune merge folder without {MERGE_INFO}, so its merge never finished its "
+                           "check: merge again into a new --out")
+    check_model_folder(folder)
 
 
 def _with_base(cfg: Config, adapter: Path) -> Config:

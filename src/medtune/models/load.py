@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import functools
 import importlib.util
+import json
 import os
 import resource
 import sys
@@ -15,10 +16,12 @@ from pathlib import Path
 
 from medtune import hub
 from medtune.config import ModelConfig
-from medtune.errors import ConfigError, MedtuneError, first_line
+from medtune.errors import ConfigError, MedtuneError, WeightsError, first_line
 from medtune.models import gguf
 
 METHODS = ("lora", "qlora", "full")
+SAFETENSORS_INDEX = "model.safetensors.index.json"
+MAX_HEADER = 100_000_000  # safetensors' own limit on a header's length
 
 
 def default_device() -> str:
@@ -116,8 +119,75 @@ def load_model(model_cfg: ModelConfig, method: str | None = None, device: str | 
                   attn_implementation=resolve_attn_implementation(model_cfg.attn_implementation, dtype, device))
     if method == "qlora":
         kwargs["quantization_config"] = nf4_config(dtype, sharded)
-    model = _load_weights(_check_name(model_cfg.name, gguf_cache=model_cfg.gguf_cache), method, device, kwargs)
-    return _prepare(model, method)
+    name = _check_name(model_cfg.name, gguf_cache=model_cfg.gguf_cache)
+    if Path(name).is_dir():
+        check_model_folder(Path(name))
+    return _prepare(_load_weights(name, method, device, kwargs), method)
+
+
+# ---------------------------------------------------------------- weights files, checked before anything loads them
+
+
+def check_safetensors(path: Path) -> None:
+    """Raise WeightsError naming `path` unless safetensors opens it. Cheap: safe_open reads the header and maps the
+    file, no tensor is read. A file cut short (a copy or download that stopped, a killed writer) says both sizes."""
+    from safetensors import SafetensorError, safe_open
+
+    path = Path(path)
+    if not path.is_file():
+        raise WeightsError(f"{path}: missing")
+    try:
+        with safe_open(str(path), framework="numpy"):
+            return
+    except SafetensorError as error:
+        problem = _size_problem(path) or first_line(error)
+    raise WeightsError(f"{path}: not a readable safetensors file ({problem})")
+
+
+def _size_problem(path: Path) -> str | None:
+    """What the header says against what the file holds (a safetensors file is 8 bytes giving the header's length,
+    the JSON header, then the tensors' bytes up to the largest end offset); None when they agree."""
+    size = path.stat().st_size
+    if size == 0:
+        return "empty"
+    if size < 8:
+        return f"truncated: {size} bytes, fewer than the 8 that give the header's length"
+    with open(path, "rb") as f:
+        length = int.from_bytes(f.read(8), "little")
+        if length > MAX_HEADER:
+            return "no safetensors header: its first 8 bytes do not give a header's length"
+        if 8 + length > size:
+            return f"truncated: its header alone is {8 + length} bytes, file has {size}"
+        raw = f.read(length)
+    try:
+        header = json.loads(raw)
+        ends = [entry["data_offsets"][1] for key, entry in header.items() if key != "__metadata__"]
+    except (ValueError, TypeError, KeyError, IndexError, AttributeError):
+        return "its header is not JSON naming tensors and their offsets"
+    expected = 8 + length + max(ends, default=0)
+    if size < expected:
+        return f"truncated: header says {expected} bytes, file has {size}"
+    if size > expected:
+        return f"bytes past its end: header says {expected} bytes, file has {size}"
+    return None
+
+
+def check_model_folder(folder: Path) -> None:
+    """The safetensors weights of a model folder are whole: every shard its index names, else model.safetensors.
+    (A folder with neither is left to from_pretrained, which says what it looked for.)"""
+    folder = Path(folder)
+    index = folder / SAFETENSORS_INDEX
+    if index.is_file():
+        try:
+            shards = sorted(set(json.loads(index.read_text(encoding="utf-8"))["weight_map"].values()))
+        except (ValueError, KeyError, TypeError, AttributeError):
+            raise WeightsError(f"{index}: not a readable index of shards (no weight_map)") from None
+        for shard in shards:
+            if not (folder / shard).is_file():
+                raise WeightsError(f"{folder / shard}: missing (named by {SAFETENSORS_INDEX})")
+            check_safetensors(folder / shard)
+    elif (folder / "model.safetensors").is_file():
+        check_safetensors(folder / "model.safetensors")
 
 
 def nf4_config(compute_dtype, sharded: bool = False):
@@ -134,10 +204,14 @@ def nf4_config(compute_dtype, sharded: bool = False):
 
 
 def _load_weights(name: str, method: str | None, device: str, kwargs: dict):
+    from safetensors import SafetensorError
     from transformers import AutoModelForCausalLM
 
     try:
         return _from_pretrained(AutoModelForCausalLM.from_pretrained, name, **kwargs)
+    except SafetensorError as e:  # a hub model's cached file (a local folder is checked before it loads)
+        raise WeightsError(f"{name}: a weights file is not readable safetensors ({first_line(e)}); download the "
+                           f"model again (huggingface-cli download {name} --force-download)") from None
     except (ImportError, RuntimeError, ValueError) as e:
         if method != "qlora":
             raise
