@@ -1,7 +1,8 @@
 """`medtune ui` in a real browser: Debian's chromium driven by playwright against live `medtune ui` processes on the
 echo model (it answers the QA questions word for word: reasoning, then answer).
 
-One page on the echo model alone; one with --compare (a run directory of the echo model) behind --password.
+One page on the echo model alone; one with --compare (a run directory of the echo model) behind a password
+(--password-file).
 Screenshots are saved under the test's tmp_path."""
 
 from __future__ import annotations
@@ -73,7 +74,8 @@ def servers(echo_model, tmp_path_factory):
     (run / "config.yaml").write_text((run / "config.yaml").read_text().replace(
         "system_prompt: You are a test assistant.", "system_prompt: null"))
     single = Server(["--model", str(echo_model)], root / "single.log")
-    compare = Server(["--model", str(echo_model), "--compare", str(run), "--password", PASSWORD],
+    (root / "password").write_text(PASSWORD + "\n")  # from a file: a --password flag shows in the process list
+    compare = Server(["--model", str(echo_model), "--compare", str(run), "--password-file", str(root / "password")],
                      root / "compare.log")
     yield single.wait(), compare.wait()
     single.stop()
@@ -214,3 +216,14 @@ def test_another_host_without_a_password_is_refused_before_loading():
     assert done.returncode == 2 and done.stdout == ""
     assert done.stderr == ("medtune ui: error: --host 0.0.0.0 makes the page reachable from other machines: "
                            "give --password too\n")
+
+
+def test_wrong_passwords_are_throttled(servers):
+    """Last in this module: it leaves this machine's address locked out of the password page for a minute."""
+    import httpx
+
+    login = servers[1].url + "login"
+    codes = [httpx.post(login, data={"username": "x", "password": f"guess{i}"}).status_code for i in range(30)]
+    assert set(codes) == {400, 429} and codes.count(400) <= 5 and codes[-25:] == [429] * 25, codes
+    refused = httpx.post(login, data={"username": "x", "password": PASSWORD})
+    assert refused.status_code == 429 and int(refused.headers["retry-after"]) > 0  # the right one waits too

@@ -1,17 +1,19 @@
 """`medtune ui`: a web chat page (Gradio) on the shared engine: streamed answers, the reasoning in a collapsible
 block, the safety layer's refusals and disclaimer shown as such, Stop and a new conversation.
 
-    medtune ui --run runs/phi4-med [--port 7860] [--host 127.0.0.1] [--password P]
+    medtune ui --run runs/phi4-med [--port 7860] [--host 127.0.0.1] [--password P | --password-file F | --ask-password]
     medtune ui --model microsoft/Phi-4-mini-instruct --adapter runs/x/adapter --compare microsoft/Phi-4-mini-instruct
 
 --compare RUN_OR_MODEL loads a second model (a run directory, or a model name) and answers every question with
-both, side by side. The page binds 127.0.0.1 (this machine only); another --host needs --password.
-Needs gradio: pip install 'medtune[ui]'.
+both, side by side. The page binds 127.0.0.1 (this machine only); another --host needs a password (--password,
+or --password-file / --ask-password, which keep it out of the process list). A client that sends 5 wrong
+passwords within a minute waits out the minute (HTTP 429). Needs gradio: pip install 'medtune[ui]'.
 """
 
 from __future__ import annotations
 
 import argparse
+import getpass
 import hmac
 from pathlib import Path
 
@@ -39,11 +41,15 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     group.add_argument("--host", default="127.0.0.1", help="address to bind (default 127.0.0.1: this machine only)")
     group.add_argument("--port", type=int, default=7860, help="port (default 7860)")
     group.add_argument("--password", help="ask for this password (with any user name) before the page opens; "
-                                          "required with a --host other machines can reach")
+                                          "required with a --host other machines can reach (a flag shows in the "
+                                          "process list: --password-file or --ask-password do not)")
+    group.add_argument("--password-file", metavar="FILE", help="the password: the first line of FILE")
+    group.add_argument("--ask-password", action="store_true", help="type the password at a prompt at start")
 
 
 def main(args: argparse.Namespace) -> int:
-    check_access(args.host, args.password)
+    secret = password(args)
+    check_access(args.host, secret)
     page_module = _page_module()  # a missing gradio fails before minutes of model loading
     cfg = engine_config(args)
     params = sampling_params(cfg)
@@ -56,16 +62,38 @@ def main(args: argparse.Namespace) -> int:
     labels = [label(engines[0], args), *(e.name for e in engines[1:])]
     page = page_module.ChatPage(engines, params, labels).build()
     try:
-        page.launch(server_name=args.host, server_port=args.port, auth=_auth(args.password),
+        page.launch(server_name=args.host, server_port=args.port, auth=_auth(secret),
                     auth_message="Any user name, and the password given to medtune ui.",
+                    app_kwargs={"middleware": [_login_throttle()]},
                     run_history=False, prevent_thread_lock=True, quiet=True)  # questions stay off browser storage
     except OSError as error:  # the port is taken, or the address is not this machine's
         raise MedtuneError(f"cannot serve on {args.host}:{args.port}: {first_line(error)}") from None
-    guarded = "password required" if args.password else "no password"
+    guarded = "password required" if secret else "no password"
     print(f"medtune ui: {' vs '.join(labels)} on http://{args.host}:{args.port} ({guarded}); Ctrl-C stops",
           flush=True)
     page.block_thread()
     return 0
+
+
+def password(args: argparse.Namespace) -> str | None:
+    """The page's password: from --password, the first line of --password-file, or typed at --ask-password."""
+    given = [x for x in (args.password is not None, args.password_file is not None, args.ask_password) if x]
+    if len(given) > 1:
+        raise MedtuneError("give the password one way: --password, --password-file or --ask-password")
+    if args.password_file is not None:
+        path = Path(args.password_file)
+        if not path.is_file():
+            raise MedtuneError(f"--password-file {path}: file not found")
+        text = (path.read_text(encoding="utf-8").splitlines() or [""])[0].strip()
+        if not text:
+            raise MedtuneError(f"--password-file {path}: the password is empty")
+        return text
+    if args.ask_password:
+        text = getpass.getpass("password for the page: ")
+        if not text:
+            raise MedtuneError("--ask-password: the password is empty")
+        return text
+    return args.password
 
 
 def check_access(host: str, password: str | None) -> None:
@@ -91,6 +119,14 @@ def _auth(password: str | None):
     if not password:
         return None
     return lambda _user, given: hmac.compare_digest(given.encode(), password.encode())
+
+
+def _login_throttle():
+    from starlette.middleware import Middleware
+
+    from medtune.ui.login_throttle import LoginThrottle
+
+    return Middleware(LoginThrottle)
 
 
 def _page_module():
