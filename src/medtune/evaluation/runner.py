@@ -137,7 +137,7 @@ def generate(engine, conversations: list, cfg: Config, desc: str, screen: bool =
 
 
 def _too_long(engine, conversation) -> bool:
-    return bool(engine.context_length) and len(engine.encode(engine.prompt(conversation))) >= engine.context_length
+    return bool(engine.context_length) and len(engine.prompt_ids(conversation)) >= engine.context_length
 
 
 def _base_record(label: str, task, ex) -> dict:
