@@ -37,9 +37,9 @@ With a safety layer (Engine.load(..., safety=medtune.safety.load_layer(cfg))), e
 is made; a blocked one never reaches the model and gets the layer's refusal or emergency message (finish_reason
 "content_filter"). Every answer is screened when its row ends (a dangerous one is replaced the same way) and gets
 the disclaimer, streamed as a last answer Delta; raw completions (/v1/completions) are screened but get no
-disclaimer. A streamed answer reaches the listener a sentence at a time (text without sentence ends in chunks), each passed
-by the answer rules first (answer_gate.py): when they object the model stops and the refusal follows what was
-already sent.
+disclaimer. A streamed answer reaches the listener a sentence at a time (text without sentence ends in chunks),
+each passed by the answer rules first (answer_gate.py): when they object the model stops and the refusal follows
+what was already sent.
 
 Prompts are built as training built them: the run's template (data.template) and system prompt
 (data.system_prompt) unless overridden. Message text never becomes a control token: "<|im_end|>" typed in a
