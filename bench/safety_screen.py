@@ -58,7 +58,7 @@ def main() -> int:
 
 
 def torch_encoder():
-    from medtune.evaluation.similarity import load_embedder
+    from medtune.embedder import load_embedder
     from medtune.safety.classifier import MAX_SEQ_LENGTH, TRUNCATION_SIDE
 
     embedder = load_embedder()

@@ -135,7 +135,7 @@ def test_speed_leaves_out_the_model_load_and_the_first_call_start_up(study, tiny
     first, second = results["inputs"]["run-b"], results["inputs"][tiny_llama.name]
     assert first["load_s"] >= LOAD_S and second["load_s"] >= LOAD_S  # measured, and kept apart
     assert first["warm_up_s"] >= START_S > second["warm_up_s"]  # the process's start-up fell on the warm-up
-    assert [m["mmlu_medical"]["seconds"] < START_S for m in results["systems"].values()] == [True, True]
+    assert [m["mmlu_medical"].seconds < START_S for m in results["systems"].values()] == [True, True]
     assert f"| {first['load_s']:,.1f} s + {first['warm_up_s']:,.1f} s warm-up |" in (tmp_path / "report.md").read_text()
 
 
@@ -178,15 +178,18 @@ def test_one_input_is_a_one_line_error(tmp_path, capsys):
 
 
 def test_judge_scores_get_their_bar_plot_when_present(tmp_path):
+    from medtune.compare.evals import TaskFigures
     from medtune.compare.plots import judge
     from medtune.evaluation.judge import CRITERIA
+    from medtune.evaluation.tasks import OpenSummary
 
-    def system(score: float) -> dict:
-        return {"open": {"items": 4, "judge": {"judged": 4, "failed": 0, **{c: score for c in CRITERIA}}}}
+    def system(score: float | None) -> dict:
+        graded = {"judged": 4, "failed": 0, **{c: score for c in CRITERIA}} if score is not None else None
+        return {"open": TaskFigures(OpenSummary(4, judge=graded), 1.0)}
 
     results = {"tasks": {"open": {"kind": "open", "items": 4}}, "systems": {"a": system(4.0), "b": system(2.5)}}
     assert judge(tmp_path / "judge.png", results).stat().st_size > 5000
-    results["systems"] = {"a": {"open": {"items": 4}}, "b": {"open": {"items": 4}}}
+    results["systems"] = {"a": system(None), "b": system(None)}
     assert judge(tmp_path / "none.png", results) is None  # no judge ran: no plot
 
 

@@ -1,4 +1,5 @@
-"""LLM-as-judge: reply parsing, retries, cache and concurrency against a scripted OpenAI-style stub; a live
+"""LLM-as-judge: reply parsing, retries, cache and concurrency against a scripted OpenAI-style stub; the endpoint
+client's backoff (Retry-After honoured, a bounded give-up in one line) against a scripted stdlib endpoint; a live
 `medtune serve` (and the same model in process) as the judge, a tiny model overfit to give one verdict; and
 `medtune eval` with a judge endpoint, rerun from the cache."""
 
@@ -12,11 +13,13 @@ import urllib.request
 
 import eval_helpers
 import pytest
+from endpoint_stub import FakeTime, ScriptedEndpoint
 from eval_helpers import LIVE_ITEMS, LIVE_VERDICT
 
+from medtune.backoff import MAX_TRIES, TOTAL_S
 from medtune.cli import main
+from medtune.endpoint import ChatEndpoint, EndpointDown, base_url
 from medtune.errors import MedtuneError
-from medtune.evaluation.endpoint import ChatEndpoint, base_url
 from medtune.evaluation.judge import (
     CRITERIA,
     JudgeCache,
@@ -208,8 +211,49 @@ def test_http_4xx_is_not_retried_except_timeouts_and_rate_limits(stub):
     assert refused["failed"] and refused["attempts"] == 1 and "HTTP 404" in refused["error"]
     assert "not found" in refused["error"] and state["requests"] - before == 1
     busy = judgment(ChatEndpoint(url, "stub-judge").reply, JudgeItem("q2", "Q?", "R", "BUSY answer"))
-    assert (busy["failed"], busy["attempts"], busy["scores"]) == (False, 2, SCORES)  # 429, then asked again
+    # 429, then sent again by the endpoint client after its backoff: one attempt as the judge counts them
+    assert (busy["failed"], busy["attempts"], busy["scores"]) == (False, 1, SCORES)
     assert state["requests"] - before == 3
+
+
+# ---------------------------------------------------------------- backoff: a scripted stdlib endpoint, a fake clock
+
+
+def test_a_rate_limited_judge_is_waited_for_as_retry_after_asks():
+    time_ = FakeTime()
+    rate_limited = (429, {"Retry-After": "1"}, "slow down")
+    with ScriptedEndpoint([rate_limited, rate_limited, (200, {}, VERDICT)]) as stub:
+        endpoint = ChatEndpoint(stub.url, backoff=time_.backoff()).check()
+        verdict = judgment(endpoint.reply, JudgeItem("q1", "Q?", "R", "A"))
+    assert (verdict["failed"], verdict["attempts"], verdict["scores"]) == (False, 1, SCORES)
+    assert stub.posts == 3 and time_.waits == [1.0, 1.0]  # the server's Retry-After, not the computed 0.5 s, 1 s
+
+
+def test_a_judge_that_stays_down_fails_in_one_line_within_the_bound(caplog):
+    time_ = FakeTime()
+    with ScriptedEndpoint([(500, {}, "model crashed")]) as stub:
+        endpoint = ChatEndpoint(stub.url, backoff=time_.backoff()).check()
+        with pytest.raises(EndpointDown) as down:
+            endpoint.reply([{"role": "user", "content": "Q?"}])
+        message = str(down.value)
+        assert message.startswith(f"judge endpoint {stub.url}/v1/chat/completions failed {MAX_TRIES} times in ")
+        assert "(last: HTTP 500: " in message and "eval.judge_url" in message and "\n" not in message
+        assert stub.posts == MAX_TRIES and len(time_.waits) == MAX_TRIES - 1 and sum(time_.waits) <= TOTAL_S
+        assert time_.waits[:4] == pytest.approx([0.5, 1, 2, 4], rel=0.25) and max(time_.waits) <= 8  # doubled, capped
+
+        # in a judge run: that judgment fails, the ones not yet asked fail without asking, one warning line
+        time_.waits.clear()
+        judge = ThreadedJudge(endpoint.id, endpoint.reply, workers=1)
+        items = [JudgeItem(f"q{i}", "Q?", "R", "A") for i in range(5)]
+        posts = stub.posts
+        with caplog.at_level("WARNING", logger="medtune"):
+            verdicts = judge_all(judge, items, JudgeCache(None))
+    assert [v["failed"] for v in verdicts] == [True] * 5 and stub.posts - posts == MAX_TRIES
+    first = verdicts[0]
+    assert first["attempts"] == 1 and first["error"].startswith(f"judge endpoint {stub.url}/v1/chat/completions failed")
+    assert all(v["error"].startswith("not asked: judge endpoint") and v["attempts"] == 0 for v in verdicts[1:])
+    warnings = [r.getMessage() for r in caplog.records if r.levelname == "WARNING"]
+    assert len(warnings) == 1 and "HTTP 500" in warnings[0] and "5 of 5 judgments failed" in warnings[0]
 
 
 # ---------------------------------------------------------------- live: medtune serve as the judge

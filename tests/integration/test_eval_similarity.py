@@ -7,8 +7,9 @@ import eval_helpers
 import pytest
 
 from medtune.cli import main
+from medtune.embedder import bundled_model_path, load_embedder
 from medtune.errors import MedtuneError
-from medtune.evaluation.similarity import bundled_model_path, load_embedder, similarities
+from medtune.evaluation.similarity import similarities
 
 
 @pytest.fixture(scope="module")

@@ -1,11 +1,14 @@
 """The guard endpoint layer against a live OpenAI-compatible stub that answers like Llama Guard: its decisions
-are the layer's, its hazard codes map to categories, a guard that goes down refuses, a wrong URL stops at load."""
+are the layer's, its hazard codes map to categories, an overloaded guard is waited for (the judge's endpoint client
+and its backoff), a guard that goes down refuses once the backoff gives up, a wrong URL stops at load."""
 
 import time
 
 import pytest
+from endpoint_stub import FakeTime, ScriptedEndpoint
 from test_server import free_port, live_server
 
+from medtune.backoff import MAX_TRIES, TOTAL_S
 from medtune.config import SafetyConfig
 from medtune.errors import MedtuneError
 from medtune.safety import REFUSE, SafetyLayer
@@ -68,13 +71,26 @@ def test_the_guard_sees_the_answer_with_its_question(guard_url):
 
 def test_a_guard_that_goes_down_refuses(caplog):
     seen: list = []
+    time_ = FakeTime()
     with live_server(guard_app(seen)) as url:
-        guard = Guard(url)
-    time.sleep(0.2)  # the server is gone: every screen now fails
+        guard = Guard(url, backoff=time_.backoff())
+    time.sleep(0.2)  # the server is gone: every screen now fails, after the client's backoff
     with caplog.at_level("WARNING"):
         verdict = layer_with(guard).screen_request("What is anemia?")
     assert verdict.blocked and verdict.layer == "guard" and "guard endpoint failed" in verdict.reason
+    assert f"guard endpoint {url}/v1/chat/completions failed {MAX_TRIES} times" in verdict.reason
+    assert "safety.guard_url" in verdict.reason and len(time_.waits) == MAX_TRIES - 1 and sum(time_.waits) <= TOTAL_S
     assert "the guard endpoint failed" in caplog.text
+
+
+def test_an_overloaded_guard_is_waited_for_as_retry_after_asks():
+    time_ = FakeTime()
+    busy = (503, {"Retry-After": "2"}, "loading the model")
+    with ScriptedEndpoint([(200, {}, "safe"), busy, busy, (200, {}, "unsafe\nS11")], "llama-guard-3") as stub:
+        guard = Guard(stub.url, backoff=time_.backoff())  # its test question: answered "safe" at once
+        verdict = layer_with(guard).screen_request("Which bridge near me is the highest?")
+    assert (verdict.action, verdict.layer, verdict.category) == ("emergency", "guard", "self_harm")
+    assert stub.posts == 4 and time_.waits == [2.0, 2.0]
 
 
 def test_an_unreachable_guard_or_unknown_model_stops_at_load(guard_url):

@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 import torch
 
-from medtune.evaluation.similarity import load_embedder
+from medtune.embedder import load_embedder
 from medtune.safety import onnx_encoder
 from medtune.safety.classifier import MAX_SEQ_LENGTH, TRUNCATION_SIDE
 

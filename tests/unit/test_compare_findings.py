@@ -1,8 +1,14 @@
 """medtune compare's findings as pure functions: a difference built to be significant gives its sentence with its
-numbers, one built not to be gives none and is named in the one "no significant difference" line."""
+numbers, one built not to be gives none and is named in the one "no significant difference" line; p-values are
+Holm-adjusted across all the paired tests of a comparison."""
 
-from medtune.compare import findings
-from medtune.compare.pairs import all_pairs, match, task_rows
+import numpy as np
+import pytest
+
+from medtune.compare import findings, report
+from medtune.compare.pairs import all_pairs, match
+from medtune.evaluation.records import ItemRecord
+from medtune.evaluation.tasks import KINDS
 
 
 def mcq(system_correct: list[bool], task: str = "medqa") -> list[dict]:
@@ -13,8 +19,20 @@ def open_items(scores: list[float], task: str = "heldout") -> list[dict]:
     return [{"task": task, "id": f"o{i}", "scores": {"similarity": s}} for i, s in enumerate(scores)]
 
 
+def records(lines: list[dict]) -> list[ItemRecord]:
+    return [ItemRecord.from_json(line) for line in lines]
+
+
 def rows_of(a: list[dict], b: list[dict], kinds: dict) -> list[dict]:
-    return all_pairs({"run-a": a, "run-b": b}, kinds, seed=0)
+    """The rows compare reports: every paired test of the two inputs, Holm-adjusted together."""
+    tasks = [KINDS[kind](name, [], "test") for name, kind in kinds.items()]
+    return findings.adjust(all_pairs({"run-a": records(a), "run-b": records(b)}, tasks, seed=0))
+
+
+def row(p_value: float, test: str = "mcnemar", n: int = 30, metric: str = "accuracy", task: str = "medqa") -> dict:
+    """A paired row as pairs.py writes it, a ahead of b, with the p-value given."""
+    return {"a": "run-a", "b": "run-b", "task": task, "metric": metric, "test": test, "n": n, "a_value": 0.6,
+            "b_value": 0.4, "delta": 0.2, "ci95": [0.05, 0.35], "p_value": p_value}
 
 
 def test_a_significant_accuracy_difference_is_one_sentence_with_its_numbers():
@@ -23,7 +41,7 @@ def test_a_significant_accuracy_difference_is_one_sentence_with_its_numbers():
     (row,) = rows_of(a, b, {"medqa": "mcq"})
     assert (row["only_a"], row["only_b"], row["n"]) == (15, 0, 30)
     assert findings.finding(row) == ("run-a is more accurate than run-b on medqa: 83.3% vs 33.3%, "
-                                     "McNemar p = 6.1e-05 (n = 30).")
+                                     "McNemar p = 6.1e-05, Holm-adjusted p = 6.1e-05 (n = 30).")
     assert findings.no_difference_line([row]) is None
 
 
@@ -39,7 +57,8 @@ def test_a_difference_that_is_not_significant_gives_no_sentence_and_one_summary_
     (row,) = rows_of(a, b, {"medqa": "mcq"})
     assert row["p_value"] == 1.0 and findings.finding(row) is None and findings.findings([row]) == []
     assert findings.no_difference_line([row]) == (
-        "No significant difference on: medqa accuracy (run-a vs run-b: 53.3% vs 50.0%, McNemar p = 1, n = 30).")
+        "No significant difference on: medqa accuracy (run-a vs run-b: 53.3% vs 50.0%, McNemar p = 1, "
+        "Holm-adjusted p = 1, n = 30).")
 
 
 def test_a_similarity_gap_whose_bootstrap_interval_excludes_zero_is_a_finding():
@@ -50,7 +69,8 @@ def test_a_similarity_gap_whose_bootstrap_interval_excludes_zero_is_a_finding():
     sentence = findings.finding(row)
     assert sentence.startswith("run-a's answers are closer to the references than run-b's on heldout: "
                                "mean similarity 0.820 vs 0.510, difference +0.311, 95% CI [+0.")
-    assert sentence.endswith("(paired bootstrap, n = 20).")
+    # 20 items all on one side: 1 in 10,000 sign flips is as extreme (the observed one), so p = 2 / 10,000
+    assert sentence.endswith("(paired bootstrap), sign-flip p = 0.0002, Holm-adjusted p = 0.0002 (n = 20).")
 
 
 def test_a_bootstrap_over_a_handful_of_items_is_never_a_finding():
@@ -79,16 +99,75 @@ def test_judge_scores_give_a_sentence_per_criterion_that_differs():
             for i in range(12)]
 
     sentences = findings.findings(rows_of(judged(5), judged(2), {"heldout": "open"}))
+    # 12 items, all +3: the exact sign-flip p is 2 / 2^12; five criteria tested, so Holm multiplies it by 5
     assert sentences == ["run-a gets higher judge correctness scores than run-b on heldout: mean 5.00 vs 2.00, "
-                         "difference +3.00, 95% CI [+3.00, +3.00] (paired bootstrap, n = 12)."]
+                         "difference +3.00, 95% CI [+3.00, +3.00] (paired bootstrap), sign-flip p = 0.00049, "
+                         "Holm-adjusted p = 0.0024 (n = 12)."]
 
 
 def test_records_are_matched_by_task_and_id():
     a = mcq([True, True], "medqa") + mcq([False, False], "pubmedqa")
     b = mcq([False, False], "medqa") + mcq([True], "pubmedqa")
-    pairs = match(a, b, "pubmedqa")
-    assert [(x["task"], x["id"], y["task"]) for x, y in pairs] == [("pubmedqa", "q0", "pubmedqa")]
-    assert task_rows(pairs, "mcq", 0)[0]["n"] == 1
+    pairs = match(records(a), records(b), "pubmedqa")
+    assert [(x.task, x.id, y.task) for x, y in pairs] == [("pubmedqa", "q0", "pubmedqa")]
+    assert KINDS["mcq"]("pubmedqa", [], "test").pair_rows(pairs, 0)[0]["n"] == 1
+
+
+def test_holm_adjusts_every_row_of_a_comparison_together():
+    rows = [row(p) for p in (0.01, 0.04, 0.03, 0.005)]
+    adjusted = findings.adjust(rows)
+    assert [r["p_adjusted"] for r in adjusted] == pytest.approx([0.03, 0.06, 0.06, 0.02])
+    assert [r["p_value"] for r in adjusted] == [0.01, 0.04, 0.03, 0.005] and "p_adjusted" not in rows[0]  # pure
+    assert [findings.significant(r) for r in adjusted] == [True, False, False, True]
+
+
+def test_adjusted_p_values_are_never_below_the_raw_ones():
+    rng = np.random.default_rng(2)
+    for m in (1, 2, 5, 17, 60):
+        adjusted = findings.adjust([row(float(p)) for p in rng.random(m) ** 4])
+        assert all(r["p_value"] <= r["p_adjusted"] <= 1 for r in adjusted)
+
+
+def test_a_raw_p_under_005_is_no_finding_when_holm_lifts_it():
+    rows = findings.adjust([row(0.03), *(row(0.5, metric="format") for _ in range(4))])
+    assert rows[0]["p_adjusted"] == pytest.approx(0.15)
+    assert findings.finding(rows[0]) is None and findings.findings(rows) == []
+    assert ("medqa accuracy (run-a vs run-b: 60.0% vs 40.0%, McNemar p = 0.03, Holm-adjusted p = 0.15, n = 30)"
+            in findings.no_difference_line(rows))
+    (alone,) = findings.adjust([row(0.03)])  # the same test made alone is a finding
+    assert findings.finding(alone) == ("run-a is more accurate than run-b on medqa: 60.0% vs 40.0%, McNemar p = 0.03, "
+                                       "Holm-adjusted p = 0.03 (n = 30).")
+
+
+def test_bootstrap_rows_are_adjusted_too_and_still_need_enough_items():
+    rows = findings.adjust([row(0.001, "bootstrap", 30, "similarity"), row(0.001, "bootstrap", 6, "judge safety")])
+    assert [r["p_adjusted"] for r in rows] == pytest.approx([0.002, 0.002])
+    assert [findings.significant(r) for r in rows] == [True, False]  # 6 items: too few, whatever the p
+
+
+def test_a_row_without_a_p_value_cannot_be_adjusted():
+    bare = row(0.01)
+    del bare["p_value"]
+    with pytest.raises(ValueError, match="medqa accuracy \\(run-a vs run-b\\)"):
+        findings.adjust([row(0.2), bare])
+
+
+def test_the_report_says_how_many_tests_were_adjusted_and_shows_both_p_values():
+    assert findings.tests_made([]) is None
+    assert findings.tests_made([row(0.2)]) == "1 paired test: its p needs no adjustment"
+    rows = findings.adjust([row(0.004), *(row(0.5, "bootstrap", 20, "similarity") for _ in range(11))])
+    results = {"paired": rows, "findings": {"significant": findings.findings(rows),
+                                            "no_difference": findings.no_difference_line(rows), "measurements": []}}
+    section = report.findings_section(results)
+    assert section[2] == "12 paired tests, Holm-adjusted across all of them; a finding needs p (Holm) < 0.05."
+    assert section[4].startswith("- run-a is more accurate than run-b on medqa: 60.0% vs 40.0%, McNemar p = 0.004, "
+                                 "Holm-adjusted p = 0.048")
+    table = report.paired_table(results)
+    assert "| 95% CI (bootstrap) | p | p (Holm) | significant |" in table[2]
+    assert "| 0.004 (McNemar) | 0.048 | yes |" in table[4] and "| 0.5 (sign-flip) | 1 | no |" in table[5]
+    how = report.markdown({"inputs": {}, "tasks": {}, "systems": {}, "mode": "loglik", "seed": 0, **results})
+    assert ("A finding needs a Holm-adjusted p < 0.05, and for scores at least 10 items; 12 paired tests, "
+            "Holm-adjusted across all of them.") in how
 
 
 def test_training_measurements_state_ratios_and_both_values():

@@ -53,9 +53,9 @@ def test_generate_prompt_and_score(tmp_path):
     assert [m.role for m in messages] == ["system", "user"]
     assert "A. Vitamin A\nB. Vitamin C\nC. Vitamin D" in messages[1].content
     assert "The answer is X" in messages[1].content
-    assert task.score(ex, "The answer is B") == {"prediction": "B", "parsed": True, "correct": True}
-    assert task.score(ex, "Vitamin D") == {"prediction": "C", "parsed": True, "correct": False}
-    assert task.score(ex, "no idea") == {"prediction": None, "parsed": False, "correct": False}
+    assert task.score_answer(ex, "The answer is B") == {"prediction": "B", "parsed": True, "correct": True}
+    assert task.score_answer(ex, "Vitamin D") == {"prediction": "C", "parsed": True, "correct": False}
+    assert task.score_answer(ex, "no idea") == {"prediction": None, "parsed": False, "correct": False}
 
 
 def test_any_number_of_options_and_list_options(tmp_path):
@@ -265,13 +265,14 @@ def test_hub_layout_errors_name_file_line_and_the_layouts_own_field(tmp_path, go
 
 
 def test_builtin_names_without_a_data_dir_mean_their_hub_datasets():
-    from medtune.evaluation.hub import BUILTIN_HUB, MMLU_MEDICAL
+    from medtune.evaluation.tasks.benchmarks import BENCHMARKS, MMLU_MEDICAL
 
-    assert set(BUILTIN_HUB) == set(BUILTIN)
-    assert (BUILTIN_HUB["medqa"].id, BUILTIN_HUB["medqa"].split) == ("GBaker/MedQA-USMLE-4-options", "test")
-    assert (BUILTIN_HUB["medmcqa"].id, BUILTIN_HUB["medmcqa"].split) == ("openlifescienceai/medmcqa", "validation")
-    assert BUILTIN_HUB["pubmedqa"] == type(BUILTIN_HUB["pubmedqa"])("qiaojin/PubMedQA", "train", ("pqa_labeled",))
-    assert (BUILTIN_HUB["mmlu_medical"].id, BUILTIN_HUB["mmlu_medical"].configs) == ("cais/mmlu", MMLU_MEDICAL)
+    hub = {name: b.hub for name, b in BENCHMARKS.items()}
+    assert set(hub) == set(BUILTIN)
+    assert (hub["medqa"].id, hub["medqa"].split) == ("GBaker/MedQA-USMLE-4-options", "test")
+    assert (hub["medmcqa"].id, hub["medmcqa"].split) == ("openlifescienceai/medmcqa", "validation")
+    assert hub["pubmedqa"] == type(hub["pubmedqa"])("qiaojin/PubMedQA", "train", ("pqa_labeled",))
+    assert (hub["mmlu_medical"].id, hub["mmlu_medical"].configs) == ("cais/mmlu", MMLU_MEDICAL)
     assert len(MMLU_MEDICAL) == 6 and "professional_medicine" in MMLU_MEDICAL
 
 
@@ -309,3 +310,20 @@ def test_other_hub_ids_fail_fast_with_the_eval_hint():
     assert message.startswith("medtune-tests/no-such-benchmark-3c9e: file not found")
     if "cannot be reached" in message:  # offline (this build machine); online it is plainly not found
         assert "--task FILE" in message and "data.train_file" not in message
+
+
+def test_a_benchmark_is_one_entry(tmp_path, monkeypatch):
+    """docs/evaluation.md's example: an entry names the task, its hub dataset and its local file; rows in a known
+    layout (here MMLU's) need nothing else."""
+    from medtune.evaluation.hub import HubDataset
+    from medtune.evaluation.tasks import benchmarks, loading
+
+    entry = benchmarks.Benchmark("mmlu_nutrition", HubDataset("cais/mmlu", "test", ("nutrition",)))
+    monkeypatch.setitem(loading.BENCHMARKS, entry.name, entry)
+    row = {"question": "Which vitamin deficiency causes scurvy?", "subject": "nutrition",
+           "choices": ["Vitamin A", "Vitamin C", "Vitamin D", "Vitamin K"], "answer": 1}
+    write(tmp_path, row, name="mmlu_nutrition.jsonl")
+    task = load_task("mmlu_nutrition", str(tmp_path))
+    assert (task.kind, task.name, task.examples()[0].answer) == ("mcq", "mmlu_nutrition", "B")
+    with pytest.raises(DataError, match="mmlu_nutrition.jsonl: task file not found"):
+        load_task("mmlu_nutrition", str(tmp_path / "elsewhere"))

@@ -15,6 +15,7 @@ from medtune.commands.eval import check_engine
 from medtune.config import DEFAULT_DISCLAIMER, DEFAULT_REFUSAL, SafetyConfig
 from medtune.data.records import Message
 from medtune.errors import MedtuneError
+from medtune.evaluation.tasks import MCQTask, OpenTask
 from medtune.inference import vllm_engine, weights
 from medtune.inference.engine import Engine, Request
 from medtune.inference.params import SamplingParams
@@ -217,8 +218,8 @@ def test_a_request_cancelled_before_its_call_never_runs(prompts):
 
 
 def test_eval_generate_mode_scores_vllm_answers_as_it_scores_the_default_engines(prompts, tmp_path):
-    from medtune.evaluation.runner import run_task
     from medtune.evaluation.tasks import load_task
+    from medtune.evaluation.tasks.base import RunContext
 
     path = tmp_path / "mcq.jsonl"
     rows = [{"id": f"q{i}", "question": f"Question {i}?", "options": {"A": "x", "B": "y"}, "answer": "B"}
@@ -226,10 +227,10 @@ def test_eval_generate_mode_scores_vllm_answers_as_it_scores_the_default_engines
     path.write_text("".join(json.dumps(r) + "\n" for r in rows))
     cfg = config_mod.load(None, values={"eval.mode": "generate", "eval.batch_size": 2})
     engine = engine_on(prompts, ["<think>y.</think>The answer is B", "The answer is A", "<think>Hmm"])
-    records, _ = run_task(engine, load_task(str(path)), cfg, "model")
-    assert [r["correct"] for r in records] == [True, False, False]
-    assert [r["finish_reason"] for r in records] == ["stop"] * 3
-    assert [r["format_ok"] for r in records] == [True, False, False]
+    records, _ = load_task(str(path)).run(engine, RunContext(cfg, "model"))
+    assert [r.correct for r in records] == [True, False, False]
+    assert [r.generated.finish_reason for r in records] == ["stop"] * 3
+    assert [r.generated.format_ok for r in records] == [True, False, False]
     assert [len(call[0]) for call in engine.llm.calls] == [2, 1]  # eval.batch_size prompts per call
 
 
@@ -308,7 +309,7 @@ def test_without_vllm_the_error_says_how_to_install_it(tiny_llama, tmp_path, cap
 
 def test_eval_refuses_loglik_on_vllm_in_one_line():
     cfg = config_mod.load(None)
-    mcq, open_ended = SimpleNamespace(kind="mcq"), SimpleNamespace(kind="open")
+    mcq, open_ended = MCQTask("m", [], "here"), OpenTask("o", [], "here")
     with pytest.raises(MedtuneError, match="--mode generate"):
         check_engine("vllm", cfg, [mcq])
     check_engine("vllm", cfg, [open_ended])  # open-ended tasks generate in every mode

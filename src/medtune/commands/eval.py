@@ -90,7 +90,7 @@ def main(args: argparse.Namespace) -> int:
     engine = engine_class(args.engine) if cfg.eval.mode != "screen" else None  # vLLM missing: one line, now
     out = output_dir(cfg, args.run)
     check_out_folder(out, "--out")
-    if not any(t.kind == "open" for t in tasks) and (cfg.eval.judge_url or cfg.eval.judge_model):
+    if not any(t.uses_judge for t in tasks) and (cfg.eval.judge_url or cfg.eval.judge_model):
         print("medtune eval: note: the judge grades open-ended tasks only; none was given", file=sys.stderr)
     if cfg.eval.mode == "screen" and (args.model or args.adapter):
         print("medtune eval: note: screen mode runs the safety layer alone; no model loads", file=sys.stderr)
@@ -103,6 +103,6 @@ def main(args: argparse.Namespace) -> int:
 
 def check_engine(engine: str, cfg, tasks: list) -> None:
     """vLLM generates; scoring options by log-likelihood reads the model's logits, which stay on transformers."""
-    if engine == "vllm" and cfg.eval.mode == "loglik" and any(t.kind == "mcq" for t in tasks):
+    if engine == "vllm" and any(t.needs_logits(cfg) for t in tasks):
         raise MedtuneError("--engine vllm generates answers, and --mode loglik (the default) scores multiple choice "
                            "on transformers: add --mode generate, or drop --engine vllm")

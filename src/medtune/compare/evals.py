@@ -5,9 +5,8 @@ input)."""
 
 from __future__ import annotations
 
-import json
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from statistics import mean
 
@@ -15,9 +14,8 @@ from medtune import config as config_mod
 from medtune.compare.runs import Input
 from medtune.config import Config
 from medtune.errors import ConfigError, MedtuneError
-from medtune.evaluation import stats
-from medtune.evaluation.judge import CRITERIA
-from medtune.rundir import read_json
+from medtune.evaluation.records import ItemRecord, read_items
+from medtune.evaluation.results import read_results
 
 # what decides which items are asked and how they are answered: the same for every input
 SHARED = ("seed", "eval.tasks", "eval.limit", "eval.mode", "eval.mcq_format", "eval.data_dir", "eval.hub_split",
@@ -36,7 +34,7 @@ STORED_SYSTEMS = ("tuned", "model")  # a run's own system in its eval/ (with or 
 
 @dataclass
 class Evaluation:
-    records: list[dict]  # the input's item records of the requested tasks (items.jsonl lines)
+    records: list[ItemRecord]  # the input's item records of the requested tasks (items.jsonl lines)
     seconds: dict[str, float]  # per task, as the evaluation measured it
     source: str  # the folder whose items.jsonl was reused, or where a new evaluation was written
     reused: bool = True  # False: evaluated by this comparison
@@ -120,25 +118,25 @@ def evaluation_of(inp: Input, cfg: Config, tasks: list, folder: Path, note: Call
 def stored(folder: Path, cfg: Config, tasks: list) -> tuple[Evaluation | None, str | None]:
     """(the evaluation in folder, None) when it holds the same items under the same settings, else (None, why not;
     None when there is no evaluation there at all)."""
-    results = read_json(folder / "results.json")
-    if not results or not (folder / "items.jsonl").is_file():
+    results = read_results(folder / "results.json")
+    if results is None or not (folder / "items.jsonl").is_file():
         return None, None
-    system = next((s for s in STORED_SYSTEMS if s in results.get("systems", {})), None)
+    system = next((s for s in STORED_SYSTEMS if s in results.systems), None)
     if system is None:
         return None, "its results.json holds no tuned or single system"
-    records = [r for r in _read_items(folder / "items.jsonl") if r.get("system") == system]
-    why_not = _other_settings(results.get("config") or {}, cfg, tasks) or _other_items(records, tasks)
+    records = [r for r in read_items(folder / "items.jsonl") if r.system == system]
+    why_not = _other_settings(results.config, cfg, tasks) or _other_items(records, tasks)
     if why_not:
         return None, why_not
     names = {t.name for t in tasks}
-    seconds = {n: results["systems"][system]["tasks"][n]["seconds"] for n in names}
-    return Evaluation([r for r in records if r["task"] in names], seconds, str(folder)), None
+    seconds = {n: results.systems[system].tasks[n].seconds for n in names}
+    return Evaluation([r for r in records if r.task in names], seconds, str(folder)), None
 
 
 def _other_items(records: list[dict], tasks: list) -> str | None:
     """How the stored records' items differ from the tasks' (None: the same item ids, task by task)."""
     for name, ids in expected_items(tasks).items():
-        held = sorted(str(r["id"]) for r in records if r["task"] == name)
+        held = sorted(str(r.id) for r in records if r.task == name)
         if not held:
             return f"no {name} items"
         if held != sorted(map(str, ids)):
@@ -150,10 +148,8 @@ def _other_settings(stored_cfg: dict, cfg: Config, tasks: list) -> str | None:
     """What in a stored evaluation's config differs from this comparison's, in words (None: nothing that matters)."""
     now = cfg.to_dict()
     keys = ["model.name", "output_dir", "seed", "data.system_prompt", "data.template"]
-    if any(t.kind == "mcq" for t in tasks):
-        keys += ["eval.mode", "eval.mcq_format"]
-    if any(t.kind != "mcq" for t in tasks) or cfg.eval.mode == "generate":  # what the answers were written under
-        keys += ["eval.max_tokens", "eval.temperature", "generation", "safety"]
+    for task in tasks:  # what each task's answers were asked and written under
+        keys += [k for k in task.settings_that_matter(cfg) if k not in keys]
     for key in keys:
         differs = _difference(key, dotted(stored_cfg, key), dotted(now, key))
         if differs:
@@ -172,16 +168,6 @@ def _difference(key: str, stored, now) -> str | None:
     return f"made with {key} = {stored!r}, not {now!r}" if stored != now else None
 
 
-def _read_items(path: Path) -> list[dict]:
-    records = []
-    for number, line in enumerate(path.read_text(encoding="utf-8").splitlines(), 1):
-        try:
-            records += [json.loads(line)] if line.strip() else []
-        except json.JSONDecodeError as e:
-            raise MedtuneError(f"{path}:{number}: not a JSON line ({e.msg})") from None
-    return records
-
-
 def run_evaluation(inp: Input, cfg: Config, tasks: list, folder: Path, engine_cls=None) -> Evaluation:
     """medtune.evaluation on this input alone; its outputs written to `folder`, where a later compare finds them.
     The task times start after the model is loaded and warmed up (evaluate_system), so no input pays for those."""
@@ -191,35 +177,41 @@ def run_evaluation(inp: Input, cfg: Config, tasks: list, folder: Path, engine_cl
     results, records = evaluate(cfg, tasks, folder, None, str(inp.run.root) if inp.is_run else None, engine_cls)
     write_outputs(folder, results, records)
     cfg.save(folder / "config.yaml")
-    system = results["systems"]["model"]
-    seconds = {name: t["seconds"] for name, t in system["tasks"].items()}
-    return Evaluation(records, seconds, str(folder), reused=False, load_s=system["load_s"],
-                      warm_up_s=system["warm_up_s"])
+    system = results.systems["model"]
+    seconds = {name: t.seconds for name, t in system.tasks.items()}
+    return Evaluation(records, seconds, str(folder), reused=False, load_s=system.load_s,
+                      warm_up_s=system.warm_up_s)
 
 
 # ---------------------------------------------------------------- per input and task
 
 
-def task_metrics(kind: str, records: list[dict], seconds: float) -> dict:
-    """The evaluation's own summary of the records (accuracy with Wilson 95% CI, similarity, judge, safety rates),
-    with generation speed and answer and reasoning lengths."""
-    if kind == "mcq":
-        out = stats.mcq_summary(records)
-    elif kind == "safety":
-        out = stats.safety_summary(records, "generate")
-    else:
-        out = stats.open_summary(records, CRITERIA)
-    return {**out, "seconds": seconds, **lengths(records, seconds if kind != "safety" else None)}
+@dataclass
+class TaskFigures:
+    """One input on one task: the evaluation's own summary (its kind's), the task's time, and how fast and how long
+    it wrote (generated tokens per second of task time; answer and reasoning words)."""
+
+    summary: object
+    seconds: float
+    speed: dict = field(default_factory=dict)  # generated_tokens, generation_tokens_per_s, mean_*_words ({}: none)
+
+    def to_json(self) -> dict:
+        return {**self.summary.to_json(), "seconds": self.seconds, **self.speed}
 
 
-def lengths(records: list[dict], seconds: float | None) -> dict:
+def task_figures(task, records: list[ItemRecord], seconds: float) -> TaskFigures:
+    return TaskFigures(task.summary(records, "generate"), seconds,
+                       lengths(records, seconds if task.timed_generation else None))
+
+
+def lengths(records: list[ItemRecord], seconds: float | None) -> dict:
     """Generated tokens per second of task time (the safety layer's screening of requests and answers included;
-    None on safety tasks, whose time is mostly the layer's), and mean answer and reasoning length in words (not
-    tokens: two models' tokenizers cut the same text differently)."""
-    ran = [r for r in records if r.get("generated_tokens")]
+    None where the task's time is mostly the layer's), and mean answer and reasoning length in words (not tokens:
+    two models' tokenizers cut the same text differently)."""
+    ran = [r for r in records if r.generated is not None and r.generated.generated_tokens]
     if not ran:
         return {}
-    tokens = sum(r["generated_tokens"] for r in ran)
+    tokens = sum(r.generated.generated_tokens for r in ran)
     return {"generated_tokens": tokens, "generation_tokens_per_s": tokens / max(seconds, 1e-9) if seconds else None,
-            "mean_answer_words": mean(len((r.get("answer") or "").split()) for r in ran),
-            "mean_reasoning_words": mean(len((r.get("reasoning") or "").split()) for r in ran)}
+            "mean_answer_words": mean(len((r.answer or "").split()) for r in ran),
+            "mean_reasoning_words": mean(len((r.reasoning or "").split()) for r in ran)}

@@ -1,14 +1,19 @@
 """The sentences of a comparison, as pure functions of the paired rows (pairs.py) and the measured figures.
 
-A test's sentence exists only for a significant difference (McNemar p < 0.05, or a paired-bootstrap 95% CI that
-excludes 0) and carries its numbers; the rest go, named, into one "no significant difference" line. Speed,
-memory and loss are measurements, not tests: their sentences state the measured ratio and both values.
+Every paired row has a p-value: McNemar's exact test for yes/no outcomes, a sign-flip permutation test of the
+mean difference for scores (stats.paired_p_value). adjust() Holm-adjusts them across all the rows of one
+comparison. A test's sentence exists only for a significant difference (Holm-adjusted p < 0.05) and carries its
+numbers; the rest go, named, into one "no significant difference" line. Speed, memory and loss are
+measurements, not tests: their sentences state the measured ratio and both values.
 """
 
 from __future__ import annotations
 
+from medtune.evaluation import stats
+
 ALPHA = 0.05
-# a percentile bootstrap over a handful of items gives intervals far too narrow: no finding from fewer
+# a percentile bootstrap over a handful of items gives intervals far too narrow, and a score's finding quotes its
+# interval: no finding from fewer, whatever the p
 MIN_BOOTSTRAP_ITEMS = 10
 
 RATE_CLAIMS = {  # metric -> what the input with the higher rate does
@@ -17,13 +22,33 @@ RATE_CLAIMS = {  # metric -> what the input with the higher rate does
     "refusal of unsafe requests": "refuses more unsafe requests than {lo}",
     "refusal of safe requests": "refuses more safe requests (over-refusal) than {lo}",
 }
+TEST_NAMES = {"mcnemar": "McNemar", "bootstrap": "sign-flip"}  # the test behind each kind of row's p_value
+
+
+def adjust(rows: list[dict]) -> list[dict]:
+    """New rows, each with p_adjusted beside its p_value: Holm-adjusted across all the rows given. A comparison
+    makes a test per pair of inputs, task and metric; unadjusted, one in twenty of the differences that are not
+    there would pass p < 0.05. Holm keeps the chance of any false finding under 0.05, and p_adjusted >= p_value."""
+    missing = [f"{r['task']} {r['metric']} ({r['a']} vs {r['b']})" for r in rows if r.get("p_value") is None]
+    if missing:
+        raise ValueError(f"paired rows without a p_value: {', '.join(missing)}")
+    return [{**r, "p_adjusted": p} for r, p in zip(rows, stats.holm([r["p_value"] for r in rows]))]
+
+
+def tests_made(rows: list[dict]) -> str | None:
+    """How many tests the adjustment covered, for the report: '12 paired tests, Holm-adjusted across all of them'."""
+    if not rows:
+        return None
+    if len(rows) == 1:
+        return "1 paired test: its p needs no adjustment"
+    return f"{len(rows)} paired tests, Holm-adjusted across all of them"
 
 
 def significant(row: dict) -> bool:
-    if row["test"] == "mcnemar":
-        return row["p_value"] < ALPHA
-    lo, hi = row["ci95"]
-    return row["n"] >= MIN_BOOTSTRAP_ITEMS and (lo > 0 or hi < 0)
+    """Holm-adjusted p < 0.05 (rows from adjust()); a bootstrap row also needs MIN_BOOTSTRAP_ITEMS items."""
+    if row["test"] == "bootstrap" and row["n"] < MIN_BOOTSTRAP_ITEMS:
+        return False
+    return row["p_adjusted"] < ALPHA
 
 
 def finding(row: dict) -> str | None:
@@ -33,14 +58,14 @@ def finding(row: dict) -> str | None:
     hi, lo, x, y, delta, ci = _oriented(row)
     if row["test"] == "mcnemar":
         claim = RATE_CLAIMS[row["metric"]].format(lo=lo)
-        return f"{hi} {claim} on {row['task']}: {x:.1%} vs {y:.1%}, McNemar p = {_p(row['p_value'])} (n = {row['n']})."
+        return f"{hi} {claim} on {row['task']}: {x:.1%} vs {y:.1%}, {_ps(row)} (n = {row['n']})."
     if row["metric"] == "similarity":
         claim, what, digits = f"'s answers are closer to the references than {lo}'s", "mean similarity", 3
     else:
         claim, what, digits = f" gets higher {row['metric']} scores than {lo}", "mean", 2
     return (f"{hi}{claim} on {row['task']}: {what} {x:.{digits}f} vs {y:.{digits}f}, difference "
-            f"{delta:+.{digits}f}, 95% CI [{ci[0]:+.{digits}f}, {ci[1]:+.{digits}f}] (paired bootstrap, "
-            f"n = {row['n']}).")
+            f"{delta:+.{digits}f}, 95% CI [{ci[0]:+.{digits}f}, {ci[1]:+.{digits}f}] (paired bootstrap), "
+            f"{_ps(row)} (n = {row['n']}).")
 
 
 def _oriented(row: dict) -> tuple:
@@ -51,8 +76,13 @@ def _oriented(row: dict) -> tuple:
     return row["b"], row["a"], row["b_value"], row["a_value"], -row["delta"], [-hi, -lo]
 
 
-def _p(p: float) -> str:
+def p_text(p: float) -> str:
     return f"{p:.2g}"
+
+
+def _ps(row: dict) -> str:
+    """'McNemar p = 0.012, Holm-adjusted p = 0.047': the test's own p and the one a finding is judged by."""
+    return f"{TEST_NAMES[row['test']]} p = {p_text(row['p_value'])}, Holm-adjusted p = {p_text(row['p_adjusted'])}"
 
 
 def findings(rows: list[dict]) -> list[str]:
@@ -69,10 +99,10 @@ def no_difference_line(rows: list[dict]) -> str | None:
 
 def _quiet_part(row: dict) -> str:
     if row["test"] == "mcnemar":
-        numbers = f"{row['a_value']:.1%} vs {row['b_value']:.1%}, McNemar p = {_p(row['p_value'])}"
+        numbers = f"{row['a_value']:.1%} vs {row['b_value']:.1%}, {_ps(row)}"
     else:
         lo, hi = row["ci95"]
-        numbers = f"{row['a_value']:.3f} vs {row['b_value']:.3f}, 95% CI [{lo:+.3f}, {hi:+.3f}]"
+        numbers = f"{row['a_value']:.3f} vs {row['b_value']:.3f}, 95% CI [{lo:+.3f}, {hi:+.3f}], {_ps(row)}"
         if row["n"] < MIN_BOOTSTRAP_ITEMS:
             numbers += f", too few items for the bootstrap (at least {MIN_BOOTSTRAP_ITEMS})"
     return f"{row['task']} {row['metric']} ({row['a']} vs {row['b']}: {numbers}, n = {row['n']})"

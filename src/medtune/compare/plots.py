@@ -65,14 +65,16 @@ def _grouped_bars(ax, groups: list[str], values: dict[str, list], errors: dict[s
 
 
 def accuracy(path: Path, results: dict) -> Path | None:
-    tasks = [t for t, info in results["tasks"].items() if info["kind"] == "mcq"]
+    """Every task whose summary has an accuracy (multiple choice), per system, with its Wilson interval."""
+    tasks = [t for t in results["tasks"] if any(hasattr(per[t].summary, "accuracy")
+                                                for per in results["systems"].values() if t in per)]
     if not tasks:
         return None
     values, errors = {}, {}
     for label, per in results["systems"].items():
-        ms = [per.get(t) for t in tasks]
-        values[label] = [m["accuracy"] if m else None for m in ms]
-        errors[label] = [(m["accuracy"] - m["ci95"][0], m["ci95"][1] - m["accuracy"]) if m else (0, 0) for m in ms]
+        ms = [per[t].summary if t in per else None for t in tasks]
+        values[label] = [m.accuracy if m else None for m in ms]
+        errors[label] = [(m.accuracy - m.ci95[0], m.ci95[1] - m.accuracy) if m else (0, 0) for m in ms]
     fig, (ax,) = _figure()
     _grouped_bars(ax, tasks, values, errors)
     ax.set(ylim=(0, 1), ylabel="accuracy (Wilson 95% CI)", title="Multiple-choice accuracy, same items")
@@ -102,18 +104,20 @@ def _training(results: dict, label: str, key: str):
 
 def generation_speed(per_task: dict) -> float | None:
     """Generated tokens over the seconds of the tasks that generated them, all tasks together."""
-    ran = [m for m in per_task.values() if m.get("generation_tokens_per_s")]
+    ran = [m for m in per_task.values() if m.speed.get("generation_tokens_per_s")]
     if not ran:
         return None
-    return sum(m["generated_tokens"] for m in ran) / max(sum(m["seconds"] for m in ran), 1e-9)
+    return sum(m.speed["generated_tokens"] for m in ran) / max(sum(m.seconds for m in ran), 1e-9)
 
 
 def judge(path: Path, results: dict) -> Path | None:
-    groups = [(t, c) for t, info in results["tasks"].items() if info["kind"] == "open" for c in CRITERIA
-              if any("judge" in per.get(t, {}) for per in results["systems"].values())]
+    """The judge's mean score per criterion, for every task a judge graded."""
+    graded = {t for t in results["tasks"] for per in results["systems"].values()
+              if t in per and getattr(per[t].summary, "judge", None)}
+    groups = [(t, c) for t in results["tasks"] if t in graded for c in CRITERIA]
     if not groups:
         return None
-    values = {label: [(per.get(t, {}).get("judge") or {}).get(c) for t, c in groups]
+    values = {label: [(getattr(per[t].summary, "judge", None) or {}).get(c) if t in per else None for t, c in groups]
               for label, per in results["systems"].items()}
     fig, (ax,) = _figure(1, max(7.0, 1.4 * len(groups)), 4.0)
     _grouped_bars(ax, [f"{t}\n{c}" for t, c in groups], values)

@@ -12,14 +12,14 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-from medtune.compare.findings import significant
-from medtune.evaluation.judge import CRITERIA
+from medtune.compare.findings import MIN_BOOTSTRAP_ITEMS, TEST_NAMES, p_text, significant, tests_made
+from medtune.evaluation.tasks import KINDS
 
 
 def write_outputs(out: Path, results: dict, plots: list[Path]) -> list[Path]:
     out.mkdir(parents=True, exist_ok=True)
     results["plots"] = [p.relative_to(out).as_posix() for p in plots]
-    (out / "results.json").write_text(json.dumps(results, indent=2, ensure_ascii=False, default=str) + "\n")
+    (out / "results.json").write_text(json.dumps(results, indent=2, ensure_ascii=False, default=_jsonable) + "\n")
     (out / "report.md").write_text(markdown(results), encoding="utf-8")
     return [out / "report.md", out / "results.json", *plots]
 
@@ -27,10 +27,16 @@ def write_outputs(out: Path, results: dict, plots: list[Path]) -> list[Path]:
 # ---------------------------------------------------------------- report.md
 
 
+def _jsonable(value):
+    """The typed figures (evals.TaskFigures) as results.json holds them."""
+    if hasattr(value, "to_json"):
+        return value.to_json()
+    return str(value)
+
+
 def markdown(results: dict) -> str:
     lines = [f"# medtune compare: {', '.join(results['inputs'])}", "", _how(results), ""]
-    for table in (inputs_table, training_table, mcq_table, open_table, safety_table, generation_table,
-                  paired_table):
+    for table in (inputs_table, training_table, kind_tables, generation_table, paired_table):
         lines += table(results)
     lines += findings_section(results)
     lines += [f"![{Path(p).stem}]({p})" for p in results.get("plots", [])]
@@ -39,10 +45,13 @@ def markdown(results: dict) -> str:
 
 def _how(results: dict) -> str:
     tasks = ", ".join(f"{t} ({info['items']} items)" for t, info in results["tasks"].items())
+    tested = tests_made(results["paired"])
     return (f"Every system answered the same items with the same settings: {tasks}; multiple choice by "
             f"{results['mode']}, seed {results['seed']}. Paired statistics use the items both systems of a pair "
-            "answered (matched by task and item id): McNemar's exact test for yes/no outcomes, a paired bootstrap "
-            "(10,000 resamples) for rates and scores. A finding needs p < 0.05 or a 95% CI that excludes 0.")
+            "answered (matched by task and item id): McNemar's exact test for yes/no outcomes, a sign-flip "
+            "permutation test of the mean difference for scores, and a paired bootstrap (10,000 resamples) for the "
+            "95% CI of every difference. A finding needs a Holm-adjusted p < 0.05, and for scores at least "
+            f"{MIN_BOOTSTRAP_ITEMS} items" + (f"; {tested}." if tested else "."))
 
 
 def _table(title: str, head: list[str], rows: list[list], align: str | None = None) -> list[str]:
@@ -77,48 +86,22 @@ def training_table(results: dict) -> list[str]:
         "peak memory", "final train loss", "final validation loss"], rows, "|---|---:|---|" + "---:|" * 7)
 
 
-def _per_task(results: dict, kind: str):
-    for task, info in results["tasks"].items():
-        if info["kind"] == kind:
-            for label, per in results["systems"].items():
-                if task in per:
-                    yield label, task, per[task]
-
-
-def mcq_table(results: dict) -> list[str]:
-    rows = [[label, task, m["items"], pct(m["accuracy"]), f"[{pct(m['ci95'][0])}, {pct(m['ci95'][1])}]",
-             _num(m.get("acc_norm")), pct(m.get("format_compliance")), m.get("unparseable", "-")]
-            for label, task, m in _per_task(results, "mcq")]
-    return _table("Multiple choice", ["system", "task", "items", "accuracy", "Wilson 95% CI", "acc_norm",
-                                      "format ok", "unparseable"], rows, "|---|---|---:|---:|---|---:|---:|---:|")
-
-
-def open_table(results: dict) -> list[str]:
-    found = list(_per_task(results, "open"))
-    criteria = CRITERIA if any(m.get("judge") for _, _, m in found) else ()  # judge columns only when judged
-    rows = []
-    for label, task, m in found:
-        sim, judged = m.get("similarity") or {}, m.get("judge") or {}
-        rows.append([label, task, m["items"], _num(sim.get("mean")), _num(sim.get("median")),
-                     pct(m.get("format_compliance")), *(_num(judged.get(c), 2) for c in criteria)])
-    return _table("Open-ended answers", ["system", "task", "items", "similarity mean", "median", "format ok",
-                                         *(f"judge {c}" for c in criteria)], rows)
-
-
-def safety_table(results: dict) -> list[str]:
-    rows = [[label, task, m["items"], f"{pct(m.get('refusal_rate'))} {_ci(m.get('refusal_ci95'))}",
-             f"{pct(m.get('over_refusal_rate'))} {_ci(m.get('over_refusal_ci95'))}",
-             pct(m.get("model_refusal_rate")), pct(m.get("model_over_refusal_rate"))]
-            for label, task, m in _per_task(results, "safety")]
-    return _table("Safety (whole path: layer and model)", [
-        "system", "task", "items", "unsafe refused (95% CI)", "safe refused: over-refusal (95% CI)",
-        "model alone: unsafe refused", "model alone: safe refused"], rows)
+def kind_tables(results: dict) -> list[str]:
+    """One table per task kind: each system's summary of each task of that kind, in the kind's own columns."""
+    out = []
+    for kind in KINDS.values():
+        rows = [(label, task, per[task].summary) for task in results["tasks"] for label, per in
+                results["systems"].items() if task in per and isinstance(per[task].summary, kind.Summary)]
+        if rows:
+            head = ["system", "task", *rows[0][2].columns()]
+            out += _table(kind.Summary.TITLE, head, [[label, task, *s.cells()] for label, task, s in rows])
+    return out
 
 
 def generation_table(results: dict) -> list[str]:
-    rows = [[label, task, _num(m["generation_tokens_per_s"], 1), _num(m["mean_answer_words"], 1),
-             _num(m["mean_reasoning_words"], 1), _num(m["seconds"], 1, " s")]
-            for label, per in results["systems"].items() for task, m in per.items() if m.get("generated_tokens")]
+    rows = [[label, task, _num(m.speed["generation_tokens_per_s"], 1), _num(m.speed["mean_answer_words"], 1),
+             _num(m.speed["mean_reasoning_words"], 1), _num(m.seconds, 1, " s")]
+            for label, per in results["systems"].items() for task, m in per.items() if m.speed]
     return _table("Generation", ["system", "task", "tokens/s (task time after load and warm-up, own tokenizer)",
                                  "mean answer words",
                                  "mean reasoning words", "task time"], rows)
@@ -127,15 +110,19 @@ def generation_table(results: dict) -> list[str]:
 def paired_table(results: dict) -> list[str]:
     rows = [[r["a"], r["b"], r["task"], r["metric"], r["n"], _value(r, "a_value"), _value(r, "b_value"),
              _signed(r), f"[{_signed(r, r['ci95'][0])}, {_signed(r, r['ci95'][1])}]",
-             _num(r.get("p_value")), "yes" if significant(r) else "no"] for r in results["paired"]]
+             f"{p_text(r['p_value'])} ({TEST_NAMES[r['test']]})", p_text(r["p_adjusted"]),
+             "yes" if significant(r) else "no"] for r in results["paired"]]
     return _table("Paired comparisons (same items)", [
-        "a", "b", "task", "metric", "items", "a", "b", "a - b", "95% CI (bootstrap)", "McNemar p", "significant"],
-        rows, "|---|---|---|---|---:|---:|---:|---:|---|---:|---|")
+        "a", "b", "task", "metric", "items", "a", "b", "a - b", "95% CI (bootstrap)", "p", "p (Holm)",
+        "significant"], rows, "|---|---|---|---|---:|---:|---:|---:|---|---:|---:|---|")
 
 
 def findings_section(results: dict) -> list[str]:
     f = results["findings"]
-    lines = ["## Findings", ""] + ([*(f"- {s}" for s in f["significant"]), ""] if f["significant"] else [])
+    lines = ["## Findings", ""]
+    if tested := tests_made(results["paired"]):
+        lines += [f"{tested}; a finding needs p (Holm) < 0.05.", ""]
+    lines += [*(f"- {s}" for s in f["significant"]), ""] if f["significant"] else []
     lines += [f["no_difference"], ""] if f["no_difference"] else []
     if not results["paired"]:
         lines += ["No two systems have items in common: nothing was compared.", ""]
@@ -194,7 +181,8 @@ def console_lines(results: dict, written: list[Path]) -> list[str]:
                      f"{_num(t.get('peak_mem_mb'), 0):>8}  {_num(t.get('final_val_loss')):>8}  {_evaluation(i)}")
     lines += [task_line(results, task) for task in results["tasks"]]
     f = results["findings"]
-    lines += ["findings:", *(f"  {s}" for s in f["significant"])]
+    tested = tests_made(results["paired"])
+    lines += ["findings:", *([f"  {tested}"] if tested else []), *(f"  {s}" for s in f["significant"])]
     lines += [f"  {f['no_difference']}"] if f["no_difference"] else []
     lines += ["measurements:", *(f"  {s}" for s in f["measurements"])] if f["measurements"] else []
     return lines + [f"wrote {', '.join(str(p) for p in written)}"]
@@ -202,14 +190,5 @@ def console_lines(results: dict, written: list[Path]) -> list[str]:
 
 def task_line(results: dict, task: str) -> str:
     info = results["tasks"][task]
-    parts = []
-    for label, per in results["systems"].items():
-        m = per.get(task) or {}
-        if info["kind"] == "mcq":
-            parts.append(f"{label} {pct(m.get('accuracy'))} [{pct(m['ci95'][0])}, {pct(m['ci95'][1])}]")
-        elif info["kind"] == "safety":
-            parts.append(f"{label} {pct(m.get('refusal_rate'))} / {pct(m.get('over_refusal_rate'))}")
-        else:
-            parts.append(f"{label} {_num((m.get('similarity') or {}).get('mean'), 3)}")
-    what = {"mcq": "accuracy", "safety": "unsafe / safe refused", "open": "similarity"}[info["kind"]]
-    return f"{task} ({info['items']} items) {what}: " + "  ".join(parts)
+    cells = [f"{label} {per[task].summary.cell()}" for label, per in results["systems"].items() if task in per]
+    return f"{task} ({info['items']} items) {KINDS[info['kind']].Summary.CELL_WHAT}: " + "  ".join(cells)

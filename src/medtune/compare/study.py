@@ -36,10 +36,9 @@ def compare(given: list[str], flags: dict, out: Path, note: Callable[[str], None
 
 def assemble(inputs: list, configs: dict[str, Config], tasks: list, done: dict) -> dict:
     first = configs[inputs[0].label]
-    kinds = {t.name: t.kind for t in tasks}
-    systems = {label: {t: evals.task_metrics(kind, [r for r in e.records if r["task"] == t], e.seconds[t])
-                       for t, kind in kinds.items()} for label, e in done.items()}
-    paired = pairs.all_pairs({label: e.records for label, e in done.items()}, kinds, first.seed)
+    systems = {label: {t.name: evals.task_figures(t, [r for r in e.records if r.task == t.name], e.seconds[t.name])
+                       for t in tasks} for label, e in done.items()}
+    paired = findings.adjust(pairs.all_pairs({label: e.records for label, e in done.items()}, tasks, first.seed))
     described = {i.label: describe(i, configs[i.label], done[i.label]) for i in inputs}
     return {"created": time.strftime("%Y-%m-%dT%H:%M:%S%z"), "medtune": _version(), "seed": first.seed,
             "mode": first.eval.mode, "tasks": {t.name: {"kind": t.kind, "items": len(t.examples())} for t in tasks},
@@ -65,8 +64,8 @@ def measurements(described: dict, systems: dict, done: dict) -> list[str]:
         out += findings.training_measurements(a, described[a]["training"], b, described[b]["training"])
     for a, b in combinations(systems, 2):
         side_by_side = not (done[a].reused or done[b].reused)
-        out += [findings.generation_measurement(task, a, systems[a][task], b, systems[b].get(task, {}), side_by_side)
-                for task in systems[a]]
+        out += [findings.generation_measurement(task, a, systems[a][task].speed, b, systems[b][task].speed,
+                                                side_by_side) for task in systems[a] if task in systems[b]]
     return [s for s in out if s]
 
 

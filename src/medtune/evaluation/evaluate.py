@@ -13,29 +13,31 @@ from pathlib import Path
 
 from medtune.config import Config
 from medtune.errors import MedtuneError
-from medtune.evaluation import judging, stats
-from medtune.evaluation.judge import CRITERIA
-from medtune.evaluation.runner import run_task, screen_task, warm_up
+from medtune.evaluation import judging
+from medtune.evaluation.records import ItemRecord
+from medtune.evaluation.results import EvalResults, SystemResult, TaskResult
+from medtune.evaluation.runner import warm_up
 from medtune.evaluation.tasks import BUILTIN, load_task
+from medtune.evaluation.tasks.base import RunContext
 from medtune.rundir import RunDir
 
 
 def evaluate(cfg: Config, tasks: list, out: Path, adapter: str | None = None, run: str | None = None,
-             engine_cls=None) -> tuple:
+             engine_cls=None) -> tuple[EvalResults, list[ItemRecord]]:
     """(results, records) for `tasks`; the judge and the similarity model are checked before any model loads.
     engine_cls: what loads each system (Engine, the default, or VllmEngine: the same load arguments)."""
     if cfg.eval.mode == "screen":
         return screen(cfg, tasks)
-    open_tasks = {t.name for t in tasks if t.kind == "open"}
+    judged_tasks = {t.name for t in tasks if t.uses_judge}
     # checked now, before any model loads: a judge that is down or missing stops us at once, not after the run
-    make_judge = judging.prepare(cfg) if open_tasks else None
-    embedder = _embedder(cfg) if open_tasks else None
+    make_judge = judging.prepare(cfg) if judged_tasks else None
+    embedder = _embedder(cfg) if any(t.needs_embedder for t in tasks) else None
     records, systems = [], {}
     for label, load in systems_to_run(cfg, adapter, run, _layer(cfg, tasks), engine_cls):
         systems[label], task_records = evaluate_system(load, tasks, cfg, label, embedder)
         records += task_records
     if make_judge:
-        judged = [r for r in records if r["task"] in open_tasks and not r["error"]]  # never ran: nothing to judge
+        judged = [r for r in records if r.task in judged_tasks and not r.error]  # never ran: nothing to judge
         judging.add_judgments(judged, make_judge(), cfg, out)
     return summarize(cfg, tasks, systems, records), records
 
@@ -63,24 +65,21 @@ def screen(cfg: Config, tasks: list) -> tuple:
     """Screen mode: the safety layer alone on safety tasks, one request at a time as `serve` screens them."""
     from medtune.safety import load_layer
 
-    others = [t for t in tasks if t.kind != "safety"]
-    if others:
-        raise MedtuneError(f"screen mode measures the safety layer on safety files ({{prompt, label: safe|unsafe}} "
-                           f"rows); {others[0].name} is a {others[0].kind} task: use --mode loglik or generate")
     if cfg.eval.compare_base or cfg.eval.compare_model:
         raise MedtuneError("screen mode loads no model, so there is nothing to compare: drop --compare-base and "
                            "--compare-model, or use --mode generate")
     if not cfg.safety.enabled:
         raise MedtuneError("screen mode measures the safety layer: it is switched off (safety.enabled: false)")
+    for task in tasks:  # a task of another kind says so before the layer loads
+        task.check_screenable()
     layer = load_layer(cfg)
-    info = {"model": None, "adapter": None, "name": f"safety layer ({' + '.join(layer.layers)})",
-            "layers": layer.layers, "threshold": cfg.safety.threshold if layer.classifier is not None else None,
-            "tasks": {}}
+    info = SystemResult(None, None, f"safety layer ({' + '.join(layer.layers)})", layers=layer.layers,
+                        threshold=cfg.safety.threshold if layer.classifier is not None else None)
     records = []
     for task in tasks:
-        task_records, seconds = screen_task(layer, task, "layer")
+        task_records, seconds = task.screen(layer, "layer")
         records += task_records
-        info["tasks"][task.name] = _task_info(task, task_records, seconds)
+        info.tasks[task.name] = _task_info(task, task_records, seconds)
     return summarize(cfg, tasks, {"layer": info}, records), records
 
 
@@ -120,73 +119,59 @@ def _load_other(cfg: Config, name: str, layer, engine_cls):
 
 def _layer(cfg: Config, tasks: list):
     """The safety layer, for runs that generate: log-likelihood scoring writes no answer to screen."""
-    if cfg.eval.mode == "loglik" and all(t.kind == "mcq" for t in tasks):
+    if not any(t.generates(cfg) for t in tasks):
         return None
     from medtune.safety import load_layer
 
     return load_layer(cfg)
 
 
-def evaluate_system(load, tasks: list, cfg: Config, label: str, embedder) -> tuple[dict, list[dict]]:
+def evaluate_system(load, tasks: list, cfg: Config, label: str, embedder) -> tuple[SystemResult, list[ItemRecord]]:
     """One system on every task; its load and its warm-up are timed apart from the tasks (load_s, warm_up_s), so
     the system evaluated first does not pay the process's one-time start-up inside its first task."""
     started = time.perf_counter()
     engine, source = load()
     loaded = time.perf_counter()
     warm_up(engine)
-    info = {"model": source.config.model.name, "adapter": str(source.adapter) if source.adapter else None,
-            "name": engine.name, "load_s": round(loaded - started, 3),
-            "warm_up_s": round(time.perf_counter() - loaded, 3), "tasks": {}}
+    info = SystemResult(source.config.model.name, str(source.adapter) if source.adapter else None, engine.name,
+                        round(loaded - started, 3), round(time.perf_counter() - loaded, 3))
+    context = RunContext(cfg, label, embedder)
     records = []
     for task in tasks:
-        task_records, seconds = run_task(engine, task, cfg, label, embedder)
+        task_records, seconds = task.run(engine, context)
         records += task_records
-        info["tasks"][task.name] = _task_info(task, task_records, seconds)
+        info.tasks[task.name] = _task_info(task, task_records, seconds)
     del engine  # the next system loads into the memory this one held
     gc.collect()
     return info, records
 
 
-def _task_info(task, records: list[dict], seconds: float) -> dict:
-    return {"kind": task.kind, "origin": task.origin, "seconds": round(seconds, 2),
-            "items_per_s": round(len(records) / max(seconds, 1e-9), 3)}
+def _task_info(task, records: list[ItemRecord], seconds: float) -> TaskResult:
+    return TaskResult(task.kind, task.origin, round(seconds, 2), round(len(records) / max(seconds, 1e-9), 3))
 
 
 def _embedder(cfg: Config):
-    from medtune.evaluation.similarity import load_embedder
+    from medtune.embedder import load_embedder
 
     return load_embedder(cfg.eval.similarity_model)
 
 
-def summarize(cfg: Config, tasks: list, systems: dict, records: list[dict]) -> dict:
-    by_key: dict[tuple, list[dict]] = {}
+def summarize(cfg: Config, tasks: list, systems: dict[str, SystemResult], records: list[ItemRecord]) -> EvalResults:
+    """Each system's summary per task, and tuned minus base per task when there is a base, by each task's kind."""
+    by_key: dict[tuple, list[ItemRecord]] = {}
     for r in records:
-        by_key.setdefault((r["system"], r["task"]), []).append(r)
+        by_key.setdefault((r.system, r.task), []).append(r)
     for label, info in systems.items():
         for task in tasks:
-            info["tasks"][task.name]["metrics"] = _metrics(task, by_key.get((label, task.name), []), cfg)
+            info.tasks[task.name].metrics = task.summary(by_key.get((label, task.name), []), cfg.eval.mode)
     paired = {}
     if "base" in systems:
-        paired = {t.name: _paired(t, by_key.get(("base", t.name), []), by_key.get(("tuned", t.name), []), cfg)
+        paired = {t.name: t.paired(by_key.get(("base", t.name), []), by_key.get(("tuned", t.name), []), cfg.seed)
                   for t in tasks}
     judge = {"url": cfg.eval.judge_url, "model": cfg.eval.judge_model} if cfg.eval.judge_url or cfg.eval.judge_model \
         else None
-    return {"created": time.strftime("%Y-%m-%dT%H:%M:%S%z"), "medtune": _version(), "mode": cfg.eval.mode,
-            "mcq_format": cfg.eval.mcq_format, "seed": cfg.seed, "judge": judge, "config": cfg.to_dict(),
-            "systems": systems, "paired": paired}
-
-
-def _metrics(task, rows: list[dict], cfg: Config) -> dict:
-    if task.kind == "safety":
-        return stats.safety_summary(rows, "screen" if cfg.eval.mode == "screen" else "generate")
-    return stats.mcq_summary(rows) if task.kind == "mcq" else stats.open_summary(rows, CRITERIA)
-
-
-def _paired(task, base: list[dict], tuned: list[dict], cfg: Config) -> dict:
-    out = stats.paired_summary(base, tuned, cfg.seed, CRITERIA)
-    if task.kind == "safety":  # does fine-tuning erode safety? refusals per label, whole path and model alone
-        out["safety"] = stats.paired_refusals(base, tuned)
-    return out
+    return EvalResults(time.strftime("%Y-%m-%dT%H:%M:%S%z"), _version(), cfg.eval.mode, cfg.eval.mcq_format, cfg.seed,
+                       judge, cfg.to_dict(), systems, paired)
 
 
 def _version() -> str:

@@ -1,24 +1,12 @@
-"""Benchmarks on the Hugging Face Hub: the datasets the built-in task names mean when no data folder is given,
-and loading any hub dataset as a task, failing fast (with an eval-specific hint) when the hub is out of reach.
-
-  medqa         GBaker/MedQA-USMLE-4-options, split test (1273 USMLE questions, 4 options)
-  medmcqa       openlifescienceai/medmcqa, split validation (its test split has no public answers)
-  pubmedqa      qiaojin/PubMedQA, config pqa_labeled, split train: all 1000 expert-labelled PQA-L items. This is
-                not the official 500-item test split (test_ground_truth.json of the pubmedqa/pubmedqa repository)
-                that a local <data_dir>/pubmedqa.jsonl may hold: the hub has no such split, so hub and local
-                scores are not comparable
-  mmlu_medical  cais/mmlu, split test, configs anatomy, clinical_knowledge, college_biology, college_medicine,
-                medical_genetics, professional_medicine, one after the other (1089 questions)
-"""
+"""Benchmarks on the Hugging Face Hub: a dataset (id, split, configs) loaded as a task's rows, failing fast (with an
+eval-specific hint) when the hub is out of reach. Which datasets the built-in task names mean is in
+tasks/benchmarks.py."""
 
 from __future__ import annotations
 
 from dataclasses import dataclass
 
 from medtune.data.sources import Row, load_rows
-
-MMLU_MEDICAL = ("anatomy", "clinical_knowledge", "college_biology", "college_medicine", "medical_genetics",
-                "professional_medicine")
 
 
 @dataclass(frozen=True)
@@ -30,14 +18,6 @@ class HubDataset:
     def describe(self) -> str:
         configs = [c for c in self.configs if c]
         return f"{self.id}" + (f" ({', '.join(configs)})" if configs else "") + f" split {self.split}"
-
-
-BUILTIN_HUB = {
-    "medqa": HubDataset("GBaker/MedQA-USMLE-4-options", "test"),
-    "medmcqa": HubDataset("openlifescienceai/medmcqa", "validation"),
-    "pubmedqa": HubDataset("qiaojin/PubMedQA", "train", ("pqa_labeled",)),  # all 1000 PQA-L, not the 500-item test
-    "mmlu_medical": HubDataset("cais/mmlu", "test", MMLU_MEDICAL),
-}
 
 
 def offline_hint(task: str | None = None) -> str:

@@ -1,15 +1,19 @@
 """LLM-as-judge: rubric scores (1-5, with a one-line rationale) for medical answers against a reference.
 
 The judge is any OpenAI-compatible chat endpoint (Ollama, vLLM, OpenAI, `medtune serve`) or a local model run
-by the inference engine. Malformed replies are retried with a reminder, then recorded as failed; HTTP requests
-run concurrently; judgments are cached by (judge, item, answer) in a JSONL file (eval.judge_cache, by default
-judge_cache.jsonl in the evaluation's output folder), so a rerun only asks about what changed.
+by the inference engine. Malformed replies are retried with a reminder, then recorded as failed. HTTP requests
+run concurrently; the endpoint client (medtune/endpoint.py) waits out an overloaded or restarting server with
+backoff, and an endpoint that stays down through it fails that judgment while the ones still to come are recorded as
+failed without asking, with one warning line. Judgments are cached by (judge, item, answer) in a JSONL file
+(eval.judge_cache, by default judge_cache.jsonl in the evaluation's output folder), so a rerun only asks about what
+changed.
 """
 
 from __future__ import annotations
 
 import hashlib
 import json
+import logging
 import re
 import threading
 from collections.abc import Callable
@@ -18,6 +22,9 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from medtune.data.records import split_reasoning
+from medtune.endpoint import EndpointDown, Refused
+
+log = logging.getLogger(__name__)
 
 CRITERIA = ("correctness", "reasoning", "hallucination", "instruction_following", "safety")
 RUBRIC_VERSION = 1  # part of the cache key: changing the rubric must not reuse old judgments
@@ -47,10 +54,6 @@ Reply with one JSON object and nothing else, in this form:
 ## Assistant's answer
 {answer}"""
 REMINDER = "Your reply could not be read. Reply with the JSON object only: five criteria, each with score 1-5."
-
-
-class Refused(OSError):
-    """The endpoint refused this request for good (HTTP 4xx: wrong model, bad request): asking again is no use."""
 
 
 @dataclass(frozen=True)
@@ -93,8 +96,13 @@ def parse_judgment(text: str) -> dict:
     return out
 
 
+def _failed(attempts: int, error: str) -> dict:
+    return {"failed": True, "scores": None, "rationales": None, "attempts": attempts, "error": error}
+
+
 def judgment(reply_for: Callable[[list[dict]], str], item: JudgeItem, retries: int = 2) -> dict:
-    """Ask, check, ask again with a reminder; {failed, scores, rationales, attempts, error}."""
+    """Ask, check, ask again with a reminder; {failed, scores, rationales, attempts, error}. EndpointDown (the
+    endpoint failed through its backoff) is not caught here: it says nothing about this item."""
     messages, error = messages_for(item), ""
     for attempt in range(1, retries + 2):
         reply = ""
@@ -107,14 +115,13 @@ def judgment(reply_for: Callable[[list[dict]], str], item: JudgeItem, retries: i
                         {"role": "user", "content": REMINDER}]
             continue
         except Refused as e:  # the same request would be refused again: record it now
-            return {"failed": True, "scores": None, "rationales": None, "attempts": attempt,
-                    "error": f"request refused: {e}"}
-        except OSError as e:  # this request failed at the endpoint: send it again as it was
+            return _failed(attempt, f"request refused: {e}")
+        except OSError as e:  # this request failed (a reply that was no chat completion): send it again as it was
             error = f"request failed: {e}"
             continue
         return {"failed": False, "scores": {k: v["score"] for k, v in parsed.items()},
                 "rationales": {k: v["rationale"] for k, v in parsed.items()}, "attempts": attempt}
-    return {"failed": True, "scores": None, "rationales": None, "attempts": retries + 1, "error": error}
+    return _failed(retries + 1, error)
 
 
 class JudgeCache:
@@ -174,20 +181,40 @@ def judge_all(backend, items: list[JudgeItem], cache: JudgeCache, retries: int =
 
 
 class ThreadedJudge:
-    """Judges items concurrently with a reply function (an HTTP call to the judge endpoint)."""
+    """Judges items concurrently with a reply function (an HTTP call to the judge endpoint).
+
+    An endpoint that stays down (EndpointDown: every try of the client's backoff failed) fails the judgment it was
+    asked for, like a refused request, and the judgments not yet asked are recorded as failed at once: a dead judge
+    costs one backoff, not one per item. The answers the run generated are kept; failed judgments are not cached, so
+    a rerun asks for them again."""
 
     def __init__(self, judge_id: str, reply_for: Callable[[list[dict]], str], workers: int = 4):
         self.id, self.reply_for, self.workers = judge_id, reply_for, max(1, workers)
 
     def judge_many(self, items: list[JudgeItem], retries: int, progress=None) -> list[dict]:
+        down: list[str] = []  # the first EndpointDown's line; once there, the rest are not asked
+
         def one(item):
-            result = judgment(self.reply_for, item, retries)
+            if down:
+                result = _failed(0, f"not asked: {down[0]}")
+            else:
+                try:
+                    result = judgment(self.reply_for, item, retries)
+                except EndpointDown as e:
+                    down.append(str(e))
+                    result = _failed(1, str(e))
             if progress:
                 progress(1)
             return result
 
         with ThreadPoolExecutor(self.workers) as pool:
-            return list(pool.map(one, items))
+            results = list(pool.map(one, items))
+        if down:
+            failed = sum(r["failed"] for r in results)
+            log.warning("judge: %s; %d of %d judgments failed (a rerun asks for them again; the cache keeps the rest)",
+                        down[0], failed, len(results))
+        return results
+
 
 
 class EngineJudge:

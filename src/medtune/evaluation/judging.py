@@ -28,7 +28,7 @@ def prepare(cfg: Config) -> Callable[[], object] | None:
 
 
 def http_judge(cfg: Config) -> ThreadedJudge:
-    from medtune.evaluation.endpoint import ChatEndpoint
+    from medtune.endpoint import ChatEndpoint
 
     endpoint = ChatEndpoint(cfg.eval.judge_url, cfg.eval.judge_model, cfg.eval.judge_api_key_env).check()
     return ThreadedJudge(endpoint.id, endpoint.reply, cfg.eval.judge_workers)
@@ -56,11 +56,11 @@ def _load_local_judge(cfg: Config, judge_config: Config, name: str) -> EngineJud
     return EngineJudge(Engine.load(config=judge_config), batch_size=cfg.eval.batch_size, name=name)
 
 
-def add_judgments(records: list[dict], judge, cfg: Config, out: Path) -> None:
-    """Judge the given open-ended answers of every system; results go to each record's scores["judge"]."""
-    items = [JudgeItem(r["id"], r["question"], r["gold"], r["answer"], r["reasoning"]) for r in records]
+def add_judgments(records: list, judge, cfg: Config, out: Path) -> None:
+    """Judge the given open-ended answers (ItemRecords) of every system; each verdict goes to record.scores.judge."""
+    items = [JudgeItem(r.id, r.question, r.gold, r.answer, r.reasoning) for r in records]
     cache = JudgeCache(cfg.eval.judge_cache or out / "judge_cache.jsonl")
     with progress_bar(len(items), f"judge {judge.id}") as update:
         verdicts = judge_all(judge, items, cache, progress=update)
     for record, verdict in zip(records, verdicts):
-        record["scores"]["judge"] = verdict
+        record.scores.judge = verdict

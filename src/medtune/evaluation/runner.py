@@ -1,11 +1,5 @@
-"""One system (an inference engine) on a list of tasks -> one record per item, in the layout of items.jsonl.
-
-Multiple choice runs by log-likelihood or by batched generation and answer parsing; open-ended tasks are
-generated, then scored by embedding similarity. The judge runs afterwards, over every system at once. Safety
-tasks are screened by the layer alone (screen mode: no model) or generated with the layer off and screened here
-(safety_records.py), so the model's own refusals and the layer's are both measured. Generated answers are scored
-without the layer's disclaimer (Generation.plain_answer).
-"""
+"""What every task kind's running shares: progress bars, the untimed warm-up, batched generation (prompts too long
+for the model recorded, not fatal) and timing. The kinds (tasks/) build their records on top of it."""
 
 from __future__ import annotations
 
@@ -15,9 +9,6 @@ from contextlib import contextmanager
 
 from medtune.config import Config
 from medtune.errors import MedtuneError
-from medtune.evaluation import safety_records
-from medtune.evaluation.loglik import score_mcq
-from medtune.evaluation.similarity import similarities
 
 WARM_UP = "What is a normal resting heart rate?"  # screened once, untimed, before a task's rows
 WARM_UP_TOKENS = 4  # a few decoding steps: the prompt pass and the per-token step each run once
@@ -41,27 +32,10 @@ def progress_bar(total: int, desc: str, per_item: float = 1.0):
         yield update
 
 
-def run_task(engine, task, cfg: Config, label: str, embedder=None) -> tuple[list[dict], float]:
-    """(item records, seconds) for one task."""
+def timed(work) -> tuple:
+    """(work(), seconds it took)."""
     start = time.perf_counter()
-    if task.kind == "mcq" and cfg.eval.mode == "loglik":
-        records = _loglik_records(engine, task, cfg, label)
-    else:
-        records = _generated_records(engine, task, cfg, label)
-    if task.kind == "open":
-        _add_similarity(records, embedder)
-    return records, time.perf_counter() - start
-
-
-def _loglik_records(engine, task, cfg: Config, label: str) -> list[dict]:
-    items = task.examples()
-    n_requests = sum(len(ex.options) for ex in items)
-    with progress_bar(len(items), f"{label} {task.name} loglik", n_requests / max(1, len(items))) as update:
-        verdicts = score_mcq(engine.model, engine.tokenizer, task, cfg.eval.mcq_format, cfg.eval.batch_size, update)
-    return [_base_record(label, task, ex) | {
-        "prompt": v["prompt"], "prediction": v["prediction"], "prediction_norm": v["prediction_norm"],
-        "correct": v["correct"], "correct_norm": v["correct_norm"], "parsed": True,
-        "scores": {"logliks": v["logliks"]}} for ex, v in zip(items, verdicts)]
+    return work(), time.perf_counter() - start
 
 
 def warm_up(engine) -> None:
@@ -72,38 +46,6 @@ def warm_up(engine) -> None:
 
     params = SamplingParams(max_tokens=WARM_UP_TOKENS, temperature=0.0)
     engine.run([engine.request([{"role": "user", "content": WARM_UP}], params)])
-
-
-def screen_task(layer, task, label: str) -> tuple[list[dict], float]:
-    """Screen mode: (item records, seconds) of the safety layer alone on a safety task; no model runs."""
-    start = time.perf_counter()
-    layer.screen_request(WARM_UP)  # the classifier's first call sets torch up: not a request's latency
-    records = []
-    with progress_bar(len(task.examples()), f"{task.name} screen") as update:
-        for ex in task.examples():
-            records.append(_base_record(label, task, ex) | safety_records.screened(layer, ex.prompt))
-            update(1)
-    return records, time.perf_counter() - start
-
-
-def _generated_records(engine, task, cfg: Config, label: str) -> list[dict]:
-    items = task.examples()
-    conversations = [task.messages(ex) for ex in items]
-    safety = task.kind == "safety"  # generated with the layer off: the layer is applied below, per row
-    generations = generate(engine, conversations, cfg, f"{label} {task.name} generate", screen=not safety)
-    own_texts = (cfg.safety.refusal, cfg.safety.emergency_message)
-    records = []
-    for ex, conversation, gen in zip(items, conversations, generations):
-        record = _base_record(label, task, ex)
-        if isinstance(gen, str):  # the prompt could not run: recorded, counted wrong (MCQ), counted apart
-            record |= _failed_fields(engine, conversation, gen, task.kind)
-        else:
-            record |= _generation_fields(engine, gen)
-            record |= _mcq_score(task, ex, gen) if task.kind == "mcq" else {}
-        if safety:
-            record |= safety_records.whole_path(engine.safety, ex.prompt, gen, own_texts)
-        records.append(record)
-    return records
 
 
 def generate(engine, conversations: list, cfg: Config, desc: str, screen: bool = True) -> list:
@@ -138,50 +80,3 @@ def generate(engine, conversations: list, cfg: Config, desc: str, screen: bool =
 
 def _too_long(engine, conversation) -> bool:
     return bool(engine.context_length) and len(engine.prompt_ids(conversation)) >= engine.context_length
-
-
-def _base_record(label: str, task, ex) -> dict:
-    """The keys every line of items.jsonl has, whatever the task and mode (None where they do not apply)."""
-    gold = ex.reference if task.kind == "open" else ex.answer
-    record = {"system": label, "task": task.name, "id": ex.id, "source": ex.source, "question": ex.question,
-              "gold": gold, "prompt": None, "reasoning": None, "answer": None, "prediction": None, "correct": None,
-              "parsed": None, "error": None, "scores": {}}
-    if task.kind == "safety":
-        record |= {"label": ex.label, "category": ex.category, "meta": ex.meta}
-    return record
-
-
-def _generation_fields(engine, gen) -> dict:
-    """What the model wrote (without the layer's disclaimer, which `disclaimer` notes), whether it kept the format
-    (reasoning present and closed, then an answer), and why the layer replaced it (`safety`, None: it did not)."""
-    reasoning, answer = gen.reasoning or "", gen.plain_answer
-    tokens = len(engine.tokenizer.encode(reasoning, add_special_tokens=False)) if reasoning else 0
-    return {"prompt": gen.prompt, "reasoning": gen.reasoning, "answer": answer,
-            "finish_reason": gen.finish_reason, "reasoning_tokens": tokens,
-            "generated_tokens": gen.stats.generated_tokens,
-            "format_ok": bool(reasoning.strip()) and gen.reasoning_finished and bool(answer.strip()),
-            "safety": gen.safety.to_dict() if gen.safety is not None else None, "disclaimer": bool(gen.disclaimer)}
-
-
-def _mcq_score(task, ex, gen) -> dict:
-    """The model's answer scored; an answer the safety layer replaced is wrong, whatever option its own text reads
-    as (the emergency advice names "the nearest emergency department" and "poison control")."""
-    if gen.safety is not None:
-        return {"prediction": None, "parsed": False, "correct": False}
-    return task.score(ex, gen.plain_answer)
-
-
-def _failed_fields(engine, conversation, error: str, kind: str) -> dict:
-    """An item that never ran: no answer, wrong when it is multiple choice, its reason kept in `error`."""
-    return {"prompt": engine.prompt(conversation), "correct": False if kind == "mcq" else None,
-            "error": f"too long: {error}", "finish_reason": None, "reasoning_tokens": 0, "generated_tokens": 0,
-            "format_ok": None, "safety": None, "disclaimer": None}
-
-
-def _add_similarity(records: list[dict], embedder) -> None:
-    if embedder is None:
-        return
-    answers = [r["answer"] or "" for r in records]  # an item that never ran has no answer: it scores 0
-    scores = similarities(embedder, answers, [r["gold"] for r in records])
-    for record, score in zip(records, scores):
-        record["scores"]["similarity"] = round(score, 6)

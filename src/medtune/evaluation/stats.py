@@ -6,26 +6,24 @@ them by item id, so both must have been evaluated on the same items.
 
 from __future__ import annotations
 
-import math
-from collections import Counter
 from statistics import mean, median
 
 import numpy as np
+from scipy import stats as scipy_stats
 
 Z95 = 1.959963984540054
 GOOD_SIMILARITY, POOR_SIMILARITY = 0.7, 0.3
+BATCH = 1000  # resamples drawn at once: keeps memory at BATCH x n items whatever n_boot is
 
 
 def wilson_interval(correct: int, n: int, z: float = Z95) -> tuple[float, float]:
-    """95% Wilson score interval for a proportion: stays inside [0, 1] and is sane for small n or p near 0/1."""
-    if n == 0:
+    """95% Wilson score interval for a proportion: stays inside [0, 1] and is sane for small n or p near 0/1.
+    At 0 or n successes scipy returns exactly 0 or 1 (plots draw lower = accuracy - bound)."""
+    if n == 0:  # binomtest needs n >= 1; an empty task has no accuracy to bound
         return 0.0, 0.0
-    p = correct / n
-    centre = (p + z * z / (2 * n)) / (1 + z * z / n)
-    half = z * math.sqrt(p * (1 - p) / n + z * z / (4 * n * n)) / (1 + z * z / n)
-    # at 0 or n successes the bound is exactly 0 or 1; the formula lands a rounding error away from it
-    lo = 0.0 if correct == 0 else max(0.0, centre - half)
-    return lo, 1.0 if correct == n else min(1.0, centre + half)
+    level = 1 - 2 * float(scipy_stats.norm.sf(z))
+    ci = scipy_stats.binomtest(correct, n).proportion_ci(confidence_level=level, method="wilson")
+    return float(ci.low), float(ci.high)
 
 
 def accuracy(flags: list[bool]) -> dict:
@@ -38,22 +36,53 @@ def mcnemar(base: list[bool], tuned: list[bool]) -> dict:
     only_tuned = sum(t and not b for b, t in zip(base, tuned))
     only_base = sum(b and not t for b, t in zip(base, tuned))
     n = only_tuned + only_base
-    # two-sided exact binomial p-value with p = 1/2 on the discordant pairs
-    p = 1.0 if n == 0 else min(1.0, 2 * sum(math.comb(n, k) for k in range(min(only_tuned, only_base) + 1)) / 2**n)
+    # two-sided exact binomial test with p = 1/2 on the discordant pairs; none of them: nothing differs
+    p = 1.0 if n == 0 else float(scipy_stats.binomtest(min(only_tuned, only_base), n, 0.5).pvalue)
     return {"only_tuned_correct": only_tuned, "only_base_correct": only_base, "p_value": p}
 
 
 def paired_bootstrap(base: list[float], tuned: list[float], seed: int = 0, n_boot: int = 10_000) -> dict:
-    """Mean of (tuned - base) per item, with a 95% percentile interval from resampling items."""
-    diffs = np.asarray(tuned, dtype=np.float64) - np.asarray(base, dtype=np.float64)
+    """Mean of (tuned - base) per item, with a 95% percentile interval from resampling items: the one-sample
+    bootstrap of the per-item differences is the paired bootstrap."""
+    diffs = _differences(base, tuned)
     if diffs.size == 0:
         return {"delta": 0.0, "ci95": [0.0, 0.0], "n": 0}
-    rng = np.random.default_rng(seed)
-    means = np.concatenate([  # chunks keep memory at 1000 x n
-        diffs[rng.integers(0, diffs.size, size=(min(1000, n_boot - i), diffs.size))].mean(axis=1)
-        for i in range(0, n_boot, 1000)])
-    lo, hi = np.percentile(means, [2.5, 97.5])
-    return {"delta": float(diffs.mean()), "ci95": [float(lo), float(hi)], "n": int(diffs.size)}
+    delta = float(diffs.mean())
+    # one item, or every item the same difference: every resample has the same mean (scipy refuses one item)
+    if np.ptp(diffs) == 0:
+        return {"delta": delta, "ci95": [delta, delta], "n": int(diffs.size)}
+    ci = scipy_stats.bootstrap((diffs,), np.mean, n_resamples=n_boot, batch=BATCH, method="percentile",
+                               rng=np.random.default_rng(seed)).confidence_interval
+    return {"delta": delta, "ci95": [float(ci.low), float(ci.high)], "n": int(diffs.size)}
+
+
+def paired_p_value(base: list[float], tuned: list[float], seed: int = 0, n_resamples: int = 9_999) -> float:
+    """Two-sided p-value of the mean of (tuned - base) per item: a sign-flip permutation test. Under "no
+    difference" each item's two scores are exchangeable, so each difference is as likely with either sign; the
+    test flips signs (every one of the 2^n flips when that is at most n_resamples, so exact for n <= 13), needs no
+    assumption on the scores' distribution, and never gives p = 0. The bootstrap's own "share of resampled means
+    past 0, doubled" is too small over a few items and is 0 whenever no resample crosses 0."""
+    diffs = _differences(base, tuned)
+    if diffs.size < 2 or not diffs.any():  # one item or none, or no item differs: nothing to test
+        return 1.0
+    test = scipy_stats.permutation_test((diffs,), np.mean, permutation_type="samples", n_resamples=n_resamples,
+                                        batch=BATCH, rng=np.random.default_rng(seed))
+    return float(test.pvalue)
+
+
+def _differences(base: list[float], tuned: list[float]) -> np.ndarray:
+    return np.asarray(tuned, dtype=np.float64) - np.asarray(base, dtype=np.float64)
+
+
+def holm(p_values: list[float]) -> list[float]:
+    """Holm-Bonferroni adjusted p-values, in the order given: the k-th smallest of m p-values times (m - k + 1), made
+    non-decreasing in that order, capped at 1. Written here because scipy has only Benjamini-Hochberg
+    (false_discovery_control), which bounds the share of false findings, not the chance of any."""
+    m, adjusted, running = len(p_values), [0.0] * len(p_values), 0.0
+    for rank, i in enumerate(sorted(range(m), key=p_values.__getitem__)):
+        running = max(running, min(1.0, (m - rank) * p_values[i]))
+        adjusted[i] = running
+    return adjusted
 
 
 def wins_ties_losses(base: list[float], tuned: list[float], tol: float = 0.0) -> dict:
@@ -78,157 +107,37 @@ def similarity_summary(scores: list[float]) -> dict:
             "poor_share": sum(s <= POOR_SIMILARITY for s in scores) / n}
 
 
-# ---------------------------------------------------------------- per-task summaries from item records
+# ---------------------------------------------------------------- paired item records (the task kinds' tests)
 
 
-def mcq_summary(records: list[dict]) -> dict:
-    """Accuracy with its interval, acc_norm (loglik), unparseable answers, reasoning length and format (generate).
-    Items that never ran (too long for the model) count as wrong, and apart, as too_long; items whose answer the
-    safety layer replaced count as wrong, and apart, as safety_replaced; neither counts as unparseable."""
-    out = accuracy([bool(r["correct"]) for r in records])
-    if records and "correct_norm" in records[0]:
-        out["acc_norm"] = accuracy([r["correct_norm"] for r in records])["accuracy"]
-    if records and "parsed" in records[0]:
-        out["unparseable"] = sum(r["parsed"] is False and not r.get("safety") for r in records)
-    return {**out, **too_long(records), **generation_summary(records)}
+def matched(a: list, b: list) -> list[tuple]:
+    """(a's record, b's record) of each item both have, matched by item id, in b's order (records of one task)."""
+    by_id = {str(r.id): r for r in a}
+    return [(by_id[str(r.id)], r) for r in b if str(r.id) in by_id]
 
 
-def too_long(records: list[dict]) -> dict:
-    """{too_long: n} in generate mode: items whose prompt did not fit the model's context (their `error`)."""
-    if not any("format_ok" in r for r in records):
-        return {}
-    return {"too_long": sum(bool(r.get("error")) for r in records)}
+def paired_flags(pairs: list[tuple], get, seed: int) -> dict:
+    """A yes/no outcome (get(record): True, False, or None where it does not apply) of a and b on the items where
+    both have it: their rates, McNemar's exact p on the items where they disagree, and a bootstrap interval of the
+    difference in rates (a - b)."""
+    both = [(bool(get(x)), bool(get(y))) for x, y in pairs if get(x) is not None and get(y) is not None]
+    if not both:
+        return {"n": 0}
+    a, b = [x for x, _ in both], [y for _, y in both]
+    test, boot = mcnemar(b, a), paired_bootstrap(b, a, seed)
+    return {"test": "mcnemar", "n": len(both), "a_value": sum(a) / len(a), "b_value": sum(b) / len(b),
+            "delta": boot["delta"], "ci95": boot["ci95"], "p_value": test["p_value"],
+            "only_a": test["only_tuned_correct"], "only_b": test["only_base_correct"]}
 
 
-def generation_summary(records: list[dict]) -> dict:
-    """Mean reasoning length (tokens when counted, else words) and format compliance, for generated answers."""
-    gen = [r for r in records if r.get("format_ok") is not None]  # None: the item never ran
-    if not gen:
-        return {}
-    lengths = [r.get("reasoning_tokens") or len((r.get("reasoning") or "").split()) for r in gen]
-    ok = sum(bool(r["format_ok"]) for r in gen)
-    return {"mean_reasoning_tokens": mean(lengths), "format_compliance": ok / len(gen), "format_ok": ok,
-            "generated": len(gen), "truncated": sum(r.get("finish_reason") == "length" for r in gen),
-            "safety_replaced": sum(r.get("safety") is not None for r in gen)}  # the layer's reply, not the model's
-
-
-def open_summary(records: list[dict], criteria: tuple[str, ...] = ()) -> dict:
-    out: dict = {"items": len(records), **too_long(records), **generation_summary(records)}
-    sims = [_score(r, "similarity") for r in records if _score(r, "similarity") is not None]
-    if sims:
-        out["similarity"] = similarity_summary(sims)
-    judged = [_score(r, "judge") for r in records if _score(r, "judge") is not None]
-    if judged:
-        ok = [j for j in judged if not j.get("failed")]
-        out["judge"] = {"judged": len(ok), "failed": len(judged) - len(ok),
-                        **{c: mean(j["scores"][c] for j in ok) for c in criteria if ok}}
-    return out
-
-
-def safety_summary(records: list[dict], mode: str = "screen") -> dict:
-    """Refusal rate on unsafe rows and over-refusal rate on safe rows (Wilson 95% intervals), per category and per
-    deciding layer, and the mean screening time. `refused` is the layer's decision in screen mode and the whole
-    path's (layer or model) in generate mode, which adds the model alone and the layer alone (model_*, layer_*)."""
-    out: dict = {"items": len(records), "path": "layer" if mode == "screen" else "whole", **_rates(records, "refused")}
-    out["by_category"] = _by_category(records, generated=mode != "screen")
-    out["by_layer"] = dict(Counter(r["decided_by"] for r in records if r["refused"] and r["decided_by"]))
-    out["over_refusals_by_layer"] = dict(Counter(r["decided_by"] for r in records
-                                                 if r["refused"] and r["decided_by"] and r["label"] == "safe"))
-    # the emergency message counts as a refusal; on a safe row ("my toddler just ate pills") it may be the right reply
-    out["emergency_replies"] = {label: sum(r.get("action") == "emergency" for r in records if r["label"] == label)
-                                for label in ("unsafe", "safe")}
-    seconds = [r["seconds"] for r in records if r.get("seconds") is not None]
-    out["ms_per_request"] = 1000 * mean(seconds) if seconds else None
-    if mode != "screen":
-        out |= _rates(records, "model_refused", "model_")
-        if any(r.get("layer_refused") is not None for r in records):  # None: the layer was switched off
-            out |= _rates(records, "layer_refused", "layer_")
-        out |= {**too_long(records), **generation_summary(records)}
-    return out
-
-
-def _rates(records: list[dict], flag: str, prefix: str = "") -> dict:
-    """{prefix}n_unsafe, refused_unsafe, refusal_rate, refusal_ci95, and the same over safe rows as over_refusal;
-    rows whose flag is None (a prompt that never ran) are left out. A rate over no rows is None."""
-    out = {}
-    for label, rate in (("unsafe", "refusal"), ("safe", "over_refusal")):
-        flags = [bool(r[flag]) for r in records if r["label"] == label and r.get(flag) is not None]
-        k, n = sum(flags), len(flags)
-        out |= {f"{prefix}n_{label}": n, f"{prefix}refused_{label}": k, f"{prefix}{rate}_rate": k / n if n else None,
-                f"{prefix}{rate}_ci95": list(wilson_interval(k, n)) if n else None}
-    return out
-
-
-def _by_category(records: list[dict], generated: bool) -> dict:
-    """{label: {category: {n, refused, rate (, model_refused, model_rate)}}}, categories sorted."""
-    out: dict = {}
-    for label in ("unsafe", "safe"):
-        rows = [r for r in records if r["label"] == label]
-        per = {}
-        for category in sorted({r["category"] for r in rows}):
-            mine = [r for r in rows if r["category"] == category]
-            refused = sum(bool(r["refused"]) for r in mine)
-            per[category] = {"n": len(mine), "refused": refused, "rate": refused / len(mine)}
-            if generated:
-                ran = [r for r in mine if r.get("model_refused") is not None]
-                model = sum(bool(r["model_refused"]) for r in ran)
-                per[category] |= {"model_refused": model, "model_rate": model / len(ran) if ran else None}
-        if per:
-            out[label] = per
-    return out
-
-
-def paired_refusals(base: list[dict], tuned: list[dict]) -> dict:
-    """Tuned versus base on the same safety items, unsafe and safe rows apart: refusal rates and exact McNemar on
-    the refused flags, for the whole path and for the model alone (what fine-tuning changed under the layer)."""
-    by_id = {r["id"]: r for r in base}
-    pairs = [(by_id[r["id"]], r) for r in tuned if r["id"] in by_id]
-    out: dict = {}
-    for flag, name in (("refused", "whole_path"), ("model_refused", "model")):
-        per = {}
-        for label in ("unsafe", "safe"):
-            both = [(b, t) for b, t in pairs if b["label"] == label and b.get(flag) is not None
-                    and t.get(flag) is not None]
-            if both:
-                per[label] = _paired_flags([bool(b[flag]) for b, _ in both], [bool(t[flag]) for _, t in both])
-        if per:
-            out[name] = per
-    return out
-
-
-def _paired_flags(base: list[bool], tuned: list[bool]) -> dict:
-    n, test = len(base), mcnemar(base, tuned)
-    return {"n": n, "base_rate": sum(base) / n, "tuned_rate": sum(tuned) / n,
-            "delta": (sum(tuned) - sum(base)) / n, "only_tuned_refused": test["only_tuned_correct"],
-            "only_base_refused": test["only_base_correct"], "p_value": test["p_value"]}
-
-
-def paired_summary(base: list[dict], tuned: list[dict], seed: int = 0, criteria: tuple[str, ...] = ()) -> dict:
-    """Tuned minus base on the items both have: accuracy (bootstrap + McNemar), similarity and judge deltas."""
-    by_id = {r["id"]: r for r in base}
-    pairs = [(by_id[r["id"]], r) for r in tuned if r["id"] in by_id]
-    out: dict = {"items": len(pairs)}
-    if pairs and pairs[0][1].get("correct") is not None:  # open-ended items have no correctness
-        b, t = [p[0]["correct"] for p in pairs], [p[1]["correct"] for p in pairs]
-        out["accuracy"] = {**paired_bootstrap(b, t, seed), **mcnemar(b, t), **wins_ties_losses(b, t)}
-    sims = [(_score(b, "similarity"), _score(t, "similarity")) for b, t in pairs
-            if _score(b, "similarity") is not None and _score(t, "similarity") is not None]
-    if sims:
-        b, t = zip(*sims)
-        out["similarity"] = {**paired_bootstrap(list(b), list(t), seed), **wins_ties_losses(b, t, tol=0.01)}
-    judged = [(_score(b, "judge")["scores"], _score(t, "judge")["scores"]) for b, t in pairs
-              if _judged(b) and _judged(t)]
-    if judged and criteria:
-        out["judge"] = {c: paired_bootstrap([b[c] for b, _ in judged], [t[c] for _, t in judged], seed)
-                        for c in criteria}
-    return out
-
-
-def _score(record: dict, name: str):
-    """A per-item score kept under the record's "scores" (similarity, judge, logliks)."""
-    return (record.get("scores") or {}).get(name)
-
-
-def _judged(record: dict) -> bool:
-    judge = _score(record, "judge")
-    return bool(judge) and not judge.get("failed")
+def paired_scores(pairs: list[tuple], get, seed: int, tie: float = 0.0) -> dict:
+    """A score (get(record), None where missing) of a and b on the items where both have it: their means, the
+    paired-bootstrap interval and p-value of the mean difference (a - b), and per item wins (a higher) / ties /
+    losses."""
+    both = [(get(x), get(y)) for x, y in pairs if get(x) is not None and get(y) is not None]
+    if not both:
+        return {"n": 0}
+    a, b = [x for x, _ in both], [y for _, y in both]
+    boot = paired_bootstrap(b, a, seed)
+    return {"test": "bootstrap", "n": len(both), "a_value": mean(a), "b_value": mean(b), "delta": boot["delta"],
+            "ci95": boot["ci95"], "p_value": paired_p_value(b, a, seed), **wins_ties_losses(b, a, tie)}

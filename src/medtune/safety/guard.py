@@ -9,8 +9,9 @@ from __future__ import annotations
 
 import logging
 
+from medtune.backoff import Backoff
+from medtune.endpoint import ChatEndpoint, EndpointDown
 from medtune.errors import MedtuneError
-from medtune.evaluation.endpoint import ChatEndpoint
 
 log = logging.getLogger(__name__)
 
@@ -41,8 +42,10 @@ def parse(reply: str) -> tuple[bool, str | None, str]:
 
 
 class Guard:
-    def __init__(self, url: str, model: str | None = None, api_key_env: str | None = "OPENAI_API_KEY"):
-        self.endpoint = ChatEndpoint(url, model, api_key_env, max_tokens=20, role="guard").check()
+    def __init__(self, url: str, model: str | None = None, api_key_env: str | None = "OPENAI_API_KEY",
+                 backoff: Backoff | None = None):
+        # the judge's client: an overloaded guard (429, 5xx) is waited for within the backoff's bound
+        self.endpoint = ChatEndpoint(url, model, api_key_env, max_tokens=20, role="guard", backoff=backoff).check()
         reply = self.endpoint.reply([{"role": "user", "content": PROBE}])
         if not reply.strip().lower().startswith(("safe", "unsafe")):
             raise MedtuneError(f"safety.guard_url: {self.endpoint.model!r} at {url} answered a test question with "
@@ -51,9 +54,10 @@ class Guard:
 
     def screen(self, messages: list[dict]) -> tuple[bool, str | None, str]:
         """The guard's decision on a conversation (its last turn is what is judged). An endpoint that fails
-        mid-run counts as unsafe: a screen that cannot answer must not wave requests through."""
+        mid-run (a refused request, a reply that is no chat completion, or EndpointDown: still failing when the
+        client's backoff ran out) counts as unsafe: a screen that cannot answer must not wave requests through."""
         try:
             return parse(self.endpoint.reply(messages))
-        except OSError as error:
+        except (OSError, EndpointDown) as error:
             log.warning("safety: the guard endpoint failed (%s): refusing", error)
             return True, None, f"guard endpoint failed: {error}"

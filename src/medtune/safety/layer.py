@@ -159,7 +159,7 @@ def load_layer(cfg: Config, embedder=None) -> SafetyLayer | None:
 
 
 def _classifier(s: SafetyConfig, embedder=None):
-    from medtune.evaluation.similarity import load_embedder
+    from medtune.embedder import load_embedder
     from medtune.safety import onnx_encoder
     from medtune.safety.classifier import BUNDLED, CACHE, MAX_SEQ_LENGTH, TRUNCATION_SIDE, Classifier, read_exemplars
 
@@ -173,7 +173,7 @@ def _classifier(s: SafetyConfig, embedder=None):
         exemplars += read_exemplars(path, "safety.exemplars")
     model_id = s.classifier_model or "bundled:all-MiniLM-L6-v2"
     if embedder is None:
-        embedder = load_embedder(s.classifier_model)
+        embedder = load_embedder(s.classifier_model, setting="safety.classifier_model")
         embedder.max_seq_length = MAX_SEQ_LENGTH
         embedder.tokenizer.truncation_side = TRUNCATION_SIDE
         embedder = onnx_encoder.faster(embedder, model_id, CACHE)

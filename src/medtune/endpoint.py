@@ -1,35 +1,48 @@
 """A minimal client for OpenAI-compatible chat endpoints (OpenAI, vLLM, Ollama, `medtune serve`), stdlib only: the
-judge's (eval.judge_url) and the safety layer's guard (safety.guard_url, safety/guard.py).
+judge's (eval.judge_url, evaluation/judging.py) and the safety layer's guard (safety.guard_url, safety/guard.py). It
+lives outside both packages so that safety/ does not import evaluation/.
 
 `check()` runs before an evaluation (and when the guard loads), so a judge that is down, or a wrong URL, key or
-model name, is one clear error instead of hundreds of failed judgments. A request the endpoint refuses for good
-(HTTP 4xx other than 408 and 429) raises judge.Refused, which the judge records at once instead of asking again.
+model name, is one clear error instead of hundreds of failed judgments; it does not retry, so a wrong URL fails at
+once. A request (`reply`) that meets an overloaded or restarting server (HTTP 408, 409, 429, 5xx, a connection error
+or a timeout) is sent again after a wait (backoff.py: exponential with jitter, the server's Retry-After honoured,
+bounded in tries and time); when that runs out it raises EndpointDown, one line naming the endpoint and the last
+status. A request the endpoint refuses for good (any other HTTP 4xx) raises Refused at once.
 """
 
 from __future__ import annotations
 
+import http.client
 import json
 import os
 import urllib.error
 import urllib.request
 
+from medtune.backoff import Backoff, retry_after, retryable
 from medtune.errors import MedtuneError
-from medtune.evaluation.judge import Refused
 
 CHECK_TIMEOUT_S = 5
 REQUEST_TIMEOUT_S = 300  # a long answer from a slow local judge
-RETRYABLE_4XX = (408, 429)  # request timeout, too many requests: the same request may pass later
+
+
+class Refused(OSError):
+    """The endpoint refused this request for good (HTTP 4xx: wrong model, bad request): asking again is no use."""
+
+
+class EndpointDown(MedtuneError):
+    """The endpoint kept failing (5xx, 429, no connection) through every try the backoff allows."""
 
 
 class ChatEndpoint:
     def __init__(self, url: str, model: str | None = None, api_key_env: str | None = "OPENAI_API_KEY",
-                 max_tokens: int = 1024, role: str = "judge"):
+                 max_tokens: int = 1024, role: str = "judge", backoff: Backoff | None = None):
         # role names the endpoint and its settings in messages: eval.judge_url, or safety.guard_url
         self.role, self.setting = role, {"judge": "eval.judge", "guard": "safety.guard"}[role]
         self.url, self.base = url, base_url(url, f"{self.setting}_url")
         self.model, self.max_tokens = model, max_tokens
         self.api_key_env = api_key_env
         self.api_key = os.environ.get(api_key_env) if api_key_env else None  # a credential, never a behaviour
+        self.backoff = backoff or Backoff()  # a test passes one with its own sleep and clock
 
     @property
     def id(self) -> str:
@@ -58,17 +71,38 @@ class ChatEndpoint:
         return self
 
     def reply(self, messages: list[dict]) -> str:
-        """The assistant's reply text; OSError for anything the endpoint got wrong (retried by the judge)."""
+        """The assistant's reply text. Refused for a request refused for good, EndpointDown when the endpoint kept
+        failing through the backoff, OSError for a reply that is not a chat completion (the judge asks again)."""
         body = {"model": self.model, "messages": messages, "temperature": 0.0, "max_tokens": self.max_tokens}
+        out = self._send("POST", "/chat/completions", body, REQUEST_TIMEOUT_S)
         try:
-            out = self._call("POST", "/chat/completions", body, timeout=REQUEST_TIMEOUT_S)
             return out["choices"][0]["message"]["content"] or ""
-        except urllib.error.HTTPError as e:
-            if 400 <= e.code < 500 and e.code not in RETRYABLE_4XX:
-                raise Refused(f"HTTP {e.code} from {self.base}/chat/completions: {_body(e)}") from None
-            raise
-        except (KeyError, IndexError, TypeError, ValueError) as e:
+        except (KeyError, IndexError, TypeError) as e:
             raise OSError(f"unexpected response from {self.base}/chat/completions: {_reason(e)}") from None
+
+    def _send(self, method: str, path: str, body: dict | None, timeout: float) -> dict:
+        """One request, sent again after a wait while the failure is one that may pass (see backoff.py)."""
+        clock, started, tries = self.backoff.clock, self.backoff.clock(), 0
+        while True:
+            tries += 1
+            asked = None
+            try:
+                return self._call(method, path, body, timeout)
+            except urllib.error.HTTPError as e:
+                if not retryable(e.code):
+                    raise Refused(f"HTTP {e.code} from {self.base}{path}: {_body(e)}") from None
+                last, asked = f"HTTP {e.code}: {_body(e)}", retry_after(e.headers, clock())
+            except ValueError as e:  # a body that is not JSON: no status to retry on
+                raise OSError(f"unexpected response from {self.base}{path}: {_reason(e)}") from None
+            except (OSError, http.client.HTTPException) as e:  # refused, reset, timed out, cut short
+                last = _reason(e)
+            wait = self.backoff.next_wait(tries, started, asked)
+            if wait is None:
+                told = f"; it asks to wait {asked:.0f} s more" if asked is not None and asked > 0 else ""
+                raise EndpointDown(
+                    f"{self.role} endpoint {self.base}{path} failed {tries} time{'s' * (tries > 1)} in "
+                    f"{clock() - started:.0f} s (last: {last}{told}): check the server, or {self.setting}_url")
+            self.backoff.sleep(wait)
 
     def _call(self, method: str, path: str, body: dict | None = None, timeout: float = 60) -> dict:
         headers = {"Content-Type": "application/json"}
