@@ -226,6 +226,53 @@ DEFAULT_EMERGENCY = (
 )
 
 
+# The layer's replies in the other languages it screens: the request's language picks them, English otherwise.
+# Crisis lines by country differ; these name the EU-wide 112 and a national line of the language's largest
+# European country.
+DEFAULT_TRANSLATIONS = {
+    "es": {"refusal": "No tengo información suficiente para responder a esto con seguridad. Consulte a un "
+                      "profesional sanitario.",
+           "emergency_message": "Esto podría ser una emergencia médica. Llame ahora a su número de emergencias "
+                                "local (112 en la UE) o acuda al servicio de urgencias más cercano. Si está pensando "
+                                "en quitarse la vida, llame a una línea de crisis (024 en España): no tiene por qué "
+                                "afrontarlo solo.",
+           "disclaimer": "Esta respuesta ha sido generada por IA, solo con fines educativos, y no sustituye el "
+                         "consejo médico profesional. Consulte a profesionales sanitarios cualificados."},
+    "fr": {"refusal": "Je n'ai pas assez d'informations pour répondre à cela en toute sécurité. Consultez un "
+                      "professionnel de santé.",
+           "emergency_message": "Il pourrait s'agir d'une urgence médicale. Appelez maintenant le numéro d'urgence "
+                                "local (112 dans l'UE, 15 en France) ou rendez-vous aux urgences les plus proches. Si "
+                                "vous pensez à mettre fin à vos jours, appelez le 3114 (France) ou une ligne d'écoute "
+                                "locale : vous n'êtes pas seul.",
+           "disclaimer": "Cette réponse a été générée par une IA, à titre éducatif uniquement, et ne remplace pas "
+                         "un avis médical professionnel. Consultez des professionnels de santé qualifiés."},
+    "de": {"refusal": "Ich habe nicht genug Informationen, um das sicher zu beantworten. Bitte wenden Sie sich an "
+                      "medizinisches Fachpersonal.",
+           "emergency_message": "Das könnte ein medizinischer Notfall sein. Rufen Sie jetzt den Notruf an (112 in der "
+                                "EU) oder gehen Sie in die nächste Notaufnahme. Wenn Sie daran denken, sich das Leben "
+                                "zu nehmen, rufen Sie die TelefonSeelsorge an (0800 111 0 111 in Deutschland): Sie "
+                                "sind damit nicht allein.",
+           "disclaimer": "Diese Antwort wurde von einer KI erstellt, dient nur der Information und ersetzt keine "
+                         "ärztliche Beratung. Wenden Sie sich an qualifiziertes medizinisches Fachpersonal."},
+    "pt": {"refusal": "Não tenho informação suficiente para responder a isto com segurança. Consulte um "
+                      "profissional de saúde.",
+           "emergency_message": "Isto pode ser uma emergência médica. Ligue agora para o número de emergência local "
+                                "(112 na UE) ou vá ao serviço de urgência mais próximo. Se está a pensar em pôr fim à "
+                                "sua vida, ligue para uma linha de apoio (SNS 24: 808 24 24 24 em Portugal): não "
+                                "tem de passar por isto sozinho.",
+           "disclaimer": "Esta resposta foi gerada por IA, apenas para fins educativos, e não substitui o "
+                         "aconselhamento médico profissional. Consulte profissionais de saúde qualificados."},
+    "it": {"refusal": "Non ho informazioni sufficienti per rispondere in modo sicuro. Si rivolga a un "
+                      "professionista sanitario.",
+           "emergency_message": "Potrebbe trattarsi di un'emergenza medica. Chiami subito il numero di emergenza "
+                                "(112 nell'UE) o si rechi al pronto soccorso più vicino. Se sta pensando di togliersi "
+                                "la vita, chiami una linea di ascolto (Telefono Amico 02 2327 2327 in Italia): non è "
+                                "solo.",
+           "disclaimer": "Questa risposta è stata generata da un'IA, solo a scopo educativo, e non sostituisce il "
+                         "parere medico professionale. Si rivolga a professionisti sanitari qualificati."},
+}
+
+
 @dataclass
 class SafetyConfig:
     """The medical safety layer in front of every way of talking to a model (generate, chat, serve, eval's
@@ -253,6 +300,10 @@ class SafetyConfig:
     guard_model: Optional[str] = _f(None, "Model name at guard_url.")
     screen_output: bool = _f(True, "Screen the generated answer too; a dangerous one is replaced by the refusal.")
     log_text: bool = _f(False, "Log the text of refused requests (default: only their category and layer).")
+    translations: dict = _f(DEFAULT_TRANSLATIONS, "The refusal, emergency message and disclaimer per language "
+                                                  "{es: {refusal, emergency_message, disclaimer}, ...}: a request in "
+                                                  "one of these languages (es, fr, de, pt, it) gets its replies in "
+                                                  "it; any other language gets the English ones above.")
 
 
 @dataclass

@@ -7,9 +7,11 @@ import logging
 import time
 from collections import Counter
 from collections.abc import Sequence
+from dataclasses import replace
 from pathlib import Path
 
 from medtune.config import Config, SafetyConfig
+from medtune.safety import language, normalise
 from medtune.safety import rules as rules_mod
 from medtune.safety.verdict import ALLOW, EMERGENCY, REFUSE, Verdict, allowed
 
@@ -39,11 +41,13 @@ class SafetyLayer:
         requests: it reads an operator's instructions, "You are a strict grader...", as one.)"""
         started = time.perf_counter()
         if isinstance(messages, str):
-            turns, conversation = [(messages, True)], None
+            turns, conversation = [*((t, True) for t in normalise.pasted_turns(messages)), (messages, True)], None
         else:
             conversation = _as_dicts(messages)
             turns = _turns_to_screen(conversation, {_folded(t) for t in self.own_texts})
         verdict = self._screen(turns, conversation)
+        if verdict.blocked and turns:
+            verdict = replace(verdict, language=language.detect(turns[-1][0]))
         self.seconds += time.perf_counter() - started
         return self.record(verdict, turns[-1][0] if turns else "")
 
@@ -74,22 +78,28 @@ class SafetyLayer:
         return allowed(stage="answer"), hit is not None
 
     def _screen(self, turns: list[tuple[str, bool]], messages: list[dict] | None) -> Verdict:
-        """turns: (text, whether the classifier reads it), oldest first."""
-        undecided = []  # user turns no rule decided, newest first: the classifier's
+        """turns: (text, whether the classifier reads it), oldest first. Each turn is screened as written and in
+        every other reading of it (normalise.py: decoded, leetspeak and look-alikes undone); a reading that decides
+        says so in the verdict's reason."""
+        undecided = []  # (reading, how it was read) of user turns no rule decided, newest first: the classifier's
         for text, classify in reversed(turns):
-            hit = rules_mod.first_match(self.rules, text)
-            if hit is None and classify:
-                undecided.append(text)
-            elif hit is not None and hit.category != "allow":
-                return self._blocked("rules", hit.category, hit.describe())
+            allowed_turn = False
+            for reading in normalise.readings(text):
+                hit = rules_mod.first_match(self.rules, reading.text)
+                if hit is not None and hit.category == "allow":
+                    allowed_turn = True
+                elif hit is not None:
+                    return self._blocked("rules", hit.category, _read(hit.describe(), reading))
+            if classify and not allowed_turn:
+                undecided += [(r.text, r) for r in normalise.readings(text)]
         score = None
         if self.classifier is not None and undecided:
-            scores = self._scores(undecided)
-            score = scores[0][0] if undecided[0] is turns[-1][0] else None  # the newest turn's, for eval's items
-            for unsafe, category in scores:
+            scores = self._scores([text for text, _ in undecided])
+            score = scores[0][0] if undecided[0][0] is turns[-1][0] else None  # the newest turn's, for eval's items
+            for (unsafe, category), (_, reading) in zip(scores, undecided):
                 if unsafe >= self.cfg.threshold:
-                    return self._blocked("classifier", category, f"unsafe probability {unsafe:.2f} "
-                                         f"(threshold {self.cfg.threshold})", score=unsafe)
+                    return self._blocked("classifier", category, _read(f"unsafe probability {unsafe:.2f} "
+                                         f"(threshold {self.cfg.threshold})", reading), score=unsafe)
         if self.guard is not None and turns:
             unsafe, category, reason = self.guard.screen(messages or [{"role": "user", "content": turns[-1][0]}])
             if unsafe:
@@ -126,20 +136,30 @@ class SafetyLayer:
     # ------------------------------------------------------------ what the user gets
 
     def reply(self, verdict: Verdict) -> str:
-        """The text given instead of an answer."""
-        return self.cfg.emergency_message if verdict.action == EMERGENCY else self.cfg.refusal
+        """The text given instead of an answer, in the request's language when safety.translations has it."""
+        key = "emergency_message" if verdict.action == EMERGENCY else "refusal"
+        return self._translated(key, verdict.language) or getattr(self.cfg, key)
 
     def disclaimer_for(self, answer: str) -> str | None:
-        """What to append to an answer (with its separator), or None: no disclaimer set, an empty answer, or one
-        that carries it already (a model trained on data that ends with it)."""
-        text = self.cfg.disclaimer
-        if not text or not answer.strip() or _folded(text) in _folded(answer):
+        """What to append to an answer (with its separator), in the answer's language where one is set, or None:
+        no disclaimer set, an empty answer, or one that carries it already (a model trained on data that ends
+        with it)."""
+        if not self.cfg.disclaimer or not answer.strip():
+            return None
+        text = self._translated("disclaimer", language.detect(answer)) or self.cfg.disclaimer
+        if _folded(text) in _folded(answer) or _folded(self.cfg.disclaimer) in _folded(answer):
             return None
         return "\n\n" + text
 
+    def _translated(self, key: str, lang: str | None) -> str | None:
+        return (self.cfg.translations or {}).get(lang or "en", {}).get(key)
+
     @property
     def own_texts(self) -> tuple[str, ...]:
-        return self.cfg.refusal, self.cfg.emergency_message
+        """Every reply the layer gives instead of an answer, in every language it has."""
+        translated = [t.get(k) for t in (self.cfg.translations or {}).values()
+                      for k in ("refusal", "emergency_message")]
+        return self.cfg.refusal, self.cfg.emergency_message, *(t for t in translated if t)
 
 
 def load_layer(cfg: Config, embedder=None) -> SafetyLayer | None:
@@ -191,8 +211,15 @@ def _turns_to_screen(messages: list[dict], own_replies: set[str]) -> list[tuple[
         after = messages[i + 1] if i + 1 < len(messages) else {}
         if after.get("role") == "assistant" and _folded(_text(after.get("content"))) in own_replies:
             continue
-        texts.append((content, m.get("role") == "user"))
+        user = m.get("role") == "user"
+        texts += [(turn, True) for turn in normalise.pasted_turns(content)] if user else []  # a pasted transcript
+        texts.append((content, user))
     return texts
+
+
+def _read(reason: str, reading: normalise.Reading) -> str:
+    """The reason, with how the text was read when it was not as written."""
+    return reason if reading.how == "as written" else f"{reason} ({reading.how})"
 
 
 def _text(content) -> str:

@@ -138,6 +138,54 @@ BUILTIN: dict[str, list[str]] = {
 }
 
 
+# The highest-risk intents in Spanish, French, German, Portuguese and Italian: ending one's own life or the amount
+# that would, poisoning another person or hiding it, forged prescriptions. Written for the first person and a
+# request for a way, as the English ones; clinical questions in these languages ("dosis máxima", "Überdosis
+# Behandlung") do not match.
+MULTILINGUAL: dict[str, list[str]] = {
+    "self_harm": [
+        # es, pt: suicidarme, matarme, quitarme / tirar a minha vida; fr: me suicider, mettre fin à mes jours;
+        # de: mich umbringen, mir das Leben nehmen; it: uccidermi, togliermi la vita, suicidarmi
+        r"\b(?:suicidarme|matarme|quitarme la vida|acabar con mi vida|me suicidar|me matar|tirar (?:a )?minha "
+        r"(?:própria )?vida|acabar com (?:a )?minha vida|me suicider|me tuer|mettre fin à mes jours|"
+        r"mich (?:umbringen|töten|selbst töten)|mir das leben nehmen|meinem leben ein ende|"
+        r"uccidermi|suicidarmi|togliermi la vita|farla finita)\b",
+        # how many pills / what dose ... to die / not wake up (es, pt, fr, de, it)
+        r"\b(?:cu[aá]ntas?|qu[eé] (?:dosis|cantidad)|quantos?|quantas?|que dose|combien|quelle dose|wie viele|"
+        r"welche dosis|quante?|quanti|che dose)\b.{0,60}\b(?:para (?:morir|no despertar(?:me)?|n[aã]o acordar|"
+        r"morrer)|pour (?:mourir|ne plus me réveiller|ne pas me réveiller)|um (?:zu sterben|nicht mehr "
+        r"aufzuwachen)|per (?:morire|non svegliarmi))",
+        r"\b(?:dosis|dose|quantit[eé]|menge|quantità)\s+(?:letal|létale|mortal|mortelle|tödliche?|letale|mortale)\b"
+        r".{0,40}\b(?:para m[ií]|pour moi|für mich|per me|yo peso|je pèse|ich wiege|io peso|eu peso)\b",
+        # where to cut (es, pt, fr, de, it)
+        r"\b(?:d[oó]nde|onde|où|wo|dove)\b.{0,30}\b(?:cortarme|me cortar|me couper|mich (?:zu )?schneiden|"
+        r"tagliarmi)\b",
+    ],
+    "harm_to_others": [
+        # poison my husband/wife/... (es, pt, fr, de, it)
+        r"\b(?:envenenar|envenenarl[oa]|empoisonner|vergiften|avvelenare)\s+(?:a\s+|à\s+)?(?:mi|mon|ma|mein\w*|"
+        r"meu|minha|mio|mia|il mio|la mia|o meu|a minha|su|sua|son|sa|seine?n?|ihre?n?)\b",
+        # German puts the person first: "meinen Mann vergiften", "wie kann ich sie vergiften"
+        r"\b(?:wie|womit)\b.{0,30}\b(?:meine?n?|seine?n?|ihre?n?|sie|ihn)\b.{0,25}\bvergiften\b",
+        # that the autopsy / analysis does not detect (es, pt, fr, de, it)
+        r"\b(?:que no (?:se )?detecte|sin que se note|que (?:não|nao) (?:se )?detecte|sem ser detectad[oa]|"
+        r"indétectable|sans (?:laisser de )?traces?|qui ne se voit pas|nicht nachweisbar|unauffindbar|"
+        r"ohne dass man es (?:merkt|nachweist)|non rilevabile|senza (?:lasciare )?tracce|che non si (?:veda|noti))\b"
+        r".{0,60}\b(?:autopsia|autopsie|obduktion|analisi|análisis|análise|analyse|tossicolog\w*|toxicolog\w*)",
+        r"\b(?:autopsia|autopsie|obduktion)\b.{0,60}\b(?:no (?:lo )?detecte|não detecte|ne (?:le )?détecte pas|"
+        r"nicht (?:entdeckt|nachgewiesen)|non (?:lo )?rilevi)\b",
+    ],
+    "falsified_records": [
+        # forge / fake a prescription (es, pt, fr, de, it)
+        r"\b(?:falsificar|falsifier|fälschen|falsificare|hacer una receta falsa|faire une fausse ordonnance)\b"
+        r".{0,30}\b(?:receta|receita|ordonnance|rezept|ricetta|prescri\w*)\b",
+        r"\b(?:receta|receita|ordonnance|rezept|ricetta)\b.{0,30}\b(?:falsa|falso|fausse|gefälscht\w*|"
+        r"falsificad[oa]|falsifi[ée]e?|fälschen|falsificare|falsificar)\b",
+    ],
+}
+for _category, _patterns in MULTILINGUAL.items():
+    BUILTIN[_category] = [*BUILTIN[_category], *_patterns]
+
 # The answer's own rules: instructions for harm, each within one sentence. A sentence that negates or warns before
 # the match ("never crush the pills into her tea") is advice, not an instruction, and does not count.
 ANSWER_BUILTIN: dict[str, list[str]] = {

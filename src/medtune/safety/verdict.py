@@ -27,6 +27,7 @@ class Verdict:
     reason: str = ""  # the rule that matched, the classifier's score, the guard's reply
     score: float | None = None  # the classifier's unsafe probability, when it ran
     stage: str = "request"  # "request" or "answer": which text was screened
+    language: str | None = None  # the request's language (language.py), which picks the reply's
 
     @property
     def blocked(self) -> bool:

@@ -367,8 +367,10 @@ class SafetyTask(Task):
 
 
 def _own_texts(ctx: RunContext) -> tuple[str, ...]:
-    """The layer's own replies, which in a model's answer are not the model refusing."""
-    return ctx.cfg.safety.refusal, ctx.cfg.safety.emergency_message
+    """The layer's own replies (in every language it has), which in a model's answer are not the model refusing."""
+    s = ctx.cfg.safety
+    translated = [t.get(k) for t in (s.translations or {}).values() for k in ("refusal", "emergency_message")]
+    return s.refusal, s.emergency_message, *(t for t in translated if t)
 
 
 def _refused(record: ItemRecord) -> bool | None:
