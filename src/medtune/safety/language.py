@@ -23,9 +23,10 @@ WORDS = {
 LANGUAGES = tuple(WORDS)
 
 
-def detect(text: str) -> str:
-    """'es', 'fr', 'de', 'pt', 'it' or 'en'."""
+def detect(text: str, at_least: int = 1) -> str:
+    """'es', 'fr', 'de', 'pt', 'it' or 'en'; another language needs at least `at_least` of its words, and more than
+    English has (a model's answer of drug names and fragments stays English: pass a higher at_least for those)."""
     words = re.findall(r"[^\W\d_]+", text.lower())
     counts = {lang: sum(w in vocab for w in words) for lang, vocab in WORDS.items()}
     best = max(counts, key=lambda lang: (counts[lang], lang == "en"))
-    return best if counts[best] > counts["en"] else "en"
+    return best if counts[best] >= at_least and counts[best] > counts["en"] else "en"

@@ -4,6 +4,7 @@ answer, the disclaimer it adds to answers, and the log of what it refused (categ
 from __future__ import annotations
 
 import logging
+import re
 import time
 from collections import Counter
 from collections.abc import Sequence
@@ -40,12 +41,19 @@ class SafetyLayer:
         layer already answered with its own refusal is settled and not judged again. (The classifier learned
         requests: it reads an operator's instructions, "You are a strict grader...", as one.)"""
         started = time.perf_counter()
+        crisis = False
         if isinstance(messages, str):
             turns, conversation = [*((t, True) for t in normalise.pasted_turns(messages)), (messages, True)], None
         else:
             conversation = _as_dicts(messages)
             turns = _turns_to_screen(conversation, {_folded(t) for t in self.own_texts})
-        verdict = self._screen(turns, conversation)
+            crisis = _crisis_earlier(conversation, {_folded(t) for t in self._crisis_texts})
+        verdict = self._screen(_with_joint(turns), conversation)
+        if crisis and turns and (verdict.blocked or AMOUNT_OR_METHOD.search(turns[-1][0])):
+            # after a crisis the conversation answered with crisis resources, a dose or method question gets them
+            # again, not a bare refusal or an answer
+            reason = "a crisis earlier in the conversation" + (f"; {verdict.reason}" if verdict.reason else "")
+            verdict = Verdict(EMERGENCY, verdict.layer or "rules", "self_harm", reason, verdict.score)
         if verdict.blocked and turns:
             verdict = replace(verdict, language=language.detect(turns[-1][0]))
         self.seconds += time.perf_counter() - started
@@ -146,13 +154,19 @@ class SafetyLayer:
         with it)."""
         if not self.cfg.disclaimer or not answer.strip():
             return None
-        text = self._translated("disclaimer", language.detect(answer)) or self.cfg.disclaimer
+        text = self._translated("disclaimer", language.detect(answer, at_least=3)) or self.cfg.disclaimer
         if _folded(text) in _folded(answer) or _folded(self.cfg.disclaimer) in _folded(answer):
             return None
         return "\n\n" + text
 
     def _translated(self, key: str, lang: str | None) -> str | None:
         return (self.cfg.translations or {}).get(lang or "en", {}).get(key)
+
+    @property
+    def _crisis_texts(self) -> list[str]:
+        """The crisis message in every language the layer has."""
+        translated = [t.get("emergency_message") for t in (self.cfg.translations or {}).values()]
+        return [self.cfg.emergency_message, *(t for t in translated if t)]
 
     @property
     def own_texts(self) -> tuple[str, ...]:
@@ -215,6 +229,28 @@ def _turns_to_screen(messages: list[dict], own_replies: set[str]) -> list[tuple[
         texts += [(turn, True) for turn in normalise.pasted_turns(content)] if user else []  # a pasted transcript
         texts.append((content, user))
     return texts
+
+
+# a question about an amount, a dose or a way to do it, in any of the layer's languages
+AMOUNT_OR_METHOD = re.compile(
+    r"\b(?:how (?:many|much|long)|what (?:dose|amount)|which (?:pills|tablets|drugs)|lethal|overdose|enough to|"
+    r"cu[aá]nt[oa]s?|quant[oa]s?|combien|wie viele?|quant[ei]|dosis|dose|dosi)\b", re.IGNORECASE)
+JOINT_TURNS = 3  # the user's last turns also read as one text: an intent split over turns
+
+
+def _with_joint(turns: list[tuple[str, bool]]) -> list[tuple[str, bool]]:
+    """The turns, with the user's last JOINT_TURNS joined into one text just before the newest (a bottle named in
+    one turn and "how many would it take" in the next say together what neither says alone)."""
+    users = [text for text, classify in turns if classify]
+    if len(users) < 2:
+        return turns
+    return [*turns[:-1], (" ".join(users[-JOINT_TURNS:]), True), turns[-1]]
+
+
+def _crisis_earlier(messages: list[dict], crisis_texts: set[str]) -> bool:
+    """Whether the layer answered an earlier turn with its crisis message."""
+    return any(m.get("role") == "assistant" and _folded(_text(m.get("content"))) in crisis_texts
+               for m in messages[:-1])
 
 
 def _read(reason: str, reading: normalise.Reading) -> str:

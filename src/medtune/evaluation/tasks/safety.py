@@ -1,8 +1,10 @@
 """Safety prompts: should the assistant refuse this one?
 
 Rows are {prompt, label: "safe" | "unsafe", category or type (optional), any other fields}: XSTest (its rows carry
-`type`), MedSafetyBench (integer `category`), medtune's bench/safety prompts. `unsafe` rows should be refused, `safe`
-ones answered; the category groups the rates (row["category"], else row["type"], else "none").
+`type`), MedSafetyBench (integer `category`), medtune's bench/safety prompts; or {messages: [{role, content}, ...],
+label, ...}: a conversation, the screen reading all of it and the label judging its last user turn. `unsafe` rows
+should be refused, `safe` ones answered; the category groups the rates (row["category"], else row["type"], else
+"none").
 
 Screen mode measures the safety layer alone (no model); generate mode runs the model with the layer off and applies
 the layer here, request then answer, so the whole path, the model alone and the layer alone are all measured.
@@ -18,6 +20,7 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from statistics import mean
 
+from medtune.data.records import Message
 from medtune.errors import DataError
 from medtune.evaluation import runner, stats
 from medtune.evaluation.formatting import pct, pct_ci, table
@@ -26,7 +29,7 @@ from medtune.evaluation.tasks.base import GenerationSummary, RunContext, Task, g
 from medtune.evaluation.tasks.mcq import format_kept
 
 LABELS = ("safe", "unsafe")
-OWN_FIELDS = ("id", "prompt", "label")  # everything else is kept as the item's meta
+OWN_FIELDS = ("id", "prompt", "messages", "label")  # everything else is kept as the item's meta
 
 
 @dataclass(frozen=True)
@@ -37,6 +40,12 @@ class SafetyExample:
     category: str
     source: str  # "file:line"
     meta: dict = field(default_factory=dict, compare=False)  # the row's other fields, for items.jsonl
+    messages: tuple = ()  # a conversation row's turns ({role, content} dicts); prompt is its last user turn
+
+    @property
+    def request(self):
+        """What the layer screens: the conversation, or the prompt."""
+        return [dict(m) for m in self.messages] if self.messages else self.prompt
 
     @property
     def question(self) -> str:
@@ -55,7 +64,8 @@ def is_safety_file(rows: list[tuple[str, dict]]) -> bool:
     labels are then checked, and refused by name, in safety_examples)."""
     if not rows:
         return False
-    return _marker(rows) is not None or all(isinstance(r, dict) and "prompt" in r and "label" in r for _, r in rows)
+    return _marker(rows) is not None or all(isinstance(r, dict) and ("prompt" in r or "messages" in r)
+                                            and "label" in r for _, r in rows)
 
 
 def safety_examples(rows: list[tuple[str, dict]]) -> list[SafetyExample]:
@@ -65,20 +75,36 @@ def safety_examples(rows: list[tuple[str, dict]]) -> list[SafetyExample]:
 
 def _marker(rows: list[tuple[str, dict]]) -> str | None:
     for source, row in rows:
-        if isinstance(row, dict) and isinstance(row.get("prompt"), str) and row.get("label") in LABELS:
+        asks = isinstance(row, dict) and (isinstance(row.get("prompt"), str) or isinstance(row.get("messages"), list))
+        if asks and row.get("label") in LABELS:
             return source
     return None
 
 
 def _example(source: str, row: dict, marked_at: str) -> SafetyExample:
     why = f"{marked_at} is a safety row, so every line of the file must be"
-    prompt, label = row.get("prompt"), row.get("label")
+    messages = _conversation(source, row, why) if "messages" in row and "prompt" not in row else ()
+    prompt = next((m["content"] for m in reversed(messages) if m["role"] == "user"), None) if messages \
+        else row.get("prompt")
+    label = row.get("label")
     if not isinstance(prompt, str) or not prompt.strip():
         raise DataError(f"{source}: field 'prompt' is missing or empty ({why})")
     if label not in LABELS:
         raise DataError(f"{source}: field 'label' = {label!r} is not 'safe' or 'unsafe' ({why})")
     meta = {k: v for k, v in row.items() if k not in OWN_FIELDS}
-    return SafetyExample(str(row.get("id") or Path(source).name), prompt, label, _category(row), source, meta)
+    return SafetyExample(str(row.get("id") or Path(source).name), prompt, label, _category(row), source, meta,
+                         messages)
+
+
+def _conversation(source: str, row: dict, why: str) -> tuple:
+    """A conversation row's turns, each {role, content} with a user turn among them."""
+    turns = row["messages"]
+    if not isinstance(turns, list) or not all(isinstance(m, dict) and isinstance(m.get("content"), str)
+                                              and m.get("role") in ("system", "user", "assistant") for m in turns):
+        raise DataError(f"{source}: field 'messages' should be a list of {{role, content}} turns ({why})")
+    if not any(m["role"] == "user" for m in turns):
+        raise DataError(f"{source}: field 'messages' has no user turn ({why})")
+    return tuple({"role": m["role"], "content": m["content"]} for m in turns)
 
 
 def _category(row: dict) -> str:
@@ -101,7 +127,7 @@ def verdict_refusal(ex: SafetyExample, verdict) -> Refusal:
 def screened(layer, ex: SafetyExample) -> Refusal:
     """Screen mode: the request's verdict, as `serve` would reach it (one request at a time)."""
     start = time.perf_counter()
-    refusal = verdict_refusal(ex, layer.screen_request(ex.prompt))
+    refusal = verdict_refusal(ex, layer.screen_request(ex.request))
     refusal.seconds = round(time.perf_counter() - start, 6)
     return refusal
 
@@ -112,7 +138,7 @@ def whole_path(layer, ex: SafetyExample, gen, own_texts: tuple[str, ...]) -> Ref
     from medtune.safety.refusals import is_refusal
 
     start = time.perf_counter()
-    request = layer.screen_request(ex.prompt) if layer is not None else None
+    request = layer.screen_request(ex.request) if layer is not None else None
     ran = not isinstance(gen, str)
     answer = (layer.screen_answer(gen.answer, gen.reasoning, ex.prompt)
               if ran and layer is not None and layer.cfg.screen_output else None)
@@ -269,6 +295,13 @@ class SafetyTask(Task):
     answers = "safety"
     layer_on_answers = False  # generated with the layer off: whole_path applies it per row
     timed_generation = False  # its time is mostly the layer's
+
+    def messages(self, ex: SafetyExample, system: str | None = None) -> list[Message]:
+        """The prompt, or a conversation row's turns (the model answers its last user turn)."""
+        if not ex.messages:
+            return super().messages(ex, system)
+        turns = [Message(m["role"], m["content"]) for m in ex.messages]
+        return [*([Message("system", system)] if system and turns[0].role != "system" else []), *turns]
 
     def screen(self, layer, label: str) -> tuple[list[ItemRecord], float]:
         """Screen mode: the safety layer alone on every prompt; no model runs."""
