@@ -1,20 +1,26 @@
 """GPU memory each training method needs for the weights and optimizer, computed from parameter counts.
 
-    python bench/scale_memory.py                # Llama-3.1-8B and Llama-3.1-70B shapes, LoRA r=16 on all linears
-    python bench/scale_memory.py --gpus 8 --r 64
+    python bench/scale_memory.py                # Llama-3.1-8B, Llama-3.1-70B, Phi-4-mini-instruct; LoRA r=16
+    python bench/scale_memory.py --gpus 8 --r 64 --length 4096
 
 The parameter counts are exact: each model is built from its published shape on PyTorch's meta device (no
-weights, no download) and counted, and so is its LoRA adapter (PEFT on the same meta model). Bytes per parameter:
+weights, no download) and counted, and so is its LoRA adapter (PEFT on the same meta model, every linear layer of
+every block). LoRA and QLoRA rows use medtune's own memory plan (src/medtune/training/memory.py, what `medtune
+train` prints before it loads), for a bf16 GPU:
 
-    frozen base, bf16            2          NF4 (QLoRA: the blocks' linear layers; embeddings, lm_head and norms
-                                            stay bf16)   0.5 + 0.127 (double-quantized block constants)
-    trained parameter            bf16 weight 2 + fp32 master 4 + bf16 grad 2 + AdamW moments 8 = 16
-    DDP           every GPU holds everything
-    FSDP / ZeRO-3 weights, gradients and optimizer states divided by the number of GPUs
+    LoRA          base bf16 (2 bytes); adapter fp32 (PEFT upcasts it): weight, gradient, two AdamW moments = 16
+    QLoRA         every nn.Linear but the output head in NF4: 0.5 bytes + 0.127 bits of double-quantized
+                  constants; embeddings, output head and norms fp32 (4 bytes: peft's prepare_model_for_kbit_training
+                  upcasts them); adapter bf16 (TRL casts it): weight, gradient, two moments = 8
+    QLoRA, FSDP   as QLoRA, but embeddings, head and norms stay bf16 (medtune, like TRL, skips the kbit preparation
+                  under FSDP / ZeRO-3), and everything is divided by the number of GPUs
+    full          16 bytes a parameter: bf16 weight + fp32 master + bf16 gradient + two fp32 AdamW moments (DeepSpeed's
+                  mixed precision; a plain one-GPU run in bf16 weights keeps no fp32 master: 8)
     ZeRO-2        weights whole on every GPU; gradients and optimizer states divided
 
-Activations are left out: they grow with batch x sequence length and shrink with gradient checkpointing, so
-measure them on the real run (its metrics.jsonl has peak_mem_mb); the figures here are the floor.
+The last column adds the logits of one sequence of --length tokens in fp32 with their gradient (the largest single
+activation of a causal LM with a big vocabulary); the other activations grow with batch x length and shrink with
+gradient checkpointing, so measure them on the real run (its run.json has peak_mem_mb).
 """
 
 from __future__ import annotations
@@ -23,59 +29,78 @@ import argparse
 import sys
 
 SHAPES = {  # published config.json values (vocabulary, width, MLP width, blocks, heads, KV heads)
-    "Llama-3.1-8B": dict(vocab_size=128256, hidden_size=4096, intermediate_size=14336, num_hidden_layers=32,
-                         num_attention_heads=32, num_key_value_heads=8, tie_word_embeddings=False),
-    "Llama-3.1-70B": dict(vocab_size=128256, hidden_size=8192, intermediate_size=28672, num_hidden_layers=80,
-                          num_attention_heads=64, num_key_value_heads=8, tie_word_embeddings=False),
+    "Llama-3.1-8B": ("llama", dict(vocab_size=128256, hidden_size=4096, intermediate_size=14336, num_hidden_layers=32,
+                                   num_attention_heads=32, num_key_value_heads=8, tie_word_embeddings=False)),
+    "Llama-3.1-70B": ("llama", dict(vocab_size=128256, hidden_size=8192, intermediate_size=28672,
+                                    num_hidden_layers=80, num_attention_heads=64, num_key_value_heads=8,
+                                    tie_word_embeddings=False)),
+    "Phi-4-mini-instruct": ("phi3", dict(vocab_size=200064, hidden_size=3072, intermediate_size=8192,
+                                         num_hidden_layers=32, num_attention_heads=24, num_key_value_heads=8,
+                                         tie_word_embeddings=True)),
 }
 TARGETS = ["q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_proj", "down_proj"]
-NF4 = 0.5 + 0.127  # 4 bits, plus the fp8 absmax per 64 and fp32 per 256 of double quantization
-TRAINED = 16  # bf16 weight + fp32 master + bf16 gradient + two fp32 AdamW moments
+PHI3_TARGETS = ["qkv_proj", "o_proj", "gate_up_proj", "down_proj"]  # Phi-3's fused layers: the same weights
+TRAINED_FULL = 16  # bf16 weight + fp32 master + bf16 gradient + two fp32 AdamW moments
 
 
-def counts(shape: dict, r: int) -> tuple[int, int, int]:
-    """(base parameters, of which in the blocks' linear layers, LoRA parameters) of the model built on the meta
-    device."""
+def counts(family: str, shape: dict, r: int):
+    """medtune's Counts (linear, other, LoRA parameters, vocabulary) of the model built on the meta device."""
     import torch
     from peft import LoraConfig, get_peft_model
-    from transformers import LlamaConfig, LlamaForCausalLM
+    from transformers import LlamaConfig, LlamaForCausalLM, Phi3Config, Phi3ForCausalLM
 
+    from medtune.training.memory import base_counts
+
+    config, cls = (LlamaConfig, LlamaForCausalLM) if family == "llama" else (Phi3Config, Phi3ForCausalLM)
     with torch.device("meta"):
-        model = LlamaForCausalLM(LlamaConfig(**shape))
-    base = sum(p.numel() for p in model.parameters())
-    linear = sum(m.weight.numel() for m in model.model.layers.modules() if isinstance(m, torch.nn.Linear))
-    peft = get_peft_model(model, LoraConfig(r=r, target_modules=TARGETS))
-    return base, linear, sum(p.numel() for p in peft.parameters() if p.requires_grad)
+        model = cls(config(**shape))
+    model.tie_weights()
+    found = base_counts(model)
+    targets = TARGETS if family == "llama" else PHI3_TARGETS
+    peft = get_peft_model(model, LoraConfig(r=r, target_modules=targets))
+    found.trained = sum(p.numel() for p in peft.parameters() if p.requires_grad)
+    return found
 
 
-def rows(base: int, linear: int, lora: int, gpus: int) -> list[tuple[str, float]]:
-    """(method, GB per GPU) for the weights, gradients and optimizer states (FSDP shards the adapter too)."""
-    gb = 1e9
-    adapter = lora * TRAINED
-    nf4 = NF4 * linear + 2 * (base - linear)
-    return [
-        ("LoRA, 1 GPU (or DDP: each GPU the same)", (2 * base + adapter) / gb),
-        ("QLoRA, 1 GPU (or DDP)", (nf4 + adapter) / gb),
-        (f"LoRA, FSDP over {gpus} GPUs", (2 * base + adapter) / gpus / gb),
-        (f"QLoRA, FSDP over {gpus} GPUs", (nf4 + adapter) / gpus / gb),
-        ("full, 1 GPU", TRAINED * base / gb),
-        (f"full, ZeRO-2 over {gpus} GPUs", (2 * base + (TRAINED - 2) * base / gpus) / gb),
-        (f"full, FSDP / ZeRO-3 over {gpus} GPUs", TRAINED * base / gpus / gb),
-        ("full, ZeRO-3 + CPU offload: the machine's CPU RAM", TRAINED * base / gb),  # GPUs: a block at a time
-    ]
+def rows(found, gpus: int, length: int) -> list[tuple[str, float, float]]:
+    """(method, GB per GPU for weights, gradients and optimizer states, the same with the logits of one sequence)."""
+    import torch
+
+    from medtune.training.memory import plan_memory
+
+    def plan(method: str, shards: int = 1):
+        kbit = shards == 1  # under FSDP medtune skips prepare_model_for_kbit_training
+        p = plan_memory(found, method, torch.bfloat16, "adamw", train_tokens=length, kbit_prepared=kbit,
+                        shards=shards)
+        return p.weights_gb + p.trained_gb, p.logits_gb
+
+    base = found.linear + found.other
+    full = TRAINED_FULL * base / 1e9
+    logits = plan("lora")[1]
+    out = [("LoRA, 1 GPU (or DDP: each GPU the same)", *plan("lora")), ("QLoRA, 1 GPU (or DDP)", *plan("qlora")),
+           (f"LoRA, FSDP over {gpus} GPUs", *plan("lora", gpus)),
+           (f"QLoRA, FSDP over {gpus} GPUs", *plan("qlora", gpus)),
+           ("full, 1 GPU (fp32 master, as DeepSpeed)", full, logits),
+           (f"full, ZeRO-2 over {gpus} GPUs", (2 * base + (TRAINED_FULL - 2) * base / gpus) / 1e9, logits),
+           (f"full, FSDP / ZeRO-3 over {gpus} GPUs", full / gpus, logits),
+           ("full, ZeRO-3 + CPU offload: the machine's CPU RAM", full, 0.0)]  # GPUs: a block at a time
+    return [(name, floor, floor + extra) for name, floor, extra in out]
 
 
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--gpus", type=int, default=8)
-    parser.add_argument("--r", type=int, default=16, help="LoRA rank (all seven linear layers of every block)")
+    parser.add_argument("--r", type=int, default=16, help="LoRA rank (all the linear layers of every block)")
+    parser.add_argument("--length", type=int, default=2048, help="tokens of the sequence whose logits are added")
     args = parser.parse_args()
-    for name, shape in SHAPES.items():
-        base, linear, lora = counts(shape, args.r)
-        print(f"\n{name}: {base / 1e9:.2f}B parameters ({linear / 1e9:.2f}B in the blocks' linear layers), "
-              f"LoRA r={args.r}: {lora / 1e6:.1f}M")
-        for method, size in rows(base, linear, lora, args.gpus):
-            print(f"  {method:46s} {size:8.1f} GB" + ("" if "RAM" in method else " per GPU"))
+    for name, (family, shape) in SHAPES.items():
+        found = counts(family, shape, args.r)
+        print(f"\n{name}: {(found.linear + found.other) / 1e9:.2f}B parameters ({found.linear / 1e9:.2f}B in the "
+              f"linear layers 4-bit quantizes), LoRA r={args.r}: {found.trained / 1e6:.1f}M")
+        print(f"  {'':50s} {'weights + optimizer':>20s} {f'+ logits, {args.length:,} tokens':>24s}")
+        for method, floor, with_logits in rows(found, args.gpus, args.length):
+            where = "" if "RAM" in method else " per GPU"
+            print(f"  {method:50s} {floor:11.1f} GB{where:8s} {with_logits:15.1f} GB")
     return 0
 
 

@@ -47,15 +47,21 @@ class ModelConfig:
     tokenizer: Optional[str] = _f(None, "Tokenizer id or folder when it differs from the model's.")
     revision: Optional[str] = _f(None, "Hub revision (branch, tag or commit) to load.")
     dtype: Literal["auto", "float32", "bfloat16", "float16"] = _f(
-        "auto", "Weights dtype; auto = bf16 on GPUs that support it, fp32 on CPU."
+        "auto", "Weights dtype; auto = bf16 on GPUs that compute it natively (compute capability 8.0 and up), fp16 "
+        "on older GPUs (T4, V100), fp32 on CPU."
     )
     attn_implementation: Literal["auto", "eager", "sdpa", "flash_attention_2"] = _f(
-        "auto", "Attention kernel; auto picks flash-attention 2 when installed on a GPU, else sdpa."
+        "auto", "Attention kernel; auto picks flash-attention 2 when installed, on a GPU of compute capability 8.0 "
+        "and up in bf16/fp16, else sdpa."
     )
     trust_remote_code: bool = _f(False, "Run model code from the hub repo. Off unless you trust the repo.")
     rope_scaling: Optional[dict] = _f(None, "RoPE scaling for longer context, e.g. {type: linear, factor: 2.0}.")
     gguf_cache: Optional[str] = _f(
         None, "Where GGUF models are converted to safetensors, once (default ~/.cache/medtune/gguf)."
+    )
+    vllm_gpu_memory_utilization: float = _f(
+        0.9, "--engine vllm: the share of the GPU's memory vLLM takes for the weights and its KV cache (vLLM's "
+        "gpu_memory_utilization); lower it when another process shares the GPU.",
     )
 
 
@@ -206,6 +212,7 @@ class GenerationConfig:
         1.0, "Above 1 makes repeating a token less likely: small models otherwise loop in long reasoning and never "
         "close it (the quickstart uses 1.15). Also used for eval's generated answers.",
     )
+
 
 
 DEFAULT_DISCLAIMER = (
@@ -381,6 +388,7 @@ def from_dict(raw: dict, source: str = "config") -> Config:
 # traceback an hour into training.
 RANGES = [
     ("model.max_length", lambda v: v >= 1, "at least 1"),
+    ("model.vllm_gpu_memory_utilization", lambda v: 0 < v <= 1, "in (0, 1]"),
     ("lora.r", lambda v: v >= 1, "at least 1"),
     ("lora.alpha", lambda v: v > 0, "above 0"),
     ("lora.dropout", lambda v: 0 <= v < 1, "in [0, 1)"),

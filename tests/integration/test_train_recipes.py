@@ -55,6 +55,7 @@ def test_recipes_say_what_their_workflows_are_known_by():
     assert a == b  # the comparison differs only in the model
     safety = config_mod.load(ROOT / "configs" / "phi4-mini-instruct-safety.yaml")
     assert safety.seed == 816 and safety.training.early_stopping_patience == 3
+    assert safety.method == "qlora"  # its workflow: 4-bit, "an NVIDIA GPU with at least 6 GB"
     assert "medical assistant" in safety.data.system_prompt
 
 

@@ -25,9 +25,13 @@ def test_dtype_auto_is_fp32_on_cpu_and_explicit_names_win():
     assert resolve_dtype("float16", "cuda") is torch.float16
 
 
-@pytest.mark.parametrize("bf16, expected", [(True, torch.bfloat16), (False, torch.float16)])
-def test_dtype_auto_on_cuda_follows_bf16_support(monkeypatch, bf16, expected):
-    monkeypatch.setattr(torch.cuda, "is_bf16_supported", lambda *a, **k: bf16)
+@pytest.mark.parametrize("capability, expected", [((8, 0), torch.bfloat16), ((9, 0), torch.bfloat16),
+                                                   ((7, 5), torch.float16), ((7, 0), torch.float16)])
+def test_dtype_auto_on_cuda_follows_native_bf16_support(monkeypatch, capability, expected):
+    # is_bf16_supported() counts emulation and says True on a T4: the choice must not follow it
+    monkeypatch.setattr(torch.cuda, "is_bf16_supported", lambda *a, **k: True)
+    monkeypatch.setattr(torch.cuda, "get_device_capability", lambda *a, **k: capability)
+    monkeypatch.setattr(torch.version, "hip", None)
     assert resolve_dtype("auto", "cuda:0") is expected
 
 
@@ -38,7 +42,8 @@ def test_dtype_auto_on_cuda_follows_bf16_support(monkeypatch, bf16, expected):
     ("cuda", torch.bfloat16, False, None),
     ("cpu", torch.bfloat16, True, None),
 ])
-def test_attn_auto(device, dtype, flash, expected):
+def test_attn_auto(monkeypatch, device, dtype, flash, expected):
+    monkeypatch.setattr(torch.cuda, "get_device_capability", lambda *a, **k: (8, 0))  # an A100
     # None = transformers' own default: sdpa, or eager for a model without sdpa
     assert resolve_attn_implementation("auto", dtype, device, flash_installed=flash) == expected
 
@@ -46,8 +51,10 @@ def test_attn_auto(device, dtype, flash, expected):
 def test_attn_explicit_choices():
     assert resolve_attn_implementation("eager", torch.float32, "cpu", flash_installed=False) == "eager"
     assert resolve_attn_implementation("sdpa", torch.float32, "cpu", flash_installed=False) == "sdpa"
-    with pytest.raises(ConfigError, match="flash_attention_2 needs the flash-attn package"):
+    with pytest.raises(ConfigError, match="flash_attention_2 cannot run here: cpu is not a CUDA GPU"):
         resolve_attn_implementation("flash_attention_2", torch.bfloat16, "cpu", flash_installed=True)
+    with pytest.raises(ConfigError, match="flash_attention_2 cannot run here: the flash-attn package is not"):
+        resolve_attn_implementation("flash_attention_2", torch.bfloat16, "cuda", flash_installed=False)
 
 
 def test_inference_load_on_cpu(tiny_llama):

@@ -267,7 +267,11 @@ def test_llm_args_follow_the_config_and_the_context_window():
     cfg = config_mod.load(None, values={"model.name": "microsoft/Phi-4-mini-instruct", "model.dtype": "bfloat16"})
     assert llm_args(cfg, 4096) == {"model": "microsoft/Phi-4-mini-instruct", "revision": None,
                                    "tokenizer": "microsoft/Phi-4-mini-instruct", "trust_remote_code": False,
-                                   "dtype": "bfloat16", "seed": cfg.seed, "max_model_len": 4096}
+                                   "dtype": "bfloat16", "seed": cfg.seed, "max_model_len": 4096,
+                                   "gpu_memory_utilization": 0.9}
+    # the window is the longest training sequence + the longest answer asked for, not the model's whole context
+    assert llm_args(cfg, 131072)["max_model_len"] == cfg.model.max_length + cfg.generation.max_tokens == 6144
+    assert llm_args(cfg, 4096, four_bit=True)["quantization"] == "bitsandbytes"
     cfg.model.rope_scaling = {"type": "linear", "factor": 2.0}
     with pytest.raises(MedtuneError, match="rope_scaling"):
         llm_args(cfg, 4096)

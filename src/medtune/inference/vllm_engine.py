@@ -23,7 +23,10 @@ Where it differs from the default engine:
 - a cancelled request (its client left) is dropped only before its call starts: a running call runs to its end;
 - batch_size is ignored: vLLM schedules its own batches within a call; no log-likelihood scoring (no engine.model);
 - Stats.peak_memory_mb is 0.0 (not measured): vLLM's engine may live in another process and reserves its KV cache
-  up front (gpu_memory_utilization); its own log states the sizes.
+  up front (model.vllm_gpu_memory_utilization); its own log states the sizes;
+- the context window is model.max_length + the largest max_tokens (see window), not the model's whole context:
+  a longer prompt is refused as the default engine refuses one beyond its context;
+- a QLoRA run's base is quantized to 4-bit NF4 by vLLM as it loads (bitsandbytes); a DoRA adapter is refused.
 
 vLLM is an optional extra (pip install 'medtune[vllm]', a CUDA GPU) imported only by load(), so the request
 building and the result mapping are unit-tested without it (tests/unit/test_vllm_engine.py). The end-to-end path
@@ -90,16 +93,36 @@ def adapter_rank(folder: Path) -> int:
     return max([int(cfg.get("r") or 8), *(int(r) for r in (cfg.get("rank_pattern") or {}).values())])
 
 
-def llm_args(cfg: Config, context_length: int | None) -> dict:
-    """vllm.LLM's arguments for the config's base model; max_model_len is medtune's context window, so both
-    engines leave a prompt the same room."""
+def window(cfg: Config, context_length: int | None) -> int:
+    """vLLM's max_model_len: the longest sequence the run trained on (model.max_length) plus the longest answer
+    medtune asks for (generation.max_tokens, eval.max_tokens), capped by the model's context. Not the whole
+    context: vLLM refuses to start unless the KV cache holds one sequence of max_model_len, and Phi-4-mini's 131,072
+    tokens need 16 GiB of it (32 layers x 8 KV heads x 128 x 2 (K and V) x 2 bytes = 128 KiB a token)."""
+    wanted = cfg.model.max_length + max(cfg.generation.max_tokens, cfg.eval.max_tokens)
+    return min(wanted, context_length) if context_length else wanted
+
+
+def llm_args(cfg: Config, context_length: int | None, four_bit: bool = False) -> dict:
+    """vllm.LLM's arguments for the config's base model: max_model_len is the window (see window), which the prompt
+    engine also checks and caps requests against, so both engines leave a prompt the same room; `four_bit` (a QLoRA
+    run's base): vLLM's in-flight bitsandbytes quantization, NF4 with double quantization as training loaded it."""
     m = cfg.model
     if m.rope_scaling:
         raise MedtuneError("model.rope_scaling is not passed on to vLLM: use --engine transformers")
     model = gguf.local_folder(m.name, m.gguf_cache)  # a .gguf model runs from its converted safetensors folder
     args = {"model": model, "tokenizer": gguf.local_folder(m.tokenizer, m.gguf_cache) if m.tokenizer else model,
-            "revision": m.revision, "trust_remote_code": m.trust_remote_code, "dtype": m.dtype, "seed": cfg.seed}
-    return args | ({"max_model_len": context_length} if context_length else {})
+            "revision": m.revision, "trust_remote_code": m.trust_remote_code, "dtype": m.dtype, "seed": cfg.seed,
+            "max_model_len": window(cfg, context_length), "gpu_memory_utilization": m.vllm_gpu_memory_utilization}
+    return args | ({"quantization": "bitsandbytes"} if four_bit else {})
+
+
+def refuse_dora(folder: Path) -> None:
+    """vLLM's LoRA support has no DoRA (its magnitude vectors are 'unsupported LoRA weight' there): one line, before
+    vLLM starts."""
+    cfg = json.loads((Path(folder) / ADAPTER_FILE).read_text())
+    if cfg.get("use_dora"):
+        raise MedtuneError(f"{folder}: a DoRA adapter (use_dora), which vLLM does not run: use --engine "
+                           "transformers, or merge it (medtune merge) and give vLLM the merged folder")
 
 
 # ---------------------------------------------------------------- one vLLM instance per process
@@ -160,9 +183,13 @@ class VllmEngine:
         from vllm.lora.request import LoRARequest
 
         source = weights.resolve(config or weights.config_beside(model, adapter, run), adapter, run)
+        if source.adapter:
+            refuse_dora(source.adapter)
         prompts = prompt_engine(source, system_prompt, template, extra_eos_tokens, safety)
         rank = lora_rank(adapter_rank(source.adapter)) if source.adapter else None
-        llm = shared_llm(vllm, llm_args(source.config, prompts.context_length), rank)
+        args = llm_args(source.config, prompts.context_length, weights.trained_in_4bit(source))
+        prompts.context_length = args["max_model_len"]  # requests are checked and capped against vLLM's window
+        llm = shared_llm(vllm, args, rank)
         lora = LoRARequest(source.name, lora_id(source.adapter), str(source.adapter)) if source.adapter else None
         return cls(llm, prompts, make_params=vllm.SamplingParams, lora=lora)
 

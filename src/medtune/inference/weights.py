@@ -198,15 +198,39 @@ def default_system_prompt(cfg: Config) -> str | None:
     return cfg.data.system_prompt or None
 
 
-def load_weights(source, device: str | None, merge_adapter: bool):
+def trained_in_4bit(source: Source) -> bool:
+    """True when these weights are the base a QLoRA run trained on (with its adapter, or alone for --compare-base):
+    they load in 4-bit NF4 as they trained. A merged folder (its medtune_merge.json) holds the merged weights in
+    float and loads as it is, though the run's config.yaml beside it says qlora."""
+    name = Path(source.config.model.name or "").expanduser()
+    return source.config.method == "qlora" and not (name / MERGE_INFO).is_file()
+
+
+def load_weights(source: Source, device: str | None, merge_adapter: bool, four_bit: bool | None = None):
+    """(tokenizer, model) for inference. `four_bit` None: as trained (trained_in_4bit); a QLoRA base loads in 4-bit
+    NF4 with the quantization config training used, so an 8B QLoRA run evaluates on the GPU it trained on and
+    inference runs the model that was trained. The adapter is merged only when that is exact (see
+    _merges_exactly); otherwise it runs beside the base, unmerged."""
     from medtune.models.load import load_model, load_tokenizer
 
+    four_bit = trained_in_4bit(source) if four_bit is None else four_bit
     tokenizer = load_tokenizer(source.config.model, padding_side="left")
-    model = load_model(source.config.model, method=None, device=device)
+    model = load_model(source.config.model, method=None, device=device, nf4=four_bit)
     if source.adapter is not None:
         from peft import PeftModel
 
         model = PeftModel.from_pretrained(model, str(source.adapter))
-        model = model.merge_and_unload() if merge_adapter else model  # merged: no LoRA cost per token
+        if merge_adapter and _merges_exactly(model, four_bit):  # merged: no LoRA cost per token
+            model = model.merge_and_unload()
         model.eval()
     return tokenizer, model
+
+
+def _merges_exactly(model, four_bit: bool) -> bool:
+    """Merging at load time only into float32 weights (the CPU path). A bf16/fp16 weight plus a small LoRA delta
+    rounds most of the delta away (export/merge.py merges in float32 for this reason), and merging into 4-bit
+    weights would quantize the sum again: in both cases the adapter stays unmerged, so eval and serve run the
+    model that was trained."""
+    import torch
+
+    return not four_bit and model.get_base_model().dtype == torch.float32

@@ -35,31 +35,88 @@ def default_device() -> str:
     return "cpu"
 
 
+NATIVE_BF16 = (8, 0)  # Ampere and later: bf16 matmuls in hardware
+FLASH_ATTENTION_2 = (8, 0)  # flash-attn 2's kernels: Ampere, Ada, Hopper
+
+
+def cuda_capability(device: str) -> tuple[int, int]:
+    """The compute capability of the CUDA GPU `device` names ("cuda" = the current one): (7, 5) for a T4."""
+    import torch
+
+    return tuple(torch.cuda.get_device_capability(torch.device(device)))
+
+
+def native_bf16(device: str) -> bool:
+    """True when the GPU computes in bf16 natively. Not torch.cuda.is_bf16_supported(): by default it also counts
+    emulation, and says True on a T4 (sm75), where bf16 is only emulated. This is what
+    is_bf16_supported(including_emulation=False) tests, for the GPU of `device` rather than the current one."""
+    import torch
+
+    if torch.version.hip:  # as torch: every ROCm GPU it builds for computes in bf16
+        return True
+    return cuda_capability(device) >= NATIVE_BF16
+
+
 def resolve_dtype(name: str, device: str):
-    """dtype "auto": bf16 on CUDA GPUs that support it, fp16 on older CUDA GPUs, fp32 elsewhere (CPU, MPS)."""
+    """dtype "auto": bf16 on CUDA GPUs that compute it natively (compute capability 8.0 and up), fp16 on older
+    CUDA GPUs (T4, V100), fp32 elsewhere (CPU, MPS)."""
     import torch
 
     if name != "auto":
         return getattr(torch, name)
     if device.startswith("cuda"):
-        return torch.bfloat16 if torch.cuda.is_bf16_supported() else torch.float16
+        return torch.bfloat16 if native_bf16(device) else torch.float16
     return torch.float32
 
 
-def resolve_attn_implementation(name: str, dtype, device: str, flash_installed: bool | None = None) -> str | None:
-    """Attention "auto": flash-attention 2 on CUDA in half precision when installed; else None, which lets
-    transformers pick sdpa (or eager for a model without sdpa support)."""
+def weights_dtype(dtype, method: str | None):
+    """The dtype the weights load in: the run's dtype, except that a full fine-tune in fp16 keeps fp32 weights
+    (fp16 autocast runs the matmuls): the Trainer's gradient scaler refuses fp16 gradients, and AdamW's updates
+    to fp16 weights round away. bf16 weights train as loaded (transformers' Trainer keeps no fp32 copy)."""
+    import torch
+
+    return torch.float32 if method == "full" and dtype == torch.float16 else dtype
+
+
+def flash_unusable(dtype, device: str, flash_installed: bool | None = None) -> str | None:
+    """Why flash-attention 2 cannot run here (None when it can): the package, the device, the dtype, the GPU."""
     import torch
     from transformers.utils import is_flash_attn_2_available
 
     flash_installed = is_flash_attn_2_available() if flash_installed is None else flash_installed
-    flash_ok = flash_installed and device.startswith("cuda") and dtype in (torch.float16, torch.bfloat16)
-    if name == "flash_attention_2" and not flash_ok:
-        raise ConfigError("model.attn_implementation = flash_attention_2 needs the flash-attn package, a CUDA GPU "
-                          "and dtype bfloat16/float16; use auto or sdpa")
+    if not flash_installed:
+        return "the flash-attn package is not installed"
+    if not device.startswith("cuda"):
+        return f"{device} is not a CUDA GPU"
+    if dtype not in (torch.float16, torch.bfloat16):
+        return f"it has no {str(dtype).removeprefix('torch.')} kernels (bfloat16/float16 only)"
+    capability = cuda_capability(device)
+    if capability < FLASH_ATTENTION_2:  # transformers checks only the package: on a T4 the first forward fails
+        return (f"this GPU has compute capability {capability[0]}.{capability[1]} and flash-attention 2 needs "
+                f"{FLASH_ATTENTION_2[0]}.{FLASH_ATTENTION_2[1]} (Ampere or later)")
+    return None
+
+
+def resolve_attn_implementation(name: str, dtype, device: str, flash_installed: bool | None = None) -> str | None:
+    """Attention "auto": flash-attention 2 on a CUDA GPU of compute capability 8.0 or later, in half precision,
+    when installed; else None, which lets transformers pick sdpa (or eager for a model without sdpa support)."""
+    why_not = flash_unusable(dtype, device, flash_installed) if name in ("auto", "flash_attention_2") else None
+    if name == "flash_attention_2" and why_not:
+        raise ConfigError(f"model.attn_implementation = flash_attention_2 cannot run here: {why_not}; use auto or "
+                          "sdpa")
     if name != "auto":
         return name
-    return "flash_attention_2" if flash_ok else None
+    return None if why_not else "flash_attention_2"
+
+
+def attention_note(name: str, dtype, device: str, flash_installed: bool | None = None) -> str | None:
+    """Why "auto" did not pick flash-attention 2 although it is installed and this is a CUDA GPU (a T4, fp32):
+    said on the start-up line, so a slower kernel is never a surprise. None otherwise."""
+    if name != "auto" or not device.startswith("cuda"):
+        return None
+    why_not = flash_unusable(dtype, device, flash_installed)
+    installed = why_not != "the flash-attn package is not installed"
+    return f"not flash-attention 2: {why_not}" if why_not and installed else None
 
 
 def load_tokenizer(model_cfg: ModelConfig, padding_side: str = "right"):
@@ -106,23 +163,26 @@ def apply_rope_scaling(config, rope_scaling: dict) -> None:
 
 
 def load_model(model_cfg: ModelConfig, method: str | None = None, device: str | None = None,
-               sharded: bool = False):
+               sharded: bool = False, *, nf4: bool = False, prepare_kbit: bool = True):
     """The base model for `method` (lora, qlora, full) or for inference (None), placed on `device`; `sharded`
-    (FSDP, DeepSpeed): loaded without a device map, for accelerate to shard and place."""
+    (FSDP, DeepSpeed): loaded without a device map, for accelerate to shard and place. `nf4`: for inference, the
+    base in 4-bit NF4 as a QLoRA run trained on it. `prepare_kbit` False (FSDP, ZeRO-3): a QLoRA base is not run
+    through peft's prepare_model_for_kbit_training (see _prepare)."""
     if method is not None and method not in METHODS:
         raise ConfigError(f"method {method!r} is not one of {', '.join(METHODS)}")
     device = device or default_device()
     config = load_model_config(model_cfg)
     dtype = resolve_dtype(model_cfg.dtype, device)
-    kwargs = dict(config=config, dtype=dtype, device_map=None if sharded else {"": device}, use_safetensors=True,
-                  revision=model_cfg.revision, trust_remote_code=model_cfg.trust_remote_code,
+    kwargs = dict(config=config, dtype=weights_dtype(dtype, method), device_map=None if sharded else {"": device},
+                  use_safetensors=True, revision=model_cfg.revision, trust_remote_code=model_cfg.trust_remote_code,
                   attn_implementation=resolve_attn_implementation(model_cfg.attn_implementation, dtype, device))
-    if method == "qlora":
+    quantized = method == "qlora" or nf4
+    if quantized:
         kwargs["quantization_config"] = nf4_config(dtype, sharded)
     name = _check_name(model_cfg.name, gguf_cache=model_cfg.gguf_cache)
     if Path(name).is_dir():
         check_model_folder(Path(name))
-    return _prepare(_load_weights(name, method, device, kwargs), method)
+    return _prepare(_load_weights(name, "qlora" if quantized else method, device, kwargs), method, prepare_kbit)
 
 
 # ---------------------------------------------------------------- weights files, checked before anything loads them
@@ -217,16 +277,19 @@ def _load_weights(name: str, method: str | None, device: str, kwargs: dict):
             raise
         raise MedtuneError(f"4-bit (qlora) loading failed on {device}: {first_line(e)}. It needs bitsandbytes "
                            "with a backend for this device (CUDA, or CPU from bitsandbytes 0.48 on); "
-                           "or use method lora") from None
+                           "or train with method lora, or run a QLoRA run's merged folder (medtune merge)") from None
 
 
-def _prepare(model, method: str | None):
+def _prepare(model, method: str | None, prepare_kbit: bool = True):
     if method is None:
         return model.eval()
-    if method == "qlora":
+    if method == "qlora" and prepare_kbit:
         from peft import prepare_model_for_kbit_training
 
-        # fp32 norms/embeddings for stable 4-bit training; gradient checkpointing is training.gradient_checkpointing
+        # fp32 norms/embeddings for stable 4-bit training; gradient checkpointing is training.gradient_checkpointing.
+        # Not under FSDP / ZeRO-3 (TRL skips it there too): the fp32 norms would share units with the 4-bit weights
+        # stored in the compute dtype, and FSDP flattens a unit only in one dtype ("Must flatten tensors with
+        # uniform dtype")
         model = prepare_model_for_kbit_training(model, use_gradient_checkpointing=False)
     return model.train()
 

@@ -160,12 +160,13 @@ def _arch(model) -> str:
     return type(base).__name__.removesuffix("ForCausalLM")
 
 
-def build_peft_config(lora_cfg: LoraConfig, model):
-    """peft.LoraConfig for a causal LM, with targets resolved against `model`; warnings go to the log."""
+def build_peft_config(lora_cfg: LoraConfig, model, quiet: bool = False):
+    """peft.LoraConfig for a causal LM, with targets resolved against `model`; warnings go to the log (unless
+    `quiet`: the memory plan counts the adapter on a meta model before the run resolves it again)."""
     from peft import LoraConfig as PeftLoraConfig
 
     names, warnings = resolve_target_modules(model, lora_cfg.target_modules, lora_cfg.num_layers)
-    for line in warnings:
+    for line in [] if quiet else warnings:
         log.warning(line)
     alpha = int(lora_cfg.alpha) if float(lora_cfg.alpha).is_integer() else lora_cfg.alpha
     return PeftLoraConfig(r=lora_cfg.r, lora_alpha=alpha, lora_dropout=lora_cfg.dropout, target_modules=names,

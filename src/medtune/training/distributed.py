@@ -17,6 +17,8 @@ import os
 import signal
 import sys
 
+from medtune.errors import MedtuneError
+
 PR_SET_PDEATHSIG = 1  # linux/prctl.h
 
 
@@ -43,6 +45,32 @@ def sharded() -> str | None:
         if os.environ.get(variable, "false").lower() in ("1", "true", "yes"):
             return name
     return None
+
+
+def shards_parameters() -> bool:
+    """True when each process holds a shard of every parameter: FSDP, or DeepSpeed ZeRO-3 (ZeRO-1/2 keep the
+    weights whole). For ZeRO-3 this asks transformers, whose training arguments (built before the model, see
+    training.trainer.build) read the stage from accelerate's DeepSpeed config."""
+    kind = sharded()
+    if kind == "deepspeed":
+        from transformers.integrations.deepspeed import is_deepspeed_zero3_enabled
+
+        return is_deepspeed_zero3_enabled()
+    return kind == "fsdp"
+
+
+def check_one_gpu_per_process(device: str) -> None:
+    """Refuse, before anything loads, one process that sees several GPUs: transformers' Trainer would wrap the
+    model in nn.DataParallel, which TRL's SFTTrainer refuses, but only after the weights have loaded."""
+    if not device.startswith("cuda") or world_size() > 1:
+        return
+    import torch
+
+    count = torch.cuda.device_count()
+    if count > 1:
+        raise MedtuneError(f"{count} GPUs are visible to this one process: train on all of them with "
+                           f"`medtune train CONFIG --nproc {count}` (one process per GPU), or on one with "
+                           "CUDA_VISIBLE_DEVICES=0")
 
 
 def device_for(device: str) -> str:

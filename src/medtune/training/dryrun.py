@@ -37,7 +37,7 @@ def dry_run(cfg: Config, out: TextIO, resume=None, inexact_resume: bool = False)
     has_eval = bool(encoded.get("valid")) or (not n_train and bool(prepared.splits.get("valid")))
     plan = args_mod.plan(cfg, has_eval, max(n_train, len(prepared.splits["train"])), args_mod.varlen_attention(cfg))
     info = describe_targets(cfg, plan)
-    print("\n".join(["# would train", *startup_lines(cfg, info, data.line(), plan),
+    print("\n".join(["# would train", info["memory"], *startup_lines(cfg, info, data.line(), plan),
                      f"run directory: {RunDir(cfg.output_dir).root}"]), file=out, flush=True)
     if not n_train:
         raise DataError(no_examples_message(cfg, prepared.report, data))
@@ -50,30 +50,25 @@ def dry_run(cfg: Config, out: TextIO, resume=None, inexact_resume: bool = False)
 
 
 def describe_targets(cfg: Config, plan) -> dict:
-    from accelerate import init_empty_weights
-    from transformers import AutoModelForCausalLM
-
     from medtune.models.load import (
+        attention_note,
         default_device,
         describe_device,
-        load_model_config,
         resolve_attn_implementation,
         resolve_dtype,
     )
+    from medtune.training import distributed, memory
     from medtune.training.trainer import describe
 
-    device = default_device()
+    device = distributed.device_for(default_device())
     dtype = resolve_dtype(cfg.model.dtype, device)
     if cfg.method == "qlora":
         from medtune.models.load import nf4_config
 
         nf4_config(dtype)  # fails now, not hours later, when bitsandbytes is missing
     attention = resolve_attn_implementation(cfg.model.attn_implementation, dtype, device)
-    with init_empty_weights():
-        model = AutoModelForCausalLM.from_config(load_model_config(cfg.model), dtype=dtype,
-                                                 attn_implementation=attention,
-                                                 trust_remote_code=cfg.model.trust_remote_code)
-    model.tie_weights()  # from_config on the meta device leaves tied embeddings untied (counted twice)
+    model = memory.meta_model(cfg, dtype, attention)
+    counts = memory.base_counts(model)  # before PEFT wraps the model's layers in place
     peft_config = None
     if cfg.method != "full":
         from peft import get_peft_model
@@ -84,4 +79,8 @@ def describe_targets(cfg: Config, plan) -> dict:
         model = get_peft_model(model, peft_config, low_cpu_mem_usage=True)
     info = describe(cfg, model, peft_config, describe_device(device), dtype, plan)
     info["attention"] = info["attention"] or "auto"
+    info["attention_note"] = attention_note(cfg.model.attn_implementation, dtype, device)
+    counts.trained = info["trainable_params"]
+    # ZeRO-3 is known only once the training arguments exist: the dry run builds none, so it plans FSDP alone
+    info["memory"] = memory.for_run(cfg, plan, counts, dtype, device, distributed.sharded() == "fsdp").line()
     return info

@@ -57,6 +57,9 @@ def train(cfg: Config, resume: str | bool | None = None, dry_run: bool = False, 
     distributed.exit_with_launcher()
     out = (stream or sys.stdout) if distributed.is_main() else open(os.devnull, "w")
     rd.RunDir(cfg.output_dir).check_folder()
+    from medtune.models.load import default_device
+
+    distributed.check_one_gpu_per_process(default_device())  # before anything is prepared or loaded
     if dry_run:
         from medtune.training.dryrun import dry_run as run_dry
 

@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import sys
 from dataclasses import dataclass, field
 
 from medtune.config import Config
+from medtune.errors import ConfigError
 from medtune.rundir import RunDir
 from medtune.training import args as args_mod
 from medtune.training import distributed
@@ -35,13 +37,19 @@ def build(cfg: Config, run: RunDir, datasets: dict, tokenizer, plan, extra_callb
     from transformers.trainer_callback import ProgressCallback as HFProgress
     from trl import SFTTrainer
 
-    from medtune.models.load import default_device, describe_device, load_model, resolve_dtype
+    from medtune.models.load import attention_note, default_device, describe_device, load_model, resolve_dtype
+    from medtune.training.memory import estimate
 
     device = distributed.device_for(default_device())
     dtype = resolve_dtype(cfg.model.dtype, device)
     # the arguments before the model: under DeepSpeed ZeRO-3 they tell from_pretrained to load it partitioned
     args = args_mod.sft_config(cfg, run, plan, dtype, device, resuming)
-    model = load_model(cfg.model, cfg.method, device, sharded=distributed.sharded() is not None)
+    shards = distributed.shards_parameters()
+    check_sharded_qlora(cfg.method, dtype, shards)
+    memory = estimate(cfg, plan, device, dtype, shards)
+    print(memory.line(), file=stream or sys.stdout, flush=True)  # read before an out-of-memory error, not after
+    model = load_model(cfg.model, cfg.method, device, sharded=distributed.sharded() is not None,
+                       prepare_kbit=not shards)
     peft_config = None if cfg.method == "full" else _peft_config(cfg, model)
     built = _callbacks(cfg, run, stream)
     trainer = SFTTrainer(
@@ -55,6 +63,8 @@ def build(cfg: Config, run: RunDir, datasets: dict, tokenizer, plan, extra_callb
         _adapter_dtype(trainer.model, dtype)
     built.trainer = trainer
     built.info = describe(cfg, trainer.model, peft_config, describe_device(device), dtype, plan)
+    built.info["attention_note"] = attention_note(cfg.model.attn_implementation, dtype, device)
+    built.info["memory_plan_gb"] = round(memory.total_gb, 2)
     built.info["parallel"] = parallel(trainer, plan.processes)
     return built
 
@@ -80,12 +90,28 @@ def _callbacks(cfg: Config, run: RunDir, stream) -> Built:
     return built
 
 
-def _adapter_dtype(model, dtype) -> None:
-    """SFTTrainer casts QLoRA adapters to bf16 (the paper's GPU advice). With fp32 compute (CPU) that only adds
-    casts and slow bf16 matmuls (which even crash CPUs whose VM hides AMX), so they follow the compute dtype."""
+def check_sharded_qlora(method: str, dtype, shards: bool) -> None:
+    """QLoRA under FSDP / ZeRO-3 keeps every weight of a unit in the compute dtype (the 4-bit weights stored in it,
+    norms and adapters too), since FSDP flattens a unit in one dtype. In fp16 (a T4, a V100) that would train the
+    adapters in fp16, where AdamW's updates round away: refused, with what works instead."""
     import torch
 
-    if dtype == torch.float32:
+    if method == "qlora" and shards and dtype == torch.float16:
+        raise ConfigError("QLoRA under FSDP or DeepSpeed ZeRO-3 needs a GPU that computes in bf16 (compute "
+                          "capability 8.0 or later): each sharded unit holds one dtype, and in fp16 the adapters "
+                          "would train in fp16. On these GPUs run QLoRA data-parallel instead (medtune train CONFIG "
+                          "--nproc N, without --accelerate-config): each GPU holds the whole 4-bit model")
+
+
+def _adapter_dtype(model, dtype) -> None:
+    """SFTTrainer casts QLoRA adapters to bf16 whatever the precision (the paper's advice for bf16 GPUs). Where the
+    run is not bf16 the trainable parameters go back to fp32: in fp16 (T4, V100) the gradient scaler refuses fp16
+    gradients and small AdamW updates would round away; in fp32 (CPU) bf16 adapters only add casts and slow bf16
+    matmuls (which even crash CPUs whose VM hides AMX). Under FSDP / ZeRO-3 the run is bf16 or fp32
+    (check_sharded_qlora), so the adapters keep the dtype of the units they are flattened with."""
+    import torch
+
+    if dtype != torch.bfloat16:
         for param in model.parameters():
             if param.requires_grad:
                 param.data = param.data.float()
@@ -117,8 +143,9 @@ def startup_lines(cfg: Config, info: dict, data_line: str, plan) -> list[str]:
     method = cfg.method if cfg.method == "full" else (
         f"{cfg.method} r={lora.r} alpha={lora.alpha:g} dropout={lora.dropout:g}"
         + (" rslora" if lora.use_rslora else "") + (" dora" if lora.use_dora else ""))
+    note = f"; {info['attention_note']}" if info.get("attention_note") else ""
     lines = [f"model: {info['model']} ({info['architecture']}, {info['device']}, {info['dtype']}, "
-             f"attention {info['attention']})", f"method: {method}"]
+             f"attention {info['attention']}{note})", f"method: {method}"]
     if info["target_modules"]:
         lines.append(f"adapted modules: {_short(info['target_modules'])}")
     lines.append(f"trainable {info['trainable_params']:,} of {info['total_params']:,} parameters "
