@@ -212,7 +212,13 @@ class GenerationConfig:
         1.0, "Above 1 makes repeating a token less likely: small models otherwise loop in long reasoning and never "
         "close it (the quickstart uses 1.15). Also used for eval's generated answers.",
     )
-
+    gguf_quant: Literal["f32", "f16", "bf16", "q8_0", "q4_0", "q4_1", "q5_0", "q5_1", "q2_k", "q3_k_s", "q3_k_m",
+                        "q3_k_l", "q4_k_s", "q4_k_m", "q5_k_s", "q5_k_m", "q6_k"] = _f(
+        "f16", "The llama.cpp engine (--engine llama.cpp or auto) runs a run, or any model that is not a .gguf file, "
+        "as a GGUF file converted once at this quantization and cached beside the run: f16 stays closest to the "
+        "default engine; q8_0 and q4_k_m are smaller and faster. eval's results name it. A .gguf model and the "
+        "built-in model run as their file is.",
+    )
 
 
 DEFAULT_DISCLAIMER = (

@@ -30,7 +30,8 @@ SAID = f"\n\n{DEFAULT_DISCLAIMER}"  # the safety layer's disclaimer, once after 
 def test_chat_scripted_through_stdin(echo_dir):
     script = "\n".join([QA[0][0], "/reasoning off", "/reset", QA[2][0], "", "/system Be brief.", "/system off",
                         "/bogus"])
-    done = subprocess.run([sys.executable, "-m", "medtune.cli", "chat", "--model", echo_dir, "--max-tokens", "40"],
+    done = subprocess.run([sys.executable, "-m", "medtune.cli", "chat", "--model", echo_dir, "--engine", "transformers",
+                           "--max-tokens", "40"],
                           input=script, capture_output=True, text=True, timeout=120)
     assert done.returncode == 0, done.stderr
     assert done.stdout == (

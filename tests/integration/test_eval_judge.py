@@ -266,7 +266,7 @@ def live_serve(judge_model):
         pytest.skip("medtune serve is not built yet")
     port = free_port()
     proc = subprocess.Popen([sys.executable, "-m", "medtune.cli", "serve", "--model", str(judge_model),
-                             "--port", str(port), "--max-tokens", "128"],
+                             "--engine", "transformers", "--port", str(port), "--max-tokens", "128"],
                             stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
     url = f"http://127.0.0.1:{port}"
     try:

@@ -19,7 +19,7 @@ def echo(echo_model):
 
 
 def run(capsys, *argv):
-    code = cli.main(["generate", *argv])
+    code = cli.main(["generate", "--engine", "transformers", *argv])  # the default engine's behaviour
     out, err = capsys.readouterr()
     return code, out, err
 

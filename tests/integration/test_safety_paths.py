@@ -37,7 +37,7 @@ def engine(echo_model, one_thread):
 
 
 def generate(capsys, *argv):
-    code = cli.main(["generate", *argv])
+    code = cli.main(["generate", "--engine", "transformers", *argv])
     out, err = capsys.readouterr()
     return code, out, err
 
@@ -82,7 +82,8 @@ def test_a_custom_refusal_and_no_disclaimer_from_the_config(capsys, echo_model):
 
 def test_chat_refuses_then_answers_and_remembers_no_disclaimer(echo_model):
     script = "\n".join([DRUGS, QUESTION])
-    done = subprocess.run([sys.executable, "-m", "medtune.cli", "chat", "--model", str(echo_model), RULES_ONLY],
+    done = subprocess.run([sys.executable, "-m", "medtune.cli", "chat", "--model", str(echo_model), "--engine",
+                           "transformers", RULES_ONLY],
                           input=script, capture_output=True, text=True, timeout=120)
     assert done.returncode == 0, done.stderr
     assert done.stdout.startswith(f"Answer:\n{DEFAULT_REFUSAL}\n[safety layer: request refused (category: "

@@ -180,7 +180,7 @@ def test_serve_verb_binds_localhost_and_reads_the_key_from_the_environment(monke
     monkeypatch.setattr(uvicorn, "run", lambda app, **kw: started.update(app=app, **kw))
     monkeypatch.setenv("MEDTUNE_API_KEY", "from-env")
     model = engine.tokenizer.name_or_path
-    assert cli.main(["serve", "--model", model, "--served-model-name", "med"]) == 0
+    assert cli.main(["serve", "--model", model, "--engine", "transformers", "--served-model-name", "med"]) == 0
     assert (started["host"], started["port"]) == ("127.0.0.1", 8000)
     with TestClient(started["app"]) as http:
         assert http.get("/v1/models").status_code == 401

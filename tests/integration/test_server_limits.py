@@ -161,7 +161,7 @@ def test_serve_flags_set_the_limits(monkeypatch, engine):
     monkeypatch.setattr(uvicorn, "run", lambda app, **kw: started.update(app=app, **kw))
     model = engine.tokenizer.name_or_path
     flags = ["--max-body-mb", "1", "--max-prompts", "2", "--max-prompt-tokens", "30"]
-    assert cli.main(["serve", "--model", model, "--served-model-name", "echo", *flags]) == 0
+    assert cli.main(["serve", "--model", model, "--engine", "transformers", "--served-model-name", "echo", *flags]) == 0
     with TestClient(started["app"]) as http:
         reply = http.post("/v1/completions", json={"model": "echo", "max_tokens": 1, "prompt": ["a", "b", "c"]})
         assert reply.status_code == 400 and "limit of 2 (--max-prompts)" in reply.json()["error"]["message"]

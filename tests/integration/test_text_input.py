@@ -38,7 +38,8 @@ def test_binary_on_standard_input_to_generate_is_one_line(tmp_path):
 
 @pytest.mark.slow  # loads a model in a child process
 def test_binary_on_standard_input_to_chat_is_one_line_after_the_good_lines(tiny_llama):
-    done = run_cli("chat", "--model", tiny_llama, "--max-tokens", "2", "safety.enabled=false", stdin=BINARY)
+    done = run_cli("chat", "--model", tiny_llama, "--engine", "transformers", "--max-tokens", "2",
+                   "safety.enabled=false", stdin=BINARY)
     assert last_error_line(done).endswith("medtune chat: error: standard input:2: not UTF-8 text (byte 0xff); "
                                          "save it as UTF-8")
     assert done.stdout  # the first, valid line was answered before the bad one

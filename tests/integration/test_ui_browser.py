@@ -45,7 +45,8 @@ class Server:
         self.port, self.log = free_port(), log
         env = {**os.environ, "OMP_NUM_THREADS": "1"}  # tiny models run fastest on one thread
         self.process = subprocess.Popen(
-            [sys.executable, "-m", "medtune.cli", "ui", *args, "--port", str(self.port), "--max-tokens", "40",
+            [sys.executable, "-m", "medtune.cli", "ui", *args, "--engine", "transformers", "--port", str(self.port),
+             "--max-tokens", "40",
              "safety.classifier=false"], stdout=log.open("w"), stderr=subprocess.STDOUT, env=env)
         self.url = f"http://127.0.0.1:{self.port}/"
 

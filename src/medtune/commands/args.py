@@ -2,8 +2,8 @@
 
 - one config file (a positional ending in .yaml/.yml, or --config), then dotted overrides such as
   training.learning_rate=1e-4; flags that set a config key say so, with the help text of the config field itself;
-- the model and sampling flags of the verbs that produce text (generate, chat, serve), and the engine they make
-  (--engine: transformers, or vLLM for eval and serve).
+- the model and sampling flags of the verbs that produce text (generate, chat, serve, ui), and the engine they make
+  (--engine: auto, transformers, llama.cpp, or vLLM).
 
 Precedence: the config file, then key=value overrides, then flags.
 """
@@ -16,7 +16,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from medtune import config as config_mod
-from medtune.errors import ConfigError
+from medtune.errors import ConfigError, MedtuneError
 
 OVERRIDE = re.compile(r"^[A-Za-z_][\w]*(\.[A-Za-z_]\w*)*=")  # training.learning_rate=1e-4, not "BP = 150/95"
 CONFIG_SUFFIXES = (".yaml", ".yml", ".json")  # JSON is YAML
@@ -172,39 +172,100 @@ def engine_config(args: argparse.Namespace, allow_text: bool = False) -> config_
     return config_from_args(args, values, beside, allow_text)
 
 
-ENGINES = ("transformers", "vllm")
+ENGINES = ("auto", "transformers", "llama.cpp", "vllm")
+AUTO = "auto"
 
 
-def add_engine_argument(parser, extra: str = "") -> None:
+@dataclass(frozen=True)
+class EngineChoice:
+    name: str  # transformers, llama.cpp or vllm
+    why: str  # the start-up line's reason ("" when asked for by name)
+
+
+def add_engine_argument(parser, extra: str = "", default: str = AUTO, engines: tuple = ENGINES) -> None:
     """--engine: who generates; medtune's prompts, stop tokens, reasoning split and safety layer stay the same."""
-    parser.add_argument("--engine", choices=ENGINES, default="transformers",
-                        help="what generates: transformers (default; any device) or vllm (a CUDA GPU and "
-                             "pip install 'medtune[vllm]'; an adapter runs through vLLM's LoRA support), with "
-                             "medtune's prompts, stop tokens, reasoning split and safety layer either way" + extra)
+    parser.add_argument("--engine", choices=engines, default=default,
+                        help=f"what generates (default {default}): auto is llama.cpp on a machine without a CUDA GPU "
+                             "where llama-cpp-python is installed (several times faster on a CPU; a run is "
+                             "converted to GGUF once, generation.gguf_quant), else transformers; transformers "
+                             "runs anywhere; llama.cpp needs pip install 'medtune[gguf]'; vllm needs a CUDA GPU and "
+                             "pip install 'medtune[vllm]'. medtune's prompts, stop tokens, reasoning split and "
+                             "safety layer are the same with each" + extra)
+
+
+def choose_engine(name: str) -> EngineChoice:
+    """The engine `name` stands for: itself, or for auto llama.cpp where no CUDA GPU is present and llama-cpp-python
+    is installed (a GPU runs transformers faster than llama.cpp's CPU build), else transformers."""
+    if name != AUTO:
+        return EngineChoice(name, "")
+    import importlib.util
+
+    import torch
+
+    if torch.cuda.is_available():
+        return EngineChoice("transformers", "a CUDA GPU is present")
+    if importlib.util.find_spec("llama_cpp") is None:
+        return EngineChoice("transformers", "no CUDA GPU; pip install 'medtune[gguf]' for llama.cpp, several times "
+                                            "faster on a CPU")
+    return EngineChoice("llama.cpp", "no CUDA GPU, llama-cpp-python installed")
 
 
 def engine_class(name: str):
-    """Engine, or VllmEngine (vLLM checked now, before anything loads); both load(...) with the same arguments."""
+    """Engine, VllmEngine, or LlamaCppLoader (each checked now, before anything loads; auto resolved by
+    choose_engine); all load(...) with Engine.load's arguments."""
+    name = choose_engine(name).name
     if name == "vllm":
         from medtune.inference.vllm_engine import VllmEngine, require_vllm
 
         require_vllm()
         return VllmEngine
+    if name == "llama.cpp":
+        from medtune.export.gguf_cache import model_file
+        from medtune.inference.llama_cpp_engine import LlamaCppLoader, require_llama_cpp
+
+        require_llama_cpp()
+        return LlamaCppLoader(model_file)  # runs are converted to GGUF by export/, which inference/ does not import
     from medtune.inference.engine import Engine
 
     return Engine
 
 
-def load_engine(args: argparse.Namespace, cfg: config_mod.Config, engine: str = "transformers"):
+def engine_line(engine, choice: EngineChoice) -> str | None:
+    """The start-up line saying which engine runs and why (None for transformers asked for by name)."""
+    gguf = getattr(engine, "gguf", None)
+    why = f" (auto: {choice.why})" if choice.why else ""
+    if gguf is not None:
+        return f"engine: llama.cpp{why}, {gguf.quant} GGUF {gguf.file} ({gguf.origin})"
+    return f"engine: {choice.name}{why}" if why else None
+
+
+def load_engine(args: argparse.Namespace, cfg: config_mod.Config, engine: str = AUTO):
     """The engine (see ENGINES) for --model/--adapter/--run; the config's seed seeds the process, so a sampled
-    run repeats."""
+    run repeats. With auto, a model llama.cpp cannot run (a converter that does not know it, a build that crashes
+    at load) runs on transformers instead, saying why in one line."""
+    import sys
+
     import torch
 
     from medtune.safety import load_layer
 
     torch.manual_seed(cfg.seed)
-    return engine_class(engine).load(adapter=args.adapter, run=args.run, config=cfg, system_prompt=args.system,
-                                     extra_eos_tokens=args.extra_eos_token, safety=load_layer(cfg))
+    choice = choose_engine(engine)
+    kwargs = {"adapter": args.adapter, "run": args.run, "config": cfg, "system_prompt": args.system,
+              "extra_eos_tokens": args.extra_eos_token, "safety": load_layer(cfg)}
+    try:
+        loaded = engine_class(choice.name).load(**kwargs)
+    except MedtuneError as error:
+        from medtune.inference.llama_cpp_process import LlamaCppFailed
+
+        if engine != AUTO or not isinstance(error, LlamaCppFailed):
+            raise
+        choice = EngineChoice("transformers", f"llama.cpp cannot run this model: {error}")
+        loaded = engine_class("transformers").load(**kwargs)
+    line = engine_line(loaded, choice)
+    if line:
+        print(f"medtune: {line}", file=sys.stderr, flush=True)
+    return loaded
 
 
 def positive_int(text: str) -> int:

@@ -14,6 +14,7 @@ import argparse
 import sys
 
 from medtune.commands.args import (
+    add_engine_argument,
     add_model_arguments,
     add_sampling_arguments,
     engine_config,
@@ -29,13 +30,14 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.formatter_class = argparse.RawDescriptionHelpFormatter
     add_model_arguments(parser)
     add_sampling_arguments(parser)
+    add_engine_argument(parser)
     parser.add_argument("--hide-reasoning", action="store_true", help="start with the reasoning hidden")
 
 
 def main(args: argparse.Namespace) -> int:
     cfg = engine_config(args)
     params = sampling_params(cfg)
-    engine = load_engine(args, cfg)
+    engine = load_engine(args, cfg, args.engine)
     session = ChatSession(engine, params, sys.stdout, show_reasoning=not args.hide_reasoning)
     interactive = sys.stdin.isatty()
     if interactive:

@@ -4,6 +4,7 @@ and their uncertainty.
     medtune compare runs/phi3-mini-medical runs/mistral-7b-medical --task medqa --task pubmedqa --limit 500
     medtune compare runs/quickstart smollm2-135m-instruct --task src/medtune/assets/medical_o1_heldout.jsonl
     medtune compare runs/a runs/b --config eval.yaml eval.limit=100 eval.batch_size=4   # eval.yaml: an eval section
+    medtune compare runs/a runs/b --task medqa --mode generate --engine llama.cpp      # answers from llama.cpp
 
 Each input is a run directory (its config.yaml, run.json, metrics.jsonl and eval/) or a model (hub id, folder,
 .gguf file, built-in name). The evaluation settings are the same for every input: those of --config (its seed and
@@ -13,7 +14,9 @@ first run (as eval's --compare-base does for a run's base). Among the positional
 the config file and one of the form dotted.key=value is an override, never an input (write ./name for a folder
 so named). A run's eval/items.jsonl is reused when it holds exactly the requested items under those settings;
 otherwise the input is evaluated (into OUT/evals/<name>/, which the next compare reuses), its task times starting
-after the model is loaded and warmed up. Writes report.md, results.json and plots/ into --out.
+after the model is loaded and warmed up. --engine (default transformers, as eval's) says what answers: a stored
+evaluation is reused only when it was made on that engine (under llama.cpp, at the same generation.gguf_quant).
+Writes report.md, results.json and plots/ into --out.
 """
 
 from __future__ import annotations
@@ -23,7 +26,7 @@ import sys
 from dataclasses import dataclass
 from pathlib import Path
 
-from medtune.commands.args import is_config_path, split_items
+from medtune.commands.args import add_engine_argument, choose_engine, engine_class, is_config_path, split_items
 from medtune.errors import ConfigError
 
 # flag -> (config key, argparse settings); a flag not given leaves the config's value (see the module's help)
@@ -58,6 +61,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         group.add_argument(flag, dest=_dest(flag), **{**kwargs, "help": f"{kwargs['help']} ({key})"})
     parser.add_argument("--out", default="compare", help="where report.md, results.json and plots/ go "
                                                          "(default ./compare)")
+    add_engine_argument(group, "; every input answers on the same engine (vllm: with medtune eval)",
+                        default="transformers", engines=("auto", "transformers", "llama.cpp"))
 
 
 def _dest(flag: str) -> str:
@@ -77,8 +82,11 @@ def main(args: argparse.Namespace) -> int:
 
     check_out_folder(args.out, "--out")
     given = split_inputs(args.items, args.config)
-    results, written = compare(given.inputs, flag_values(args), Path(args.out), note=_note, config=given.config,
-                               overrides=given.overrides)
+    choice = choose_engine(args.engine)
+    if choice.why:
+        _note(f"engine {choice.name} (auto: {choice.why})")
+    results, written = compare(given.inputs, flag_values(args), Path(args.out), note=_note,
+                               engine_cls=engine_class(choice.name), config=given.config, overrides=given.overrides)
     print("\n".join(console_lines(results, written)))
     return 0
 

@@ -6,14 +6,18 @@
     medtune eval --task xstest_dev.jsonl --mode screen          # the safety layer alone: no model loads
     medtune eval --run DIR --compare-base --task xstest_dev.jsonl --mode generate   # refusals, model and layer
     medtune eval --run DIR --task medqa --mode generate --engine vllm --batch-size 256  # generation on vLLM (GPU)
+    medtune eval --run DIR --task medqa --mode generate --engine llama.cpp   # generation in llama.cpp (a CPU)
 
 Settings come from the eval section of the config (the run's own config.yaml when none is given), then
 key=value overrides, then flags. Every task file, the judge (endpoint or local model) and the similarity model
-are checked before any model loads. --engine vllm hands generation to vLLM with the same prompts, stop tokens,
-reasoning split, safety layer and scoring (log-likelihood scoring stays on transformers). Writes results.json,
-items.jsonl, report.md, plots/ and the config.yaml it ran with into the output folder (eval.out_dir, else <run>/eval,
-else <output_dir>/eval); when a judge grades, its cache (judge_cache.jsonl) goes there too unless eval.judge_cache
-names another file.
+are checked before any model loads. --engine vllm hands generation to vLLM, --engine llama.cpp to llama.cpp (a run
+converted to a GGUF file once, at generation.gguf_quant), with the same prompts, stop tokens, reasoning split, safety
+layer and scoring (log-likelihood scoring: llama.cpp's logits with llama.cpp, transformers with vllm);
+results.json names the engine and the
+quantization, and the default stays transformers, so a score does not depend on which packages are installed.
+Writes results.json, items.jsonl, report.md, plots/ and the config.yaml it ran with into the output folder
+(eval.out_dir, else <run>/eval, else <output_dir>/eval); when a judge grades, its cache (judge_cache.jsonl) goes
+there too unless eval.judge_cache names another file.
 """
 
 from __future__ import annotations
@@ -26,6 +30,7 @@ from medtune.commands.args import (
     add_config_arguments,
     add_engine_argument,
     add_flags,
+    choose_engine,
     config_from_args,
     engine_class,
     flag_values,
@@ -60,8 +65,9 @@ HOW = [
     Flag("--judge-model", "eval.judge_model"),
     Flag("--out", "eval.out_dir"),
 ]
-ENGINE_NOTE = ("; vllm needs --mode generate (loglik scoring stays on transformers) and gets --batch-size prompts "
-               "per call, so raise it (e.g. 256); a local judge stays on transformers")
+ENGINE_NOTE = ("; eval's default is transformers, so a score does not depend on which packages are installed; vllm "
+               "needs --mode generate (loglik scoring stays on transformers) and gets --batch-size prompts per call, "
+               "so raise it (e.g. 256); a local judge stays on transformers")
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -73,7 +79,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     what.add_argument("--run", help="a medtune run directory (its adapter and config.yaml)")
     how = parser.add_argument_group("how")
     add_flags(how, HOW)
-    add_engine_argument(how, ENGINE_NOTE)
+    add_engine_argument(how, ENGINE_NOTE, default="transformers")
 
 
 def main(args: argparse.Namespace) -> int:
@@ -86,8 +92,11 @@ def main(args: argparse.Namespace) -> int:
     beside = None if given_config(args) else find_config(args.model, args.adapter, args.run)
     cfg = config_from_args(args, flag_values(args, WHAT + HOW), beside)
     tasks = load_tasks(cfg)
-    check_engine(args.engine, cfg, tasks)
-    engine = engine_class(args.engine) if cfg.eval.mode != "screen" else None  # vLLM missing: one line, now
+    choice = choose_engine(args.engine)
+    check_engine(choice.name, cfg, tasks)
+    engine = engine_class(choice.name) if cfg.eval.mode != "screen" else None  # vLLM missing: one line, now
+    if choice.why and engine is not None:
+        print(f"medtune eval: engine {choice.name} (auto: {choice.why})", file=sys.stderr)
     out = output_dir(cfg, args.run)
     check_out_folder(out, "--out")
     if not any(t.uses_judge for t in tasks) and (cfg.eval.judge_url or cfg.eval.judge_model):

@@ -13,6 +13,7 @@ import sys
 from pathlib import Path
 
 from medtune.commands.args import (
+    add_engine_argument,
     add_model_arguments,
     add_sampling_arguments,
     engine_config,
@@ -33,6 +34,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     source.add_argument("--prompt", "-p", help="the question")
     source.add_argument("--prompt-file", help="read the question from this file")
     add_sampling_arguments(parser)
+    add_engine_argument(parser)
     output = parser.add_argument_group("output").add_mutually_exclusive_group()
     output.add_argument("--stream", action="store_true", help="print tokens as they are generated")
     output.add_argument("--json", action="store_true",
@@ -44,7 +46,7 @@ def main(args: argparse.Namespace) -> int:
     question = read_prompt(args, one_prompt(args.items))
     cfg = engine_config(args, allow_text=True)
     params = sampling_params(cfg)  # bad values fail before the model loads
-    engine = load_engine(args, cfg)
+    engine = load_engine(args, cfg, args.engine)
     messages = [Message("user", question)]
     if args.json:
         gen = engine.generate([messages], params)[0]

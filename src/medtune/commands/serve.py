@@ -1,14 +1,17 @@
 """`medtune serve`: an OpenAI-compatible HTTP API (FastAPI + uvicorn) on the shared engine.
 
-    medtune serve --run runs/phi4-med [--port 8000] [--host 127.0.0.1] [--api-key KEY] [--engine vllm]
+    medtune serve --run runs/phi4-med [--port 8000] [--host 127.0.0.1] [--api-key KEY] [--engine ENGINE]
 
 GET /health, GET /v1/models, POST /v1/chat/completions (streamed as server-sent events or not),
 POST /v1/completions. Binds 127.0.0.1 unless told otherwise. With --api-key (or the MEDTUNE_API_KEY environment
 variable, the place for the secret) every route but /health (a load balancer's probe) needs "Authorization: Bearer
 KEY", /docs and /openapi.json included. A body over --max-body-mb is a 413, more prompts than --max-prompts or a
 prompt over --max-prompt-tokens a 400, before any work. Requests queue and run in batches; a client that leaves
-stops its generation. --engine vllm runs each batch in vLLM (a CUDA GPU): the same
-API, prompts and safety layer, a streamed reply arriving whole when its batch ends (see inference/vllm_engine.py).
+stops its generation. The engine (--engine auto by default) is llama.cpp on a machine without a CUDA GPU where
+llama-cpp-python is installed (requests one after another, streamed token by token, llama.cpp in a child process
+whose crash fails the requests in flight, not the server; see inference/llama_cpp_engine.py), else transformers;
+--engine vllm runs each batch in vLLM (a CUDA GPU): the same API, prompts and safety layer, a streamed reply arriving
+whole when its batch ends (see inference/vllm_engine.py).
 """
 
 from __future__ import annotations
@@ -29,8 +32,9 @@ from medtune.inference.limits import RequestLimits
 
 API_KEY_ENV = "MEDTUNE_API_KEY"
 LIMITS = RequestLimits()  # the defaults of --max-body-mb, --max-prompts, --max-prompt-tokens
-ENGINE_NOTE = ("; medtune's queue still forms the batches (raise --max-batch, e.g. 64, for vllm) and a streamed "
-               "reply from vllm arrives whole when its batch ends")
+ENGINE_NOTE = ("; medtune's queue still forms the batches (raise --max-batch, e.g. 64, for vllm; llama.cpp works "
+               "through a batch one request at a time) and a streamed reply from vllm arrives whole when its batch "
+               "ends")
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -57,6 +61,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 def main(args: argparse.Namespace) -> int:
     import uvicorn
 
+    from medtune.evaluation.evaluate import engine_name
     from medtune.inference.server import create_app
 
     cfg = engine_config(args)
@@ -70,8 +75,8 @@ def main(args: argparse.Namespace) -> int:
                      max_batch=args.max_batch, limits=limits)
     auth = "API key required" if api_key else "no API key"
     screened = f"safety layer: {', '.join(engine.safety.layers)}" if engine.safety else "safety layer OFF"
-    print(f"medtune serve: {engine.name} ({args.engine}) on http://{args.host}:{args.port}/v1 ({auth}; {screened}); "
-          "Ctrl-C stops", flush=True)
+    print(f"medtune serve: {engine.name} ({engine_name(engine)}) on http://{args.host}:{args.port}/v1 ({auth}; "
+          f"{screened}); Ctrl-C stops", flush=True)
     if not api_key and args.host not in ("127.0.0.1", "localhost", "::1"):
         print(f"medtune serve: warning: {args.host} is reachable from other machines and no API key is set "
               f"(--api-key or ${API_KEY_ENV})", flush=True)

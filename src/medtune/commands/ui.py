@@ -18,6 +18,7 @@ import hmac
 from pathlib import Path
 
 from medtune.commands.args import (
+    add_engine_argument,
     add_model_arguments,
     add_sampling_arguments,
     engine_config,
@@ -35,6 +36,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.formatter_class = argparse.RawDescriptionHelpFormatter
     add_model_arguments(parser)
     add_sampling_arguments(parser)
+    add_engine_argument(parser, "; --compare's model runs on the same engine")
     group = parser.add_argument_group("page")
     group.add_argument("--compare", metavar="RUN_OR_MODEL",
                        help="a second model to answer beside the first: a run directory or a model name")
@@ -55,10 +57,10 @@ def main(args: argparse.Namespace) -> int:
     params = sampling_params(cfg)
     names = " and ".join(x for x in (args.run or args.model or args.adapter or cfg.model.name, args.compare) if x)
     print(f"medtune ui: loading {names}; the page starts once loaded", flush=True)
-    engines = [load_engine(args, cfg)]
+    engines = [load_engine(args, cfg, args.engine)]
     if args.compare:
         other = compare_args(args)
-        engines.append(load_engine(other, engine_config(other)))
+        engines.append(load_engine(other, engine_config(other), args.engine))
     labels = [label(engines[0], args), *(e.name for e in engines[1:])]
     page = page_module.ChatPage(engines, params, labels).build()
     try:

@@ -40,6 +40,7 @@ class Evaluation:
     reused: bool = True  # False: evaluated by this comparison
     load_s: float | None = None  # the model's load, kept out of `seconds` (None: reused, nothing loaded)
     warm_up_s: float | None = None  # the untimed first answer after the load (evaluation's warm_up)
+    engine: str = "transformers"  # what answered: transformers, vllm, or llama.cpp with its quantization
 
 
 def reference(inputs: list[Input], config: str | None = None) -> str | Path | None:
@@ -103,11 +104,13 @@ def expected_items(tasks: list) -> dict[str, list]:
 
 def evaluation_of(inp: Input, cfg: Config, tasks: list, folder: Path, note: Callable[[str], None],
                   engine_cls=None) -> Evaluation:
-    """The stored evaluation of the run (its eval/) or of an earlier compare (`folder`), else a new one there
-    (its model loaded by engine_cls, default Engine)."""
+    """The stored evaluation of the run (its eval/) or of an earlier compare (`folder`) made on the same engine,
+    else a new one there (its model loaded by engine_cls, default Engine)."""
+    from medtune.evaluation.evaluate import engine_name
+
     candidates = ([inp.run.eval] if inp.is_run else []) + [folder]
     for candidate in candidates:
-        found, why_not = stored(candidate, cfg, tasks)
+        found, why_not = stored(candidate, cfg, tasks, engine_name(engine_cls))
         if found:
             return found
         if why_not:
@@ -115,22 +118,29 @@ def evaluation_of(inp: Input, cfg: Config, tasks: list, folder: Path, note: Call
     return run_evaluation(inp, cfg, tasks, folder, engine_cls)
 
 
-def stored(folder: Path, cfg: Config, tasks: list) -> tuple[Evaluation | None, str | None]:
-    """(the evaluation in folder, None) when it holds the same items under the same settings, else (None, why not;
-    None when there is no evaluation there at all)."""
+def stored(folder: Path, cfg: Config, tasks: list,
+           engine: str = "transformers") -> tuple[Evaluation | None, str | None]:
+    """(the evaluation in folder, None) when it holds the same items under the same settings on `engine` (under
+    llama.cpp, at the same generation.gguf_quant too), else (None, why not; None when there is no evaluation there
+    at all)."""
     results = read_results(folder / "results.json")
     if results is None or not (folder / "items.jsonl").is_file():
         return None, None
     system = next((s for s in STORED_SYSTEMS if s in results.systems), None)
     if system is None:
         return None, "its results.json holds no tuned or single system"
+    made_on = results.systems[system].engine
+    if made_on != engine:  # numbers from another engine (or GGUF quantization) are never mixed in silently
+        return None, f"made on {results.systems[system].engine_label}, not {engine}"
     records = [r for r in read_items(folder / "items.jsonl") if r.system == system]
-    why_not = _other_settings(results.config, cfg, tasks) or _other_items(records, tasks)
+    extra = ["generation.gguf_quant"] if engine == "llama.cpp" else []
+    why_not = _other_settings(results.config, cfg, tasks, extra) or _other_items(records, tasks)
     if why_not:
         return None, why_not
     names = {t.name for t in tasks}
     seconds = {n: results.systems[system].tasks[n].seconds for n in names}
-    return Evaluation([r for r in records if r.task in names], seconds, str(folder)), None
+    return Evaluation([r for r in records if r.task in names], seconds, str(folder),
+                      engine=results.systems[system].engine_label), None
 
 
 def _other_items(records: list[dict], tasks: list) -> str | None:
@@ -144,10 +154,10 @@ def _other_items(records: list[dict], tasks: list) -> str | None:
     return None
 
 
-def _other_settings(stored_cfg: dict, cfg: Config, tasks: list) -> str | None:
+def _other_settings(stored_cfg: dict, cfg: Config, tasks: list, extra: list[str] = ()) -> str | None:
     """What in a stored evaluation's config differs from this comparison's, in words (None: nothing that matters)."""
     now = cfg.to_dict()
-    keys = ["model.name", "output_dir", "seed", "data.system_prompt", "data.template"]
+    keys = ["model.name", "output_dir", "seed", "data.system_prompt", "data.template", *extra]
     for task in tasks:  # what each task's answers were asked and written under
         keys += [k for k in task.settings_that_matter(cfg) if k not in keys]
     for key in keys:
@@ -180,7 +190,7 @@ def run_evaluation(inp: Input, cfg: Config, tasks: list, folder: Path, engine_cl
     system = results.systems["model"]
     seconds = {name: t.seconds for name, t in system.tasks.items()}
     return Evaluation(records, seconds, str(folder), reused=False, load_s=system.load_s,
-                      warm_up_s=system.warm_up_s)
+                      warm_up_s=system.warm_up_s, engine=system.engine_label)
 
 
 # ---------------------------------------------------------------- per input and task

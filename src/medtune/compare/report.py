@@ -2,7 +2,7 @@
 short table the console shows.
 
 results.json  {created, medtune, seed, mode, tasks: {task: {kind, items}}, inputs: {label: {given, run, model,
-              evaluation, evaluation_reused, load_s, warm_up_s, training}}, systems: {label: {task: metrics}},
+              evaluation, evaluation_reused, load_s, warm_up_s, engine, training}}, systems: {label: {task: metrics}},
               paired: [rows of pairs.py],
               findings: {significant, no_difference, measurements}, plots}
 """
@@ -132,7 +132,9 @@ def findings_section(results: dict) -> list[str]:
 
 
 def _evaluation(described: dict, quote: str = "") -> str:
-    return f"{quote}{described['evaluation']}{quote} ({'reused' if described['evaluation_reused'] else 'new'})"
+    engine = described.get("engine", "transformers")
+    on = f", {engine}" if engine != "transformers" else ""  # llama.cpp and its GGUF quantization, vllm
+    return f"{quote}{described['evaluation']}{quote} ({'reused' if described['evaluation_reused'] else 'new'}{on})"
 
 
 def _value(row: dict, key: str) -> str:

@@ -54,7 +54,7 @@ def describe(inp: runs.Input, cfg: Config, evaluation: evals.Evaluation) -> dict
     return {"given": inp.given, "run": str(inp.run.root) if inp.is_run else None,
             "model": trained.get("model") or cfg.model.name, "evaluation": evaluation.source,
             "evaluation_reused": evaluation.reused, "load_s": evaluation.load_s, "warm_up_s": evaluation.warm_up_s,
-            "training": trained}
+            "engine": evaluation.engine, "training": trained}
 
 
 def measurements(described: dict, systems: dict, done: dict) -> list[str]:

@@ -134,7 +134,7 @@ def evaluate_system(load, tasks: list, cfg: Config, label: str, embedder) -> tup
     loaded = time.perf_counter()
     warm_up(engine)
     info = SystemResult(source.config.model.name, str(source.adapter) if source.adapter else None, engine.name,
-                        round(loaded - started, 3), round(time.perf_counter() - loaded, 3))
+                        round(loaded - started, 3), round(time.perf_counter() - loaded, 3), **engine_of(engine))
     context = RunContext(cfg, label, embedder)
     records = []
     for task in tasks:
@@ -144,6 +144,20 @@ def evaluate_system(load, tasks: list, cfg: Config, label: str, embedder) -> tup
     del engine  # the next system loads into the memory this one held
     gc.collect()
     return info, records
+
+
+def engine_of(engine) -> dict:
+    """{engine, quant} for results.json: which engine answered, and the quantization of its GGUF file (llama.cpp)."""
+    return {"engine": engine_name(engine), "quant": getattr(engine, "quant", None)}
+
+
+def engine_name(engine) -> str:
+    """transformers, vllm or llama.cpp for an engine, its class or its loader: its engine_name (the llama.cpp
+    engine's and loader's), else by class (VllmEngine: vllm; Engine, or none: transformers)."""
+    if engine is None:
+        return "transformers"
+    cls = engine if isinstance(engine, type) else type(engine)
+    return getattr(engine, "engine_name", None) or {"VllmEngine": "vllm"}.get(cls.__name__, "transformers")
 
 
 def _task_info(task, records: list[ItemRecord], seconds: float) -> TaskResult:

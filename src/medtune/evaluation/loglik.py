@@ -69,7 +69,10 @@ def loglikelihoods(model, tokenizer, requests: list[tuple[str, str]], batch_size
 
 def _forward(model, inputs: list[tuple], tails: list[int]) -> list:
     """Log-softmax over the vocabulary at the last `tail` positions of each input (all a continuation needs),
-    the inputs right-padded into one batch."""
+    the inputs right-padded into one batch. An engine that computes outside torch (the llama.cpp engine's
+    engine.model) gives them itself."""
+    if hasattr(model, "tail_logprobs"):
+        return model.tail_logprobs(inputs, tails)
     import torch
 
     width = max(len(x) for x in inputs)

@@ -36,6 +36,9 @@ def summary_lines(results: EvalResults, out: Path) -> list[str]:
                 lines.append(f"tuned - base {name} {metric}: {a['delta']:+.4f} [{a['ci95'][0]:+.4f}, "
                              f"{a['ci95'][1]:+.4f}], wins/ties/losses {a['wins']}/{a['ties']}/{a['losses']}{test}")
         lines += KINDS[kinds[name]].paired_lines(name, p)
+    engines = {s.engine_label for s in results.systems.values() if s.layers is None}
+    if engines - {"transformers"}:  # each system's engine (and GGUF quantization) is part of its numbers
+        lines.append("engine: " + ", ".join(f"{label} {s.engine_label}" for label, s in results.systems.items()))
     lines.append(f"results: {out / 'results.json'}, {out / 'report.md'}")
     return lines
 
@@ -47,7 +50,8 @@ def markdown(results: EvalResults, plots: list[Path], out: Path) -> str:
     lines = [f"# medtune eval ({_how(results)}, seed {results.seed})", ""]
     for label, system in results.systems.items():
         adapter = f" + adapter `{system.adapter}`" if system.adapter else ""
-        lines.append(f"- **{label}**: `{system.model or system.name}`{adapter}")
+        engine = f" on {system.engine_label}" if system.layers is None and system.engine_label != "transformers" else ""
+        lines.append(f"- **{label}**: `{system.model or system.name}`{adapter}{engine}")
     lines.append("")
     for kind in KINDS.values():
         lines += kind_tables(results, kind)

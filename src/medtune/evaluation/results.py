@@ -2,11 +2,13 @@
 field names are those earlier medtune versions wrote, so their evaluations still load in `compare`).
 
     {created, medtune, mode, mcq_format, seed, judge, config,
-     systems: {label: {model, adapter, name, load_s, warm_up_s (screen mode: layers, threshold),
+     systems: {label: {model, adapter, name, load_s, warm_up_s, [engine, quant] (screen mode: layers, threshold),
                        tasks: {task: {kind, origin, seconds, items_per_s, metrics}}}},
      paired: {task: tuned minus base}}
 
 `metrics` is the task kind's summary (tasks/: MCQSummary, OpenSummary, SafetySummary), read back by its kind.
+`engine` and `quant` are written for a system that did not run on transformers (llama.cpp and its GGUF file's
+quantization, vllm): compare reuses a stored evaluation only when it ran on the engine compare is asked for.
 """
 
 from __future__ import annotations
@@ -52,18 +54,30 @@ class SystemResult:
     layers: list | None = None
     threshold: float | None = None
     tasks: dict[str, TaskResult] = field(default_factory=dict)
+    # what generated and scored: transformers (what results without the field were made with), llama.cpp or vllm;
+    # quant: the GGUF file's quantization under llama.cpp (f16, q8_0, ...), else None
+    engine: str = "transformers"
+    quant: str | None = None
 
     def to_json(self) -> dict:
         out = {"model": self.model, "adapter": self.adapter, "name": self.name}
         out |= ({"layers": self.layers, "threshold": self.threshold} if self.layers is not None
                 else {"load_s": self.load_s, "warm_up_s": self.warm_up_s})
+        if self.engine != "transformers" or self.quant:  # absent: transformers, as every earlier results.json
+            out |= {"engine": self.engine, "quant": self.quant}
         return out | {"tasks": {name: t.to_json() for name, t in self.tasks.items()}}
 
     @classmethod
     def from_json(cls, data: dict) -> SystemResult:
         return cls(data.get("model"), data.get("adapter"), data.get("name", ""), data.get("load_s"),
                    data.get("warm_up_s"), data.get("layers"), data.get("threshold"),
-                   {name: TaskResult.from_json(t) for name, t in data.get("tasks", {}).items()})
+                   {name: TaskResult.from_json(t) for name, t in data.get("tasks", {}).items()},
+                   data.get("engine") or "transformers", data.get("quant"))
+
+    @property
+    def engine_label(self) -> str:
+        """transformers, vllm, or llama.cpp with its quantization (llama.cpp f16)."""
+        return f"{self.engine} {self.quant}" if self.quant else self.engine
 
 
 @dataclass
