@@ -19,15 +19,14 @@ from medtune.evaluation.tasks import MCQTask, OpenTask
 from medtune.inference import vllm_engine, weights
 from medtune.inference.engine import Engine, Request
 from medtune.inference.params import SamplingParams
+from medtune.inference.prompt_engine import ModelFacts, prompt_engine
 from medtune.inference.reasoning import ANSWER, REASONING, Delta
 from medtune.inference.vllm_engine import (
-    ModelFacts,
     VllmEngine,
     adapter_rank,
     llm_args,
     lora_id,
     lora_rank,
-    prompt_engine,
     require_vllm,
     shared_llm,
 )

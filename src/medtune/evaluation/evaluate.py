@@ -152,12 +152,8 @@ def engine_of(engine) -> dict:
 
 
 def engine_name(engine) -> str:
-    """transformers, vllm or llama.cpp for an engine, its class or its loader: its engine_name (the llama.cpp
-    engine's and loader's), else by class (VllmEngine: vllm; Engine, or none: transformers)."""
-    if engine is None:
-        return "transformers"
-    cls = engine if isinstance(engine, type) else type(engine)
-    return getattr(engine, "engine_name", None) or {"VllmEngine": "vllm"}.get(cls.__name__, "transformers")
+    """transformers, vllm or llama.cpp: the engine_name of an engine, its class or its loader (None: the default)."""
+    return getattr(engine, "engine_name", "transformers")
 
 
 def _task_info(task, records: list[ItemRecord], seconds: float) -> TaskResult:

@@ -56,6 +56,7 @@ import threading
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
+from typing import ClassVar
 
 from medtune.config import Config
 from medtune.data.records import Message
@@ -130,6 +131,8 @@ class Request:
 
 
 class Engine:
+    engine_name: ClassVar[str] = "transformers"  # what results.json names (the llama.cpp and vLLM engines have theirs)
+
     def __init__(self, model, tokenizer, *, template: str = "auto", system_prompt: str | None = None,
                  extra_eos_tokens: Sequence[str] = (), name: str = "model", safety=None):
         self.model, self.tokenizer, self.name = model, tokenizer, name
@@ -288,7 +291,7 @@ class Engine:
         params = requests[0].params
         if params.seed is not None:
             torch.manual_seed(params.seed)
-        rows = [self._row(r) for r in requests]
+        rows = [self.new_row(r) for r in requests]
         done: dict[int, Generation] = {}
         reset_peak_memory()
         start = time.perf_counter()
@@ -298,7 +301,7 @@ class Engine:
             first = tracker.first_token_at - start if tracker.first_token_at else None
             stats = Stats(len(requests[i].prompt_ids), rows[i].count, time.perf_counter() - start, first,
                           peak_memory_mb(), len(rows))
-            done[i] = self._generation(requests[i], rows[i], stats)
+            done[i] = self.finished(requests[i], rows[i], stats)
             if requests[i].on_finish is not None:
                 requests[i].on_finish(done[i])
 
@@ -312,7 +315,9 @@ class Engine:
                 finish(i)
         return [done[i] for i in range(len(rows))]
 
-    def _row(self, request: Request) -> Row:
+    def new_row(self, request: Request) -> Row:
+        """The decoding state of one request: its stops, reasoning split and (screened streams) answer gate;
+        the llama.cpp engine feeds it llama.cpp's tokens."""
         stop_ids = request.stop_ids | (set() if request.params.ignore_eos else self.eos_ids)
         on_delta, halt = request.on_delta, None
         if on_delta is not None and request.screen and self.safety.cfg.screen_output:
@@ -331,7 +336,8 @@ class Engine:
         device = self.model.device
         return torch.tensor(ids, device=device), torch.tensor(mask, device=device)
 
-    def _generation(self, request: Request, row: Row, stats: Stats) -> Generation:
+    def finished(self, request: Request, row: Row, stats: Stats) -> Generation:
+        """The Generation of a finished row, screened by the safety layer when the request asks."""
         text, split = row.finish()
         gen = Generation(text, split.reasoning, split.answer, row.finish_reason, split.reasoning_finished, stats,
                          list(row.decoder.ids), request.prompt)

@@ -162,7 +162,7 @@ class LlamaCppEngine:
         """Engine.load's arguments; model_file finds (or converts) the GGUF file, default: a file the source names
         itself (a .gguf model, the built-in model)."""
         require_llama_cpp()
-        from medtune.inference.vllm_engine import prompt_engine  # the weightless default engine, shared with vLLM
+        from medtune.inference.prompt_engine import prompt_engine
 
         source = weights.resolve(config or weights.config_beside(model, adapter, run), adapter, run)
         prompts = prompt_engine(source, system_prompt, template, extra_eos_tokens, safety)
@@ -236,7 +236,7 @@ class LlamaCppEngine:
     def _one(self, request: Request) -> Generation:
         # the default engine's own row and screening (engine.py): stops, streamed deltas, the answer gate and
         # cancellation are its code, fed llama.cpp's tokens one at a time
-        row = self.prompts._row(request)
+        row = self.prompts.new_row(request)
         start, first = time.perf_counter(), None
 
         def on_token(token: int) -> bool:
@@ -249,7 +249,7 @@ class LlamaCppEngine:
             with self._lock:  # one sequence at a time: the server's scheduler and streams share the engine
                 peak = self._generate(request, row.stop_ids, on_token)
         stats = Stats(len(request.prompt_ids), row.count, time.perf_counter() - start, first, peak)
-        gen = self.prompts._generation(request, row, stats)
+        gen = self.prompts.finished(request, row, stats)
         if request.on_finish is not None:
             request.on_finish(gen)
         return gen

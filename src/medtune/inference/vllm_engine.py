@@ -6,13 +6,13 @@ tokens, reasoning split, safety layer and scoring unchanged, so its numbers comp
     engine.run([engine.request(messages, params), ...])            # what eval's generate mode and the server call
 
 The work is split in two. A default Engine built on the tokenizer and the model's config alone (no weights, see
-ModelFacts) renders the prompt, tokenizes it (BOS as training added it, message text never as control tokens),
-splits stops into token ids and strings, screens the request and afterwards the answer. vLLM gets those token ids
-(never text it would tokenize again: its own tokenizing would read a typed "<|im_end|>" as the token) and
-SamplingParams(**sampling_args(request)); `generation` maps its RequestOutput back onto medtune's Generation with
-medtune's own reasoning split (both pure, in inference/vllm_requests.py). An adapter is applied by vLLM's LoRA
-support (LLM(enable_lora=True, max_lora_rank=R) and a LoRARequest per call), not merged; base and tuned share one
-vLLM instance.
+inference/prompt_engine.py) renders the prompt, tokenizes it (BOS as training added it, message text never as
+control tokens), splits stops into token ids and strings, screens the request and afterwards the answer. vLLM gets
+those token ids (never text it would tokenize again: its own tokenizing would read a typed "<|im_end|>" as the
+token) and SamplingParams(**sampling_args(request)); `generation` maps its RequestOutput back onto medtune's
+Generation with medtune's own reasoning split (both pure, in inference/vllm_requests.py). An adapter is applied by
+vLLM's LoRA support (LLM(enable_lora=True, max_lora_rank=R) and a LoRARequest per call), not merged; base and tuned
+share one vLLM instance.
 
 Where it differs from the default engine:
 - greedy answers match up to kernel numerics; a seeded sample draws from vLLM's per-request generator, so its
@@ -41,16 +41,17 @@ import json
 import threading
 import time
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
 from pathlib import Path
+from typing import ClassVar
 
-from medtune.config import Config, ModelConfig
+from medtune.config import Config
 from medtune.data.records import Message
 from medtune.errors import MedtuneError, first_line
 from medtune.inference import weights
 from medtune.inference.decoding import CANCELLED
 from medtune.inference.engine import Engine, Generation, Request
 from medtune.inference.params import SamplingParams
+from medtune.inference.prompt_engine import prompt_engine
 from medtune.inference.stream import Stream
 from medtune.inference.vllm_requests import cancelled, generation, prompt_input, sampling_args, whole_deltas
 from medtune.models import gguf
@@ -68,14 +69,6 @@ def require_vllm():
         raise MedtuneError(f"--engine vllm needs vLLM, which does not import here ({first_line(error)}): "
                            f"{INSTALL}") from None
     return vllm
-
-
-@dataclass
-class ModelFacts:
-    """What Engine reads from a model besides its weights (context length, EOS ids): vLLM holds the weights."""
-
-    config: object  # transformers PretrainedConfig
-    generation_config: object | None = None  # transformers GenerationConfig; None when the model ships none
 
 
 def lora_rank(r: int) -> int:
@@ -159,6 +152,8 @@ def _from_prompts(name: str) -> property:
 class VllmEngine:
     """Engine's interface (prompt, prompt_ids, encode, fit, request, run, generate, complete, stream, and the
     attributes eval and the server read), generating with vLLM."""
+
+    engine_name: ClassVar[str] = "vllm"
 
     tokenizer = _from_prompts("tokenizer")
     safety = _from_prompts("safety")
@@ -268,26 +263,3 @@ class VllmEngine:
         if request.on_finish is not None:
             request.on_finish(gen)
         return gen
-
-
-def prompt_engine(source: weights.Source, system_prompt: str | None, template: str | None,
-                  extra_eos_tokens: Sequence[str], safety) -> Engine:
-    """The default engine without weights: medtune's own prompts, tokens, stops and safety for vLLM's requests."""
-    from medtune.models.load import load_model_config, load_tokenizer
-
-    cfg = source.config
-    facts = ModelFacts(load_model_config(cfg.model), _generation_config(cfg.model))
-    system = system_prompt if system_prompt is not None else weights.default_system_prompt(cfg)
-    return Engine(facts, load_tokenizer(cfg.model, padding_side="left"), template=template or cfg.data.template,
-                  system_prompt=system, extra_eos_tokens=extra_eos_tokens, name=source.name, safety=safety)
-
-
-def _generation_config(model_cfg: ModelConfig):
-    """The model's generation_config.json (its EOS ids), or None when it has none."""
-    from transformers import GenerationConfig
-
-    try:
-        return GenerationConfig.from_pretrained(gguf.local_folder(model_cfg.name, model_cfg.gguf_cache),
-                                                revision=model_cfg.revision)
-    except OSError:
-        return None
