@@ -118,6 +118,10 @@ class TrainingConfig:
         "auto", "How sequences share a batch: padding-free packing, length-grouped padding, or plain padding."
     )
     train_on_prompt: bool = _f(False, "Also train on system and user tokens (off: loss on the assistant turn only).")
+    stage: Literal["sft", "grpo"] = _f(
+        "sft", "sft: supervised fine-tuning on worked answers; grpo: reinforcement learning on verifiable problems "
+        "(the rl section), usually after an SFT run (rl.init_from)."
+    )
 
 
 @dataclass
@@ -132,8 +136,10 @@ class DataConfig:
     hub_config: Optional[str] = _f(None, "Hub dataset config name, e.g. en for medical-o1-reasoning-SFT.")
     hub_split: str = _f("train", "Hub dataset split, with slicing, e.g. train[:500].")
     format: Literal[
-        "auto", "medical_o1", "alpaca", "instruction_response", "chat", "sharegpt", "prompt_completion", "text"
-    ] = _f("auto", "Record layout; auto detects it from the keys.")
+        "auto", "medical_o1", "mcq", "verifiable", "alpaca", "instruction_response", "chat", "sharegpt",
+        "prompt_completion", "text"
+    ] = _f("auto", "Record layout; auto detects it from the keys (mcq and verifiable: problems for training.stage "
+                   "grpo).")
     columns: dict = _f({}, "Map your column names onto question / reasoning / answer, e.g. {question: prompt}.")
     template: Literal["auto", "phi-think", "r1-cot", "alpaca"] = _f(
         "auto", "auto = the tokenizer's own chat template; or a named one: phi-think, r1-cot, alpaca."
@@ -332,6 +338,58 @@ class TrackingConfig:
     uri: Optional[str] = _f(None, "mlflow tracking URI (default: SQLite at <output_dir>/tracking/mlflow.db).")
 
 
+DEFAULT_REWARDS = {"format": 1.0, "mcq": 1.0, "length": 0.5}
+
+
+@dataclass
+class RLConfig:
+    """The GRPO stage (training.stage = grpo): rewards, sampling and the policy loss, as TRL's GRPOTrainer takes them.
+
+    Batches count completions, as TRL counts them: training.batch_size x gradient_accumulation_steps (x processes)
+    must be a multiple of num_generations, and each step then trains on that many / num_generations prompts.
+    """
+
+    init_from: Optional[str] = _f(
+        None, "An SFT run directory whose adapter GRPO continues (its base must be model.name); unset = a fresh "
+        "adapter on the base, shaped by the lora section."
+    )
+    rewards: dict = _f(
+        DEFAULT_REWARDS, "Reward names with their weights: format (reasoning closed, then an answer), mcq (the "
+        "answer's letter is the gold one, parsed as eval parses it), match (the answer names the reference), "
+        "similarity (embedding similarity to the reference), judge (eval.judge_url scores the answer), length "
+        "(a penalty past rl.length_budget tokens), or module:function with TRL's reward signature."
+    )
+    num_generations: int = _f(4, "Completions sampled per prompt (the group whose rewards are compared).")
+    num_generations_eval: Optional[int] = _f(
+        None, "Completions per validation prompt (None = num_generations)."
+    )
+    max_completion_length: int = _f(256, "Longest completion sampled, in tokens; longer ones are cut (clipped).")
+    length_budget: Optional[int] = _f(
+        None, "The length reward's budget in tokens: a completion longer than this loses up to 1 (at twice the "
+        "budget); None = three quarters of max_completion_length."
+    )
+    temperature: float = _f(1.0, "Sampling temperature of the completions (above 0: GRPO needs different ones).")
+    top_p: float = _f(1.0, "Nucleus sampling of the completions.")
+    top_k: int = _f(0, "Top-k sampling of the completions (0 = off).")
+    repetition_penalty: float = _f(1.0, "Repetition penalty while sampling (1 = off).")
+    beta: float = _f(0.0, "KL penalty against the starting policy (TRL's default 0: no reference model kept).")
+    loss_type: Literal["grpo", "dapo", "dr_grpo", "bnpo", "cispo", "sapo"] = _f(
+        "dapo", "The policy loss's normalisation, as TRL names them (TRL's default dapo)."
+    )
+    epsilon: float = _f(0.2, "Clipping range of the policy ratio (lower side; and the upper side unless epsilon_high).")
+    epsilon_high: Optional[float] = _f(None, "Upper clipping range (DAPO's clip-higher, e.g. 0.28); None = epsilon.")
+    num_iterations: int = _f(1, "Optimisation passes over each batch of completions (GRPO's mu).")
+    scale_rewards: Literal["group", "batch", "none"] = _f(
+        "group", "Divide advantages by the rewards' spread within each group, the whole batch, or not at all."
+    )
+    mask_truncated_completions: bool = _f(
+        False, "Leave completions cut at max_completion_length out of the loss (DAPO)."
+    )
+    use_vllm: bool = _f(False, "Sample with vLLM colocated on the GPU (pip install 'medtune[vllm]'); else generate().")
+    vllm_gpu_memory_utilization: float = _f(0.3, "The GPU share the colocated vLLM takes (use_vllm).")
+    log_completions: bool = _f(False, "Print a sample of prompts, completions and rewards at each logging step.")
+
+
 @dataclass
 class Config:
     """A whole medtune config: two top-level keys and one section per part."""
@@ -346,6 +404,7 @@ class Config:
     generation: GenerationConfig = field(default_factory=GenerationConfig)
     safety: SafetyConfig = field(default_factory=SafetyConfig)
     tracking: TrackingConfig = field(default_factory=TrackingConfig)
+    rl: RLConfig = field(default_factory=RLConfig)
 
     @property
     def method(self) -> str:
@@ -422,6 +481,19 @@ RANGES = [
     ("data.safety_examples", lambda v: not isinstance(v, int) or v >= 1, "at least 1, a file, or null"),
     ("data.limit", lambda v: v is None or v >= 1, "at least 1, or null (all records)"),
     ("eval.limit", lambda v: v is None or v >= 1, "at least 1, or null (every item)"),
+    ("rl.num_generations", lambda v: v >= 2, "at least 2 (GRPO compares completions of one prompt)"),
+    ("rl.num_generations_eval", lambda v: v is None or v >= 1, "at least 1, or null (num_generations)"),
+    ("rl.max_completion_length", lambda v: v >= 1, "at least 1"),
+    ("rl.length_budget", lambda v: v is None or v >= 1, "at least 1, or null (3/4 of max_completion_length)"),
+    ("rl.temperature", lambda v: v > 0, "above 0 (GRPO needs different completions of one prompt)"),
+    ("rl.top_p", lambda v: 0 < v <= 1, "in (0, 1]"),
+    ("rl.top_k", lambda v: v >= 0, "0 (off) or more"),
+    ("rl.repetition_penalty", lambda v: v > 0, "above 0 (1 = off)"),
+    ("rl.beta", lambda v: v >= 0, "0 (no KL term) or more"),
+    ("rl.epsilon", lambda v: 0 < v < 1, "in (0, 1)"),
+    ("rl.epsilon_high", lambda v: v is None or 0 < v < 1, "in (0, 1), or null (epsilon)"),
+    ("rl.num_iterations", lambda v: v >= 1, "at least 1"),
+    ("rl.vllm_gpu_memory_utilization", lambda v: 0 < v <= 1, "in (0, 1]"),
 ]
 
 

@@ -7,6 +7,7 @@ from pathlib import Path
 import pytest
 
 from fixture_data import MEDICAL_O1_SAMPLE as SAMPLE
+from fixture_data import RL_MCQ
 from medtune import config as config_mod
 from medtune.cli import main
 
@@ -28,12 +29,19 @@ def test_the_known_workflows_are_all_there():
 @pytest.mark.parametrize("recipe", RECIPES, ids=lambda p: p.stem)
 def test_recipe_dry_run_on_a_tiny_model(recipe, tiny_models, tmp_path, capsys):
     cfg = config_mod.load(recipe)
-    # the tiny tokenizer makes ~3x more tokens than the real ones: cut, rather than drop, what exceeds max_length
+    grpo = cfg.training.stage == "grpo"
+    # the tiny tokenizer makes ~3x more tokens than the real ones: cut, rather than drop, what exceeds max_length;
+    # a GRPO recipe reads verifiable problems, and starts afresh (its SFT run is not here)
+    data = [f"data.train_file={RL_MCQ}", "rl.init_from=null"] if grpo else [f"data.train_file={SAMPLE}"]
     argv = ["train", str(recipe), f"model.name={tiny_models(family(cfg.model.name))}", f"output_dir={tmp_path / 'run'}",
-            f"data.train_file={SAMPLE}", "data.hub_config=null", "data.overlong=truncate", "--dry-run"]
+            *data, "data.hub_config=null", "data.overlong=truncate", "--dry-run"]
     assert main(argv) == 0
     out = capsys.readouterr().out
     assert "# resolved config" in out and "# would train" in out and "trainable " in out
+    if grpo:
+        assert "rewards: " in out and "grpo: " in out and " train / " in out and " valid prompts " in out
+    if cfg.rl.use_vllm:  # planned here, on a machine without a GPU: a note, not a refusal
+        assert "note: not on this machine: rl.use_vllm samples with vLLM on a CUDA GPU" in out
     assert f"method: {cfg.method}" in out and not (tmp_path / "run").exists()
 
 
@@ -53,6 +61,12 @@ def test_recipes_say_what_their_workflows_are_known_by():
     for d in (a, b):
         d.pop("output_dir"), d["model"].pop("name")
     assert a == b  # the comparison differs only in the model
+    quick = config_mod.load(ROOT / "configs" / "quickstart-grpo.yaml")
+    assert (quick.training.stage, quick.rl.init_from) == ("grpo", "runs/quickstart")
+    assert set(quick.rl.rewards) == {"mcq", "format", "length"}  # the CPU recipe: MCQ + format + length
+    gpu = config_mod.load(ROOT / "configs" / "phi4-mini-reasoning-grpo.yaml")
+    assert gpu.rl.use_vllm and gpu.rl.init_from == "runs/phi4-mini-reasoning-lora"
+    assert gpu.model.name == config_mod.load(ROOT / "configs" / "phi4-mini-reasoning-lora.yaml").model.name
     safety = config_mod.load(ROOT / "configs" / "phi4-mini-instruct-safety.yaml")
     assert safety.seed == 816 and safety.training.early_stopping_patience == 3
     assert safety.method == "qlora"  # its workflow: 4-bit, "an NVIDIA GPU with at least 6 GB"

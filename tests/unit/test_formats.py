@@ -283,3 +283,73 @@ def test_real_medical_o1_sample_converts():
     assert len(records) == 60
     assert all(r.final.reasoning and r.final.content and r.question for r in records)
     assert records[0].source.endswith("medical_o1_sample.jsonl:1")
+
+
+# ---------------------------------------------------------------- verifiable problems (the GRPO stage's data)
+
+
+def test_exam_mcq_rows_are_detected_before_instruction_response_and_keep_their_options():
+    from fixture_data import RL_MCQ
+    from medtune.data.verifiable import MCQ_INSTRUCTION, Reference
+
+    rows, _ = load_rows(RL_MCQ)
+    assert detect_dataset_format(rows) == "mcq"
+    record = convert(rows)[0]
+    user_turn = record.messages[0].content
+    assert user_turn.startswith(MCQ_INSTRUCTION) and "\nA. rheumatic fever\nB. TB\n" in user_turn
+    assert record.meta["verifiable"] == Reference("rheumatic fever", "A", {"A": "rheumatic fever", "B": "TB",
+                                                                           "C": "unknown cause",
+                                                                           "D": "previous acute pericarditis"})
+    assert record.question == rows[0][1]["question"]  # dedup and leakage read the question, not the instruction
+    assert record.final.content == "The answer is A. rheumatic fever"
+
+
+def test_open_verifiable_rows_keep_the_reference():
+    from fixture_data import RL_OPEN
+
+    rows, _ = load_rows(RL_OPEN)
+    assert detect_dataset_format(rows) == "verifiable"
+    record = convert(rows)[1]
+    assert record.messages[0].content.startswith("Identify a drug that cannot be used")
+    assert record.meta["verifiable"].answer == "Cefaclor." and record.meta["verifiable"].letter is None
+
+
+def test_the_eval_prompt_and_the_rl_prompt_of_an_mcq_are_one_text():
+    from medtune.evaluation.tasks import MCQExample, MCQTask
+
+    row = {"question": "Which vitamin prevents scurvy?", "options": {"A": "A", "B": "C"}, "answer": "B"}
+    record = to_record(row, "auto", SRC)
+    ex = MCQExample("q", row["question"], row["options"], "B", SRC)
+    assert MCQTask("t", [ex], "here").messages(ex)[0].content == record.messages[0].content
+
+
+@pytest.mark.parametrize("row, message", [
+    ({"question": "Q?", "options": {"A": "x", "B": "y"}, "answer": "E"},
+     "'answer' = 'E' is not one of the options' letters \\(A, B\\) nor"),
+    ({"question": "Q?", "options": {"A": "x", "B": ""}, "answer": "A"}, "field 'options.B' should be non-empty"),
+    ({"question": "Q?", "options": {"A": "x"}, "answer": "A"}, "at least two"),
+    ({"Open-ended Verifiable Question": "Q?", "Ground-True Answer": ""}, "empty field 'Ground-True Answer'"),
+])
+def test_verifiable_rows_with_bad_fields_are_named(row, message):
+    with pytest.raises(DataError, match=message) as error:
+        to_record(row, "auto", SRC)
+    assert SRC in str(error.value)
+
+
+def test_options_as_a_list_are_lettered_and_an_answer_text_names_its_letter():
+    row = {"question": "Q?", "options": ["iron", "vitamin C"], "answer": "Vitamin C"}
+    assert detect_format(row) == "mcq"  # never an instruction/response row that would drop the options
+    ref = to_record(row, "auto", SRC).meta["verifiable"]
+    assert ref.options == {"A": "iron", "B": "vitamin C"} and ref.letter == "B" and ref.answer == "vitamin C"
+
+
+def test_prepared_verifiable_rows_read_back_with_their_reference():
+    from medtune import config as config_mod
+    from medtune.data.outputs import output_row
+
+    row = {"question": "Which vitamin prevents scurvy?", "options": {"A": "A", "B": "C"}, "answer": "B"}
+    record = to_record(row, "auto", SRC)
+    written = output_row(record, config_mod.load(None))
+    assert written["reference"] == "C" and written["answer_letter"] == "B"
+    again = to_record(json.loads(json.dumps(written)), "auto", "prepared/train.jsonl:1")
+    assert again.meta["verifiable"] == record.meta["verifiable"] and again.messages == record.messages

@@ -4,6 +4,7 @@
     folders.py     rows from a folder: a datasets save_to_disk folder, or data files laid out as on the hub
     formats.py     which record layout a dataset uses (medical_o1, alpaca, chat, sharegpt, ...), rows -> records
     records.py     the one internal form: messages, with reasoning kept apart from answers
+    verifiable.py  verifiable problems (exam MCQs, open problems with a reference) for the GRPO stage
     hygiene.py     exact-duplicate removal, train/eval leakage and split-overlap checks
     split.py       seeded train / valid [/ test] splits
     safety_mix.py  refusal demonstrations (data.safety_examples) mixed into the training split

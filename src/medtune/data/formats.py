@@ -2,6 +2,8 @@
 
 Layouts (keys matched case-insensitively):
   medical_o1            Question, Complex_CoT, Response
+  mcq                   question, options {letter: text}, answer (a letter): verifiable, see data/verifiable.py
+  verifiable            Open-ended Verifiable Question, Ground-True Answer: verifiable, see data/verifiable.py
   alpaca                instruction, [input], output  (+ optional system, history)
   instruction_response  instruction|question|query|prompt + response|answer|output  (+ optional reasoning, system)
   chat                  messages: [{role, content}]
@@ -16,10 +18,12 @@ from __future__ import annotations
 
 from collections import Counter
 
+from medtune.data import verifiable
 from medtune.data.records import THINK_CLOSE, THINK_OPEN, Message, Record, split_reasoning
 from medtune.errors import DataError
 
-FORMATS = ("medical_o1", "alpaca", "instruction_response", "chat", "sharegpt", "prompt_completion", "text")
+FORMATS = ("medical_o1", "mcq", "verifiable", "alpaca", "instruction_response", "chat", "sharegpt",
+           "prompt_completion", "text")
 QUESTION_KEYS = ("instruction", "question", "query", "prompt")
 ANSWER_KEYS = ("response", "answer", "output")
 CONTEXT_KEYS = ("input", "context")  # joined to an instruction/response row's question
@@ -46,6 +50,10 @@ def detect_format(row: dict) -> str:
         return "sharegpt"
     if {"question", "complex_cot", "response"} <= keys:
         return "medical_o1"
+    if verifiable.is_mcq(keys, row):  # before instruction_response, which would drop the options
+        return "mcq"
+    if verifiable.is_open(keys):
+        return "verifiable"
     if {"instruction", "output"} <= keys:
         return "alpaca"
     if {"prompt", "completion"} <= keys:
@@ -116,7 +124,7 @@ def to_record(row: dict, fmt: str, source: str, columns: dict | None = None) -> 
         fmt = _detect_one(row, source)
     if fmt not in _CONVERTERS:
         raise DataError(f"{source}: unknown format {fmt!r}; known: auto, {', '.join(FORMATS)}")
-    return _CONVERTERS[fmt](_Row(row, fmt, source))
+    return verifiable.with_reference_columns(_CONVERTERS[fmt](_Row(row, fmt, source)), row)
 
 
 class _Row:
@@ -298,6 +306,8 @@ def _content(value, name: str, error) -> str:
 
 _CONVERTERS = {
     "medical_o1": _medical_o1,
+    "mcq": verifiable.mcq_record,
+    "verifiable": verifiable.open_record,
     "alpaca": _alpaca,
     "instruction_response": _instruction_response,
     "chat": _chat,

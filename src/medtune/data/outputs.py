@@ -11,12 +11,18 @@ from medtune.config import Config
 from medtune.data.pipeline import SPLIT_FILES, Prepared, with_prepared_splits
 from medtune.data.records import Record, assistant_text
 from medtune.data.templates import TEXT_ROWS_ADVICE, render, with_system
+from medtune.data.verifiable import output_columns
 from medtune.errors import ConfigError, DataError
 from medtune.rundir import PREPARE_REPORT, check_out_folder
 
 
 def output_row(record: Record, cfg: Config, tokenizer=None) -> dict:
-    """One line of a split file in the chosen output format (all three are read by mlx-lm and by medtune)."""
+    """One line of a split file in the chosen output format (all three are read by mlx-lm and by medtune); a
+    verifiable problem's reference columns go beside it."""
+    return {**_row(record, cfg, tokenizer), **output_columns(record)}
+
+
+def _row(record: Record, cfg: Config, tokenizer=None) -> dict:
     keep = cfg.data.reasoning == "keep"
     fmt = cfg.data.output_format
     if "text" in record.meta and not record.messages:  # a plain-text corpus has no turns: it stays text

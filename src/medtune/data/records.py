@@ -28,8 +28,9 @@ class Record:
 
     @property
     def question(self) -> str:
-        """The first user turn: what leakage checks and dedup look at."""
-        return next((m.content for m in self.messages if m.role == "user"), "")
+        """The question asked (meta["question"], where the user turn wraps it: an MCQ's instruction and options), else
+        the first user turn: what leakage checks and dedup look at."""
+        return self.meta.get("question") or next((m.content for m in self.messages if m.role == "user"), "")
 
     @property
     def final(self) -> Message:

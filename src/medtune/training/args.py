@@ -135,8 +135,20 @@ def sft_config(cfg: Config, run: RunDir, p: Plan, dtype, device: str, resuming: 
     """The SFTConfig for this run. Sequences arrive tokenized and already cut to max_length by prepare."""
     from trl import SFTConfig
 
-    t = cfg.training
     return SFTConfig(
+        **trainer_args(cfg, run, p, dtype, device, resuming),
+        padding_free=p.packing in PADDING_FREE, packing=False, max_length=None, completion_only_loss=True,
+        train_sampling_strategy="group_by_length" if p.packing == "grouped" else "random",
+        include_num_input_tokens_seen="all" if p.packing in PADDING_FREE else "non_padding",
+        dataset_num_proc=None,
+    )
+
+
+def trainer_args(cfg: Config, run: RunDir, p: Plan, dtype, device: str, resuming: bool = False) -> dict:
+    """The Trainer's arguments every stage sets alike: where, seed, batches, optimizer, precision, logging,
+    evaluation and checkpoint intervals, tracking."""
+    t = cfg.training
+    return dict(
         output_dir=str(run.staging), seed=cfg.seed, data_seed=cfg.seed, use_cpu=device == "cpu",
         per_device_train_batch_size=p.micro_batch, per_device_eval_batch_size=t.batch_size,
         gradient_accumulation_steps=p.accumulation, max_steps=t.max_steps,
@@ -146,12 +158,9 @@ def sft_config(cfg: Config, run: RunDir, p: Plan, dtype, device: str, resuming: 
         eval_on_start=p.has_eval and t.eval_on_start and not resuming,  # a resumed curve has its start already
         save_strategy="steps", save_steps=p.save_steps or AT_THE_END, save_total_limit=None,
         activation_checkpointing=t.gradient_checkpointing, activation_checkpointing_kwargs={"use_reentrant": False},
-        padding_free=p.packing in PADDING_FREE, packing=False, max_length=None, completion_only_loss=True,
-        train_sampling_strategy="group_by_length" if p.packing == "grouped" else "random",
-        include_num_input_tokens_seen="all" if p.packing in PADDING_FREE else "non_padding",
         report_to=[cfg.tracking.report_to] if cfg.tracking.report_to in ("wandb", "mlflow") else "none",
         run_name=cfg.tracking.run_name or run.root.resolve().name, dataloader_num_workers=0,
-        restore_callback_states_from_checkpoint=False, dataset_num_proc=None,
+        restore_callback_states_from_checkpoint=False,
         ddp_find_unused_parameters=False,  # every adapted weight is used in each forward: skip DDP's graph search
     )
 

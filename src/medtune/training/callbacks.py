@@ -9,6 +9,7 @@ from __future__ import annotations
 import math
 import sys
 import time
+from dataclasses import dataclass
 
 from transformers import TrainerCallback
 
@@ -16,16 +17,49 @@ from medtune.rundir import RunDir, append_metrics
 from medtune.training import distributed
 
 
-def eval_history(log_history: list[dict]) -> list[tuple[int, float]]:
-    """(step, validation loss) of every evaluation of the adapted model so far (step 0, the base model before
-    training, is a reference point, not a checkpoint to keep or a result to beat)."""
-    return [(h["step"], h["eval_loss"]) for h in log_history if "eval_loss" in h and h["step"] > 0]
+@dataclass(frozen=True)
+class Objective:
+    """What validation measures and which way is better: SFT's loss (lower), GRPO's mean reward (higher)."""
+
+    key: str  # the Trainer's logged name, e.g. eval_loss
+    label: str  # run.json's and the model card's name, e.g. val_loss
+    larger_is_better: bool = False
 
 
-def best_eval(log_history: list[dict]) -> tuple[int, float] | None:
-    """The evaluation with the lowest validation loss (the earliest on ties)."""
-    evals = eval_history(log_history)
-    return min(evals, key=lambda e: (e[1], e[0])) if evals else None
+LOSS = Objective("eval_loss", "val_loss")
+REWARD = Objective("eval_reward", "val_reward", larger_is_better=True)
+
+
+def eval_history(log_history: list[dict], objective: Objective = LOSS) -> list[tuple[int, float]]:
+    """(step, value) of every evaluation of the adapted model so far (step 0, the model before training, is a
+    reference point, not a checkpoint to keep or a result to beat)."""
+    return [(h["step"], h[objective.key]) for h in log_history
+            if h.get(objective.key) is not None and h["step"] > 0]
+
+
+def best_eval(log_history: list[dict], objective: Objective = LOSS) -> tuple[int, float] | None:
+    """The best evaluation (the earliest on ties)."""
+    evals = eval_history(log_history, objective)
+    sign = -1 if objective.larger_is_better else 1
+    return min(evals, key=lambda e: (sign * e[1], e[0])) if evals else None
+
+
+# GRPO's logged figures (TRL's names) -> metrics.jsonl's names; rewards/<name>/mean and /std become reward_<name>
+# and reward_<name>_std
+RL_FIELDS = {"reward": "reward", "reward_std": "reward_std", "kl": "kl", "entropy": "entropy",
+             "completions/mean_length": "completion_length", "completions/clipped_ratio": "clipped_ratio",
+             "frac_reward_zero_std": "zero_std_groups"}
+
+
+def rl_fields(logs: dict, prefix: str = "") -> dict:
+    """The GRPO figures of one log (prefix eval_ for a validation log), renamed; nothing for an SFT log."""
+    row = {name: logs[prefix + key] for key, name in RL_FIELDS.items() if logs.get(prefix + key) is not None}
+    for key, value in logs.items():
+        if key.startswith(prefix + "rewards/") and value is not None:
+            name, _, stat = key[len(prefix + "rewards/"):].rpartition("/")
+            if stat in ("mean", "std"):
+                row[f"reward_{name}" + ("_std" if stat == "std" else "")] = value
+    return row
 
 
 class ProgressCallback(TrainerCallback):
@@ -34,6 +68,7 @@ class ProgressCallback(TrainerCallback):
 
     def __init__(self, run: RunDir, peak_memory_mb, stream=None):
         self.run, self.peak_memory_mb, self.stream = run, peak_memory_mb, stream or sys.stdout
+        # (the Trainer's eval_loss is logged as val_loss; GRPO's mean validation reward as val_reward)
         self.main = distributed.is_main()
         self.bar, self.pending = None, None
         self.last_time, self.last_tokens = time.perf_counter(), 0
@@ -62,9 +97,12 @@ class ProgressCallback(TrainerCallback):
             self.pending = self._train_row(state, logs)
             if not control.should_evaluate:  # otherwise the validation loss of this step joins the line
                 self._emit(self.pending)
-        elif "eval_loss" in logs:
+        elif "eval_loss" in logs or "eval_reward" in logs:
             row = self.pending if self.pending and self.pending["step"] == state.global_step else self._row(state)
-            row["val_loss"] = logs["eval_loss"]
+            if "eval_reward" in logs:  # GRPO: its eval_loss is the policy loss on fresh samples, not a fit measure
+                row.update({f"val_{k}": v for k, v in rl_fields(logs, "eval_").items()})
+            else:
+                row["val_loss"] = logs["eval_loss"]
             self._emit(row)
 
     def on_train_end(self, args, state, control, **kwargs):
@@ -82,7 +120,7 @@ class ProgressCallback(TrainerCallback):
         self.last_time, self.last_tokens = now, tokens
         row = self._row(state)
         row.update(train_loss=logs["loss"], lr=logs.get("learning_rate"), grad_norm=logs.get("grad_norm"),
-                   tokens_per_s=round(speed, 1))
+                   tokens_per_s=round(speed, 1), **rl_fields(logs))
         return row
 
     def _emit(self, row: dict | None) -> None:
@@ -110,6 +148,7 @@ def format_line(row: dict, max_steps: int | None = None) -> str:
         parts.append(f"loss {row['train_loss']:.4f}")
     if row.get("val_loss") is not None:
         parts.append(f"val {row['val_loss']:.4f}")
+    parts += _rl_parts(row)
     if row.get("lr") is not None:
         parts.append(f"lr {row['lr']:.2e}")
     if row.get("tokens_per_s") is not None:
@@ -118,16 +157,34 @@ def format_line(row: dict, max_steps: int | None = None) -> str:
     return " | ".join(parts)
 
 
-class EarlyStoppingCallback(TrainerCallback):
-    """Stop after `patience` evaluations without a lower validation loss than the best so far."""
+def _rl_parts(row: dict) -> list[str]:
+    """'reward 1.250 (format 0.750, mcq 0.500) | val reward 1.000 | len 180 | clipped 25% | kl 0.0012'."""
+    parts = []
+    for prefix, label in (("", "reward"), ("val_", "val reward")):
+        if row.get(prefix + "reward") is None:
+            continue
+        each = [f"{k[len(prefix) + 7:]} {v:.3f}" for k, v in row.items()
+                if k.startswith(prefix + "reward_") and not k.endswith("_std") and v is not None]
+        parts.append(f"{label} {row[prefix + 'reward']:.3f}" + (f" ({', '.join(each)})" if each else ""))
+    if row.get("completion_length") is not None:
+        parts.append(f"len {row['completion_length']:.0f}")
+    if row.get("clipped_ratio") is not None:
+        parts.append(f"clipped {100 * row['clipped_ratio']:.0f}%")
+    if row.get("kl") is not None:
+        parts.append(f"kl {row['kl']:.4f}")
+    return parts
 
-    def __init__(self, patience: int):
-        self.patience = patience
+
+class EarlyStoppingCallback(TrainerCallback):
+    """Stop after `patience` evaluations without a better validation figure than the best so far."""
+
+    def __init__(self, patience: int, objective: Objective = LOSS):
+        self.patience, self.objective = patience, objective
         self.stopped_at: int | None = None
 
     def on_evaluate(self, args, state, control, **kwargs):
-        evals = eval_history(state.log_history)
-        best = best_eval(state.log_history)
+        evals = eval_history(state.log_history, self.objective)
+        best = best_eval(state.log_history, self.objective)
         since_best = sum(1 for step, _ in evals if step > best[0]) if best else 0
         if since_best >= self.patience:
             control.should_training_stop = True
@@ -169,13 +226,13 @@ class CheckpointCallback(TrainerCallback):
     """Give each checkpoint its name only once written whole (by every rank: each writes its own RNG state, and
     FSDP / DeepSpeed their shards), then keep the newest N and the best."""
 
-    def __init__(self, run: RunDir, keep_last: int | None):
-        self.run, self.keep_last = run, keep_last
+    def __init__(self, run: RunDir, keep_last: int | None, objective: Objective = LOSS):
+        self.run, self.keep_last, self.objective = run, keep_last, objective
 
     def on_save(self, args, state, control, **kwargs):
         distributed.barrier()
         if distributed.is_main():
             self.run.publish_checkpoint(state.global_step)
-            best = best_eval(state.log_history)
+            best = best_eval(state.log_history, self.objective)
             self.run.rotate(self.keep_last, best[0] if best else None)
         distributed.barrier()  # no rank goes on (or is killed) before the checkpoint has its final name

@@ -27,20 +27,26 @@ def dry_run(cfg: Config, out: TextIO, resume=None, inexact_resume: bool = False)
         no_examples_message,
         prepare_examples,
     )
+    from medtune.training.stages import stage_of
     from medtune.training.trainer import startup_lines
 
     print("# resolved config\n" + yaml.safe_dump(cfg.to_dict(), sort_keys=False, allow_unicode=True), file=out)
-    _, prepared, encoded, data = prepare_examples(cfg)
+    stage = stage_of(cfg)
+    tokenizer, prepared, encoded, data = prepare_examples(cfg)
     print(summary(prepared.report), file=out)
     n_train = len(encoded.get("train", []))
-    # nothing fits: show the plan for the data as split, then the error (a dry run is there to show the plan)
-    has_eval = bool(encoded.get("valid")) or (not n_train and bool(prepared.splits.get("valid")))
-    plan = args_mod.plan(cfg, has_eval, max(n_train, len(prepared.splits["train"])), args_mod.varlen_attention(cfg))
-    info = describe_targets(cfg, plan)
-    print("\n".join(["# would train", info["memory"], *startup_lines(cfg, info, data.line(), plan),
-                     f"run directory: {RunDir(cfg.output_dir).root}"]), file=out, flush=True)
-    if not n_train:
+    if not n_train:  # nothing fits: show the plan for the data as split, then the error (a dry run shows the plan)
+        plan = args_mod.plan(cfg, bool(prepared.splits.get("valid")), len(prepared.splits["train"]),
+                             args_mod.varlen_attention(cfg))
+        info = describe_targets(cfg, plan)
+        print("\n".join(["# would train", info["memory"], *startup_lines(cfg, info, data.line(), plan)]), file=out)
         raise DataError(no_examples_message(cfg, prepared.report, data))
+    plan = stage.plan(cfg, encoded, args_mod.varlen_attention(cfg))
+    checks = stage.check(cfg, tokenizer, prepared, encoded)
+    info = describe_targets(cfg, plan)
+    print("\n".join(["# would train", info["memory"], *checks,
+                     *startup_lines(cfg, info, stage.data_line(data), plan), *stage.lines(cfg, plan),
+                     f"run directory: {RunDir(cfg.output_dir).root}"]), file=out, flush=True)
     checkpoint = checkpoint_to_resume(RunDir(cfg.output_dir), resume, out)  # what the real run refuses, it refuses
     missing_resume_state(checkpoint, inexact_resume, out)
     if checkpoint is not None:

@@ -13,12 +13,21 @@ from medtune.models.gguf import gguf_file
 def write_run_report(cfg: Config, run: rd.RunDir, info: dict) -> None:
     """run.json with the last logged losses, the loss plot and the model card."""
     rows = rd.read_metrics(run.metrics)
-    start = next((r["val_loss"] for r in rows if r.get("step") == 0 and r.get("val_loss") is not None), None)
     info.update(final_train_loss=_last(rows, "train_loss"), final_val_loss=_last(rows, "val_loss"),
-                start_val_loss=start)
+                start_val_loss=_first(rows, "val_loss"))
+    if cfg.training.stage == "grpo":
+        info.update(final_train_reward=_last(rows, "reward"), final_val_reward=_last(rows, "val_reward"),
+                    start_val_reward=_first(rows, "val_reward"))
     rd.write_json(run.run_json, info)
-    plot_losses(rows, run.loss_plot, f"{Path(cfg.output_dir).name}: {cfg.model.name}")
+    title = f"{Path(cfg.output_dir).name}: {cfg.model.name}"
+    plot_losses(rows, run.loss_plot, title)
+    plot_rewards(rows, run.loss_plot.with_name("rewards.png"), title)
     run.readme.write_text(model_card(cfg, info), encoding="utf-8")
+
+
+def _first(rows: list[dict], key: str):
+    """The value logged at step 0 (the validation before training), else None."""
+    return next((r[key] for r in rows if r.get("step") == 0 and r.get(key) is not None), None)
 
 
 def _last(rows: list[dict], key: str):
@@ -51,6 +60,35 @@ def plot_losses(rows: list[dict], path: Path, title: str = "") -> Path | None:
     return path
 
 
+def plot_rewards(rows: list[dict], path: Path, title: str = "") -> Path | None:
+    """GRPO: each reward's mean per logged step (and the validation reward), with the completions' clipped share
+    on a second axis; None when no reward was logged."""
+    names = sorted({k for r in rows for k in r if k.startswith("reward_") and not k.endswith("_std")})
+    if not names and not any(r.get("val_reward") is not None for r in rows):
+        return None
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, ax = plt.subplots(figsize=(7, 4), dpi=120)
+    for name in ["reward", *names]:
+        points = [(r["step"], r[name]) for r in rows if r.get(name) is not None]
+        if points:
+            ax.plot(*zip(*points), label=name.replace("_", " "), linewidth=1.5 if name == "reward" else 1.0)
+    val = [(r["step"], r["val_reward"]) for r in rows if r.get("val_reward") is not None]
+    if val:
+        ax.plot(*zip(*val), "o-", label="validation reward", linewidth=1.5, markersize=4)
+    ax.set(xlabel="step", ylabel="mean reward", title=title)
+    ax.grid(alpha=0.3)
+    ax.legend(fontsize=8)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fig.tight_layout()
+    fig.savefig(path)
+    plt.close(fig)
+    return path
+
+
 HYPERPARAMETERS = [
     ("method", lambda c: c.method), ("max_length", lambda c: c.model.max_length),
     ("lora r / alpha / dropout", lambda c: f"{c.lora.r} / {c.lora.alpha} / {c.lora.dropout}"),
@@ -69,12 +107,13 @@ def model_card(cfg: Config, info: dict) -> str:
     lines = [
         f"# {Path(cfg.output_dir).name}",
         "",
-        f"A {cfg.method} fine-tune of `{cfg.model.name}` for medical reasoning, made with medtune.",
+        f"A {cfg.method} fine-tune of `{cfg.model.name}` for medical reasoning, made with medtune{_stages(cfg)}.",
         "Educational and research use only: not a medical device, and no substitute for a clinician.",
         "",
         *details(cfg, info, f"`{cfg.data.train_file}`", f"this is the `{weights}/` kept"),
     ]
-    lines += ["", "![loss](plots/loss.png)", "", "## Use", "", "```bash", _usage(cfg, weights), "```", ""]
+    plots = ["![loss](plots/loss.png)"] + (["![rewards](plots/rewards.png)"] if cfg.training.stage == "grpo" else [])
+    lines += ["", *plots, "", "## Use", "", "```bash", _usage(cfg, weights), "```", ""]
     return "\n".join(lines)
 
 
@@ -106,10 +145,24 @@ def details(cfg: Config, info: dict, source: str, kept: str) -> list[str]:
         f"- validation loss before training: {_fmt(info.get('start_val_loss'))}",
         f"- final validation loss: {_fmt(info.get('final_val_loss'))}",
     ]
+    if cfg.training.stage == "grpo":
+        lines += [f"- final train reward: {_fmt(info.get('final_train_reward'))}",
+                  f"- validation reward before training: {_fmt(info.get('start_val_reward'))}",
+                  f"- final validation reward: {_fmt(info.get('final_val_reward'))}"]
     if best:
-        lines.append(f"- best validation loss: {_fmt(best.get('val_loss'))} at step {best.get('step')}"
+        label = "val_reward" if "val_reward" in best else "val_loss"
+        lines.append(f"- best validation {label[4:]}: {_fmt(best.get(label))} at step {best.get('step')}"
                      + (f" ({kept})" if info.get("weights_from_best") else ""))
     return lines
+
+
+def _stages(cfg: Config) -> str:
+    """How the weights came to be: one SFT stage, or GRPO on verifiable problems (after an SFT run)."""
+    if cfg.training.stage != "grpo":
+        return ""
+    rewards = ", ".join(f"{name} x {weight:g}" for name, weight in cfg.rl.rewards.items())
+    after = f" after the SFT run `{cfg.rl.init_from}`" if cfg.rl.init_from else ""
+    return f": GRPO with verifiable rewards ({rewards}){after}"
 
 
 def _usage(cfg: Config, weights: str) -> str:

@@ -20,7 +20,7 @@ from medtune.config import Config
 from medtune.errors import DataError, MedtuneError
 from medtune.training import args as args_mod
 from medtune.training import distributed
-from medtune.training.examples import DataSummary, summarize, to_dataset, trainable
+from medtune.training.examples import DataSummary, summarize, trainable
 from medtune.training.report import write_run_report
 
 
@@ -43,6 +43,7 @@ class TrainingRun:
     encoded: dict  # split -> Encoded examples that have something to learn
     data: DataSummary
     plan: args_mod.Plan
+    stage: object  # training/stages.py: SFTStage or GRPOStage
     started: float = field(default_factory=time.time)
     checkpoint: Path | None = None  # the checkpoint resumed from
     missing_state: list = field(default_factory=list)  # what it lacked for an exact resume (accepted by the user)
@@ -78,11 +79,14 @@ def train(cfg: Config, resume: str | bool | None = None, dry_run: bool = False, 
 
 def start(cfg: Config, out: TextIO) -> TrainingRun:
     """Tokenizer, the prepare step and the plan: everything decided before a weight is loaded."""
+    from medtune.training.stages import stage_of
+
+    stage = stage_of(cfg)
     tokenizer, prepared, encoded, data = prepare_examples(cfg)
     if not encoded.get("train"):
         raise DataError(no_examples_message(cfg, prepared.report, data))
-    plan = args_mod.plan(cfg, bool(encoded.get("valid")), len(encoded["train"]), args_mod.varlen_attention(cfg))
-    return TrainingRun(cfg, rd.RunDir(cfg.output_dir), out, tokenizer, prepared, encoded, data, plan)
+    plan = stage.plan(cfg, encoded, args_mod.varlen_attention(cfg))
+    return TrainingRun(cfg, rd.RunDir(cfg.output_dir), out, tokenizer, prepared, encoded, data, plan, stage)
 
 
 def prepare_examples(cfg: Config):
@@ -183,7 +187,8 @@ def _write_start(tr: TrainingRun) -> None:
     else:  # check_fresh found no checkpoint or weights; what an unfinished earlier start logged goes too
         run.clear_logs()
     resumed = [*previous.get("resumed_from", []), *([str(tr.checkpoint)] if tr.checkpoint else [])]
-    tr.info = {"status": "running", "seed": cfg.seed, "data_hash": data_hash, "versions": rd.versions(),
+    tr.info = {"status": "running", "stage": cfg.training.stage, "seed": cfg.seed, "data_hash": data_hash,
+               "versions": rd.versions(),
                "git_commit": rd.git_commit(), "data": {**tr.data.__dict__, "dropped": _counts(tr.data.dropped)},
                "working_dir": os.getcwd(),  # what relative paths in config.yaml mean
                "resumed_from": resumed}
@@ -246,12 +251,12 @@ def _fit(tr: TrainingRun, callbacks) -> Result:
 
 def _build(tr: TrainingRun, callbacks: list, where: str | None):
     """The trainer, and the start-up lines that say what it will do."""
-    from medtune.training.trainer import build, startup_lines
+    from medtune.training.trainer import startup_lines
 
-    datasets = {name: to_dataset(e) for name, e in tr.encoded.items() if e}
-    built = build(tr.cfg, tr.run, datasets, tr.tokenizer, tr.plan, callbacks, tr.out, tr.checkpoint is not None)
+    datasets = tr.stage.datasets(tr)
+    built = tr.stage.build(tr, datasets, callbacks)
     tr.info.update(built.info)
-    lines = startup_lines(tr.cfg, built.info, tr.data.line(), tr.plan)
+    lines = startup_lines(tr.cfg, built.info, tr.stage.data_line(tr.data), tr.plan) + tr.stage.lines(tr.cfg, tr.plan)
     lines += [f"note: {n}" for n in tr.prepared.report["notes"]]  # what prepare would have said
     lines += [f"tracking: {where}"] if where else []
     lines += [f"resuming from {tr.checkpoint}"] if tr.checkpoint else []
@@ -290,7 +295,8 @@ def _finish(tr: TrainingRun, built) -> Result:
     from medtune.training.callbacks import best_eval
 
     state = built.trainer.state
-    best = best_eval(state.log_history)
+    objective = tr.stage.objective
+    best = best_eval(state.log_history, objective)
     status = "early_stopped" if built.early_stopping and built.early_stopping.stopped_at else "completed"
     weights = tr.run.weights_dir(tr.cfg.method)
     from_best = bool(built.early_stopping and best)
@@ -299,10 +305,10 @@ def _finish(tr: TrainingRun, built) -> Result:
         return Result(tr.run.root, status, state.global_step, weights)
     tr.run.clear_staging()  # only the Trainer's own model card is left there
     tr.info.update(status=status, global_step=state.global_step, epoch=state.epoch, weights_dir=weights.name,
-                   weights_from_best=from_best, best={"step": best[0], "val_loss": best[1]} if best else None,
+                   weights_from_best=from_best, best={"step": best[0], objective.label: best[1]} if best else None,
                    wall_s=round(time.time() - tr.started, 1), peak_mem_mb=round(peak_memory_mb(), 1))
     write_run_report(tr.cfg, tr.run, tr.info)
-    print(_final_line(tr.info, weights, best if from_best else None), file=tr.out, flush=True)
+    print(_final_line(tr.info, weights, best if from_best else None, objective), file=tr.out, flush=True)
     return Result(tr.run.root, status, state.global_step, weights, tr.info)
 
 
@@ -322,12 +328,14 @@ def _save_weights(trainer, run: rd.RunDir, weights: Path, best_step: int | None)
         rd.replace_dir(tmp, weights)
 
 
-def _final_line(info: dict, weights: Path, best) -> str:
-    how = f"best validation loss {best[1]:.4f} at step {best[0]}" if best else f"step {info['global_step']}"
+def _final_line(info: dict, weights: Path, best, objective) -> str:
+    what = objective.label.removeprefix("val_")  # loss (SFT) or reward (GRPO)
+    how = f"best validation {what} {best[1]:.4f} at step {best[0]}" if best else f"step {info['global_step']}"
     stop = "stopped early" if info["status"] == "early_stopped" else "done"
     line = f"{stop} after {info['global_step']} steps in {info['wall_s']:.0f}s; {weights} holds the {how}"
-    if info.get("start_val_loss") is not None and info.get("final_val_loss") is not None:
-        line += f" (validation loss {info['start_val_loss']:.4f} before training -> {info['final_val_loss']:.4f})"
+    start, final = info.get(f"start_val_{what}"), info.get(f"final_val_{what}")
+    if start is not None and final is not None:
+        line += f" (validation {what} {start:.4f} before training -> {final:.4f})"
     if info.get("inexact_resume"):
         line += "; resumed without the full training state (run.json: inexact_resume)"
     return line

@@ -10,7 +10,14 @@ from medtune.errors import ConfigError
 from medtune.rundir import RunDir
 from medtune.training import args as args_mod
 from medtune.training import distributed
-from medtune.training.callbacks import CheckpointCallback, EarlyStoppingCallback, NanGuardCallback, ProgressCallback
+from medtune.training.callbacks import (
+    LOSS,
+    CheckpointCallback,
+    EarlyStoppingCallback,
+    NanGuardCallback,
+    Objective,
+    ProgressCallback,
+)
 
 LAYOUTS = {
     "padding_free": "padding-free: each micro-batch concatenated, no pad tokens",
@@ -51,7 +58,7 @@ def build(cfg: Config, run: RunDir, datasets: dict, tokenizer, plan, extra_callb
     model = load_model(cfg.model, cfg.method, device, sharded=distributed.sharded() is not None,
                        prepare_kbit=not shards)
     peft_config = None if cfg.method == "full" else _peft_config(cfg, model)
-    built = _callbacks(cfg, run, stream)
+    built = callbacks_for(cfg, run, stream)
     trainer = SFTTrainer(
         model=model, args=args, train_dataset=datasets["train"],
         eval_dataset=datasets.get("valid"), processing_class=tokenizer, peft_config=peft_config,
@@ -78,15 +85,16 @@ def parallel(trainer, processes: int) -> str | None:
     return {"MULTI_GPU": "DDP (GPU)", "MULTI_CPU": "DDP (CPU, gloo)"}.get(kind, kind)
 
 
-def _callbacks(cfg: Config, run: RunDir, stream) -> Built:
-    """medtune's callbacks, in the order they must run: log the step, guard it, stop early, then publish."""
+def callbacks_for(cfg: Config, run: RunDir, stream, objective: Objective = LOSS) -> Built:
+    """medtune's callbacks, in the order they must run: log the step, guard it, stop early, then publish.
+    objective: what validation measures (SFT's loss, GRPO's reward) for early stopping and the kept checkpoint."""
     from medtune.models.load import peak_memory_mb
 
     patience = cfg.training.early_stopping_patience
-    early = EarlyStoppingCallback(patience) if patience else None
+    early = EarlyStoppingCallback(patience, objective) if patience else None
     built = Built(None, NanGuardCallback(), early, ProgressCallback(run, peak_memory_mb, stream))
     built.callbacks = [built.progress, built.nan_guard, *([early] if early else []),
-                       CheckpointCallback(run, cfg.training.save_total_limit)]
+                       CheckpointCallback(run, cfg.training.save_total_limit, objective)]
     return built
 
 

@@ -8,6 +8,7 @@ from dataclasses import dataclass
 
 from medtune.config import Config
 from medtune.data.records import Message
+from medtune.data.verifiable import mcq_user_text
 from medtune.errors import DataError
 from medtune.evaluation import runner, scoring, stats
 from medtune.evaluation.formatting import ci, dash, num, pct
@@ -21,11 +22,6 @@ from medtune.evaluation.tasks.base import (
 )
 
 MCQ_FORMATS = ("letters", "cloze")
-GENERATE_INSTRUCTION = (
-    "Answer the following multiple-choice question. Think it through step by step, then give the final answer "
-    "as 'The answer is X', where X is the letter of the correct option."
-)
-
 
 @dataclass(frozen=True)
 class MCQExample:
@@ -98,8 +94,7 @@ class MCQTask(Task):
     Summary = MCQSummary
 
     def messages(self, ex: MCQExample, system: str | None = None) -> list[Message]:
-        listed = "\n".join(f"{k}. {v}" for k, v in ex.options.items())
-        user = f"{GENERATE_INSTRUCTION}\n\nQuestion: {ex.question}\n\nOptions:\n{listed}"
+        user = mcq_user_text(ex.question, ex.options)  # the RL stage's MCQ prompts are the same text
         return [*([Message("system", system)] if system else []), Message("user", user)]
 
     def loglik_requests(self, ex: MCQExample, fmt: str = "letters") -> list[tuple[str, str]]:
