@@ -185,11 +185,10 @@ def init_adapter(cfg: Config, model):
 
 
 def _run_base(run: rd.RunDir) -> str | None:
-    import yaml
+    """The base model the run trained on, from its config.yaml (read as every verb reads a run's), or None."""
+    from medtune.inference.weights import config_beside
 
-    if not run.config.is_file():
-        return None
-    return ((yaml.safe_load(run.config.read_text(encoding="utf-8")) or {}).get("model") or {}).get("name")
+    return config_beside(run=str(run.root)).model.name if run.config.is_file() else None
 
 
 def _same_model(a: str, b: str) -> bool:
