@@ -120,7 +120,7 @@ def test_qlora_adapters_train_in_fp32_unless_the_run_is_bf16(tiny_llama):
         for param in model.parameters():
             if param.requires_grad:
                 param.data = param.data.to(torch.bfloat16)  # what SFTTrainer does
-        trainer._adapter_dtype(model, run_dtype)
+        trainer.adapter_dtype(model, run_dtype)
         return {p.dtype for p in model.parameters() if p.requires_grad}
 
     assert adapter_dtypes(torch.float16) == {torch.float32}  # a T4: the gradient scaler needs fp32 parameters

@@ -207,7 +207,7 @@ def build(cfg: Config, run: rd.RunDir, datasets: dict, tokenizer, plan, extra_ca
 
     from medtune.models.load import attention_note, default_device, describe_device, load_model, resolve_dtype
     from medtune.training import rewards
-    from medtune.training.trainer import callbacks_for, describe, parallel
+    from medtune.training.trainer import adapter_dtype, callbacks_for, describe, parallel
 
     device = distributed.device_for(default_device())
     check_vllm(cfg, device)
@@ -232,6 +232,8 @@ def build(cfg: Config, run: rd.RunDir, datasets: dict, tokenizer, plan, extra_ca
     )
     for cls in (HFProgress, PrinterCallback):
         trainer.remove_callback(cls)
+    if cfg.method == "qlora":  # GRPOTrainer casts QLoRA adapters to bf16 too: fp32 where the run is not bf16
+        adapter_dtype(trainer.model, dtype)
     built.trainer = trainer
     built.info = describe(cfg, trainer.model, peft_config, describe_device(device), dtype, plan)
     built.info["attention_note"] = attention_note(cfg.model.attn_implementation, dtype, device)

@@ -67,7 +67,7 @@ def build(cfg: Config, run: RunDir, datasets: dict, tokenizer, plan, extra_callb
     for cls in (HFProgress, PrinterCallback):  # medtune's own progress callback prints one line per log step
         trainer.remove_callback(cls)
     if cfg.method == "qlora":
-        _adapter_dtype(trainer.model, dtype)
+        adapter_dtype(trainer.model, dtype)
     built.trainer = trainer
     built.info = describe(cfg, trainer.model, peft_config, describe_device(device), dtype, plan)
     built.info["attention_note"] = attention_note(cfg.model.attn_implementation, dtype, device)
@@ -111,12 +111,12 @@ def check_sharded_qlora(method: str, dtype, shards: bool) -> None:
                           "--nproc N, without --accelerate-config): each GPU holds the whole 4-bit model")
 
 
-def _adapter_dtype(model, dtype) -> None:
-    """SFTTrainer casts QLoRA adapters to bf16 whatever the precision (the paper's advice for bf16 GPUs). Where the
-    run is not bf16 the trainable parameters go back to fp32: in fp16 (T4, V100) the gradient scaler refuses fp16
-    gradients and small AdamW updates would round away; in fp32 (CPU) bf16 adapters only add casts and slow bf16
-    matmuls (which even crash CPUs whose VM hides AMX). Under FSDP / ZeRO-3 the run is bf16 or fp32
-    (check_sharded_qlora), so the adapters keep the dtype of the units they are flattened with."""
+def adapter_dtype(model, dtype) -> None:
+    """SFTTrainer (and GRPOTrainer) casts QLoRA adapters to bf16 whatever the precision (the paper's advice for bf16
+    GPUs). Where the run is not bf16 the trainable parameters go back to fp32: in fp16 (T4, V100) the gradient
+    scaler refuses fp16 gradients and small AdamW updates would round away; in fp32 (CPU) bf16 adapters only add
+    casts and slow bf16 matmuls (which even crash CPUs whose VM hides AMX). Under FSDP / ZeRO-3 the run is bf16
+    or fp32 (check_sharded_qlora), so the adapters keep the dtype of the units they are flattened with."""
     import torch
 
     if dtype != torch.bfloat16:
