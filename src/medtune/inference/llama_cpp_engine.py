@@ -42,14 +42,13 @@ from pathlib import Path
 from typing import ClassVar
 
 from medtune.config import Config
-from medtune.data.records import Message
 from medtune.errors import MedtuneError
 from medtune.inference import weights
 from medtune.inference.engine import Engine, Generation, Request, Stats
 from medtune.inference.llama_cpp_process import LlamaCppFailed, LlamaProcess
 from medtune.inference.llama_cpp_sampling import Sampling
 from medtune.inference.params import SamplingParams
-from medtune.inference.stream import Stream
+from medtune.inference.prompt_engine import PromptFront, prompt_engine
 from medtune.models import gguf
 
 log = logging.getLogger(__name__)
@@ -126,22 +125,12 @@ class LlamaCppLoader:
         return LlamaCppEngine.load(model, adapter, run, model_file=self.model_file, **kwargs)
 
 
-def _from_prompts(name: str) -> property:
-    return property(lambda self: getattr(self.prompts, name), doc=f"the prompt engine's {name}")
 
-
-class LlamaCppEngine:
-    """Engine's interface (prompt, prompt_ids, encode, fit, request, run, generate, complete, stream, and the
-    attributes eval and the server read), generating in llama.cpp."""
+class LlamaCppEngine(PromptFront):
+    """Engine's interface (PromptFront: the prompt engine's prompts and requests, generate, complete and stream on
+    run), generating in llama.cpp one sequence at a time."""
 
     engine_name: ClassVar[str] = "llama.cpp"
-    tokenizer = _from_prompts("tokenizer")
-    safety = _from_prompts("safety")
-    context_length = _from_prompts("context_length")
-    system_prompt = _from_prompts("system_prompt")
-    eos_ids = _from_prompts("eos_ids")
-    template = _from_prompts("template")
-    answer_header = _from_prompts("answer_header")
 
     def __init__(self, process: LlamaProcess, prompts: Engine, model: GgufModel, seed: int = 0):
         import numpy as np
@@ -162,8 +151,6 @@ class LlamaCppEngine:
         """Engine.load's arguments; model_file finds (or converts) the GGUF file, default: a file the source names
         itself (a .gguf model, the built-in model)."""
         require_llama_cpp()
-        from medtune.inference.prompt_engine import prompt_engine
-
         source = weights.resolve(config or weights.config_beside(model, adapter, run), adapter, run)
         prompts = prompt_engine(source, system_prompt, template, extra_eos_tokens, safety)
         try:  # from here on, a failure is llama.cpp's (its converter, its build): auto falls back on it
@@ -189,49 +176,12 @@ class LlamaCppEngine:
         """End the child process (it also ends when this process does)."""
         self.process.close()
 
-    # ------------------------------------------------------------ prompts: the default engine's own
-
-    def prompt(self, messages: Sequence[Message | dict]) -> str:
-        return self.prompts.prompt(messages)
-
-    def prompt_ids(self, messages: Sequence[Message | dict]) -> list[int]:
-        return self.prompts.prompt_ids(messages)
-
-    def encode(self, text: str) -> list[int]:
-        return self.prompts.encode(text)
-
-    def fit(self, messages: list[Message], reserve: int) -> tuple[list[Message], int]:
-        return self.prompts.fit(messages, reserve)
-
-    def split_stops(self, stops: Sequence[str]) -> tuple[set[int], list[str]]:
-        return self.prompts.split_stops(stops)
-
-    def request(self, messages: Sequence[Message | dict] | None = None, params: SamplingParams | None = None,
-                **kwargs) -> Request:
-        """Engine.request: checked, tokenized and (with a safety layer) screened the same way."""
-        return self.prompts.request(messages, params, **kwargs)
-
     # ------------------------------------------------------------ running
 
     def run(self, requests: list[Request]) -> list[Generation]:
         """Each request in turn (any mix of sampling settings), in order; each row handed to on_finish as it ends."""
         return [self.prompts.blocked_reply(r) if r.verdict is not None and r.verdict.blocked else self._one(r)
                 for r in requests]
-
-    def generate(self, conversations: Sequence[Sequence[Message | dict]], params: SamplingParams | None = None,
-                 batch_size: int = 16) -> list[Generation]:
-        """One Generation per conversation, in order (batch_size is ignored: one sequence at a time)."""
-        return self.run([self.request(c, params) for c in conversations])
-
-    def complete(self, prompts: Sequence[str], params: SamplingParams | None = None,
-                 batch_size: int = 16) -> list[Generation]:
-        """Like generate, for raw prompt texts (no chat template, no system prompt)."""
-        return self.run([self.request(params=params, prompt=p) for p in prompts])
-
-    def stream(self, messages: Sequence[Message | dict] | None = None, params: SamplingParams | None = None, *,
-               prompt: str | None = None) -> Stream:
-        """Iterate the returned Stream for Deltas, token by token; leaving the loop early cancels the generation."""
-        return Stream(self, self.request(messages, params, prompt=prompt))
 
     def _one(self, request: Request) -> Generation:
         # the default engine's own row and screening (engine.py): stops, streamed deltas, the answer gate and

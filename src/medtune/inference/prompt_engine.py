@@ -10,8 +10,9 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 
 from medtune.config import ModelConfig
+from medtune.data.records import Message
 from medtune.inference import weights
-from medtune.inference.engine import Engine
+from medtune.inference.engine import Engine, Generation, Request, SamplingParams, Stream
 from medtune.models import gguf
 
 
@@ -45,3 +46,60 @@ def _generation_config(model_cfg: ModelConfig):
                                                 revision=model_cfg.revision)
     except OSError:
         return None
+
+
+def _from_prompts(name: str) -> property:
+    return property(lambda self: getattr(self.prompts, name), doc=f"the prompt engine's {name}")
+
+
+class PromptFront:
+    """Engine's interface for an engine whose weights live elsewhere (vLLM, llama.cpp): prompts, tokens, stops and
+    requests are `self.prompts`' (the default engine without weights); generate, complete and stream are built on
+    the subclass's own `run(requests)`."""
+
+    prompts: Engine
+    tokenizer = _from_prompts("tokenizer")
+    safety = _from_prompts("safety")
+    context_length = _from_prompts("context_length")
+    system_prompt = _from_prompts("system_prompt")
+    eos_ids = _from_prompts("eos_ids")
+    template = _from_prompts("template")
+    answer_header = _from_prompts("answer_header")
+
+    def prompt(self, messages: Sequence[Message | dict]) -> str:
+        return self.prompts.prompt(messages)
+
+    def prompt_ids(self, messages: Sequence[Message | dict]) -> list[int]:
+        return self.prompts.prompt_ids(messages)
+
+    def encode(self, text: str) -> list[int]:
+        return self.prompts.encode(text)
+
+    def fit(self, messages: list[Message], reserve: int) -> tuple[list[Message], int]:
+        return self.prompts.fit(messages, reserve)
+
+    def split_stops(self, stops: Sequence[str]) -> tuple[set[int], list[str]]:
+        return self.prompts.split_stops(stops)
+
+    def request(self, messages: Sequence[Message | dict] | None = None, params: SamplingParams | None = None,
+                **kwargs) -> Request:
+        """Engine.request: checked, tokenized and (with a safety layer) screened the same way."""
+        return self.prompts.request(messages, params, **kwargs)
+
+    def run(self, requests: list[Request]) -> list[Generation]:
+        raise NotImplementedError
+
+    def generate(self, conversations: Sequence[Sequence[Message | dict]], params: SamplingParams | None = None,
+                 batch_size: int = 16) -> list[Generation]:
+        """One Generation per conversation, in order (batch_size: the engine batches as it does, see run)."""
+        return self.run([self.request(c, params) for c in conversations])
+
+    def complete(self, prompts: Sequence[str], params: SamplingParams | None = None,
+                 batch_size: int = 16) -> list[Generation]:
+        """Like generate, for raw prompt texts (no chat template, no system prompt)."""
+        return self.run([self.request(params=params, prompt=p) for p in prompts])
+
+    def stream(self, messages: Sequence[Message | dict] | None = None, params: SamplingParams | None = None, *,
+               prompt: str | None = None) -> Stream:
+        """A Stream of Deltas (llama.cpp: token by token; vLLM: all when the generation ends)."""
+        return Stream(self, self.request(messages, params, prompt=prompt))

@@ -45,14 +45,11 @@ from pathlib import Path
 from typing import ClassVar
 
 from medtune.config import Config
-from medtune.data.records import Message
 from medtune.errors import MedtuneError, first_line
 from medtune.inference import weights
 from medtune.inference.decoding import CANCELLED
 from medtune.inference.engine import Engine, Generation, Request
-from medtune.inference.params import SamplingParams
-from medtune.inference.prompt_engine import prompt_engine
-from medtune.inference.stream import Stream
+from medtune.inference.prompt_engine import PromptFront, prompt_engine
 from medtune.inference.vllm_requests import cancelled, generation, prompt_input, sampling_args, whole_deltas
 from medtune.models import gguf
 from medtune.rundir import ADAPTER_FILE
@@ -145,23 +142,12 @@ def lora_id(path: Path) -> int:
 # ---------------------------------------------------------------- the engine
 
 
-def _from_prompts(name: str) -> property:
-    return property(lambda self: getattr(self.prompts, name), doc=f"the prompt engine's {name}")
 
-
-class VllmEngine:
-    """Engine's interface (prompt, prompt_ids, encode, fit, request, run, generate, complete, stream, and the
-    attributes eval and the server read), generating with vLLM."""
+class VllmEngine(PromptFront):
+    """Engine's interface (PromptFront: the prompt engine's prompts and requests, generate, complete and stream on
+    run), generating with vLLM."""
 
     engine_name: ClassVar[str] = "vllm"
-
-    tokenizer = _from_prompts("tokenizer")
-    safety = _from_prompts("safety")
-    context_length = _from_prompts("context_length")
-    system_prompt = _from_prompts("system_prompt")
-    eos_ids = _from_prompts("eos_ids")
-    template = _from_prompts("template")
-    answer_header = _from_prompts("answer_header")
 
     def __init__(self, llm, prompts: Engine, *, make_params: Callable[..., object], lora=None):
         self.llm, self.prompts, self.lora = llm, prompts, lora  # lora: a vllm LoRARequest, or None
@@ -188,28 +174,6 @@ class VllmEngine:
         lora = LoRARequest(source.name, lora_id(source.adapter), str(source.adapter)) if source.adapter else None
         return cls(llm, prompts, make_params=vllm.SamplingParams, lora=lora)
 
-    # ------------------------------------------------------------ prompts: the default engine's own
-
-    def prompt(self, messages: Sequence[Message | dict]) -> str:
-        return self.prompts.prompt(messages)
-
-    def prompt_ids(self, messages: Sequence[Message | dict]) -> list[int]:
-        return self.prompts.prompt_ids(messages)
-
-    def encode(self, text: str) -> list[int]:
-        return self.prompts.encode(text)
-
-    def fit(self, messages: list[Message], reserve: int) -> tuple[list[Message], int]:
-        return self.prompts.fit(messages, reserve)
-
-    def split_stops(self, stops: Sequence[str]) -> tuple[set[int], list[str]]:
-        return self.prompts.split_stops(stops)
-
-    def request(self, messages: Sequence[Message | dict] | None = None, params: SamplingParams | None = None,
-                **kwargs) -> Request:
-        """Engine.request: checked, tokenized and (with a safety layer) screened the same way."""
-        return self.prompts.request(messages, params, **kwargs)
-
     # ------------------------------------------------------------ running
 
     def run(self, requests: list[Request]) -> list[Generation]:
@@ -226,21 +190,6 @@ class VllmEngine:
         for i, gen in zip(todo, self._generate([requests[i] for i in todo]) if todo else []):
             out[i] = gen
         return out  # type: ignore[return-value]
-
-    def generate(self, conversations: Sequence[Sequence[Message | dict]], params: SamplingParams | None = None,
-                 batch_size: int = 16) -> list[Generation]:
-        """One Generation per conversation, in order; batch_size is ignored (vLLM batches the whole list)."""
-        return self.run([self.request(c, params) for c in conversations])
-
-    def complete(self, prompts: Sequence[str], params: SamplingParams | None = None,
-                 batch_size: int = 16) -> list[Generation]:
-        """Like generate, for raw prompt texts (no chat template, no system prompt)."""
-        return self.run([self.request(params=params, prompt=p) for p in prompts])
-
-    def stream(self, messages: Sequence[Message | dict] | None = None, params: SamplingParams | None = None, *,
-               prompt: str | None = None) -> Stream:
-        """A Stream as Engine.stream gives, whose deltas all arrive when the generation ends."""
-        return Stream(self, self.request(messages, params, prompt=prompt))
 
     def _generate(self, requests: list[Request]) -> list[Generation]:
         prompts = [prompt_input(r) for r in requests]
