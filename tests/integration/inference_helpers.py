@@ -37,3 +37,21 @@ def make_run(model_dir: Path, run_dir: Path, scale: float = 0.5) -> Path:
     cfg.data.system_prompt = "You are a test assistant."
     cfg.save(run_dir / "config.yaml")
     return run_dir
+
+
+def peaked_llama(tokenizer_dir: Path, folder: Path):
+    """(model, tokenizer): a tiny random Llama on a real tokenizer (SmolLM2's, registered with llama.cpp's converter),
+    weights peaked enough that argmax ties are rare in f16, saved with the tokenizer into `folder`."""
+    import torch
+    from transformers import AutoTokenizer, LlamaConfig, LlamaForCausalLM
+
+    tokenizer = AutoTokenizer.from_pretrained(tokenizer_dir)
+    torch.manual_seed(0)
+    config = LlamaConfig(vocab_size=len(tokenizer), hidden_size=64, intermediate_size=128, num_hidden_layers=2,
+                         num_attention_heads=4, num_key_value_heads=2, max_position_embeddings=512,
+                         initializer_range=0.2, bos_token_id=tokenizer.bos_token_id,
+                         eos_token_id=tokenizer.eos_token_id, tie_word_embeddings=False)
+    model = LlamaForCausalLM(config)
+    model.save_pretrained(folder)
+    tokenizer.save_pretrained(folder)
+    return model, tokenizer

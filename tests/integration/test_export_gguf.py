@@ -14,6 +14,7 @@ import sys
 
 import pytest
 import torch
+from inference_helpers import peaked_llama
 
 from medtune.cli import main as cli_main
 from medtune.errors import MedtuneError
@@ -31,18 +32,9 @@ PROMPT = [{"role": "system", "content": "You are a careful medical assistant."},
 def tiny_pair(smollm2, tmp_path_factory):
     """(base folder, adapter folder): random weights peaked enough that argmax ties are rare in f16."""
     from peft import LoraConfig, get_peft_model
-    from transformers import AutoTokenizer, LlamaConfig, LlamaForCausalLM
 
     root = tmp_path_factory.mktemp("gguf-export")
-    tokenizer = AutoTokenizer.from_pretrained(smollm2)
-    torch.manual_seed(0)
-    config = LlamaConfig(vocab_size=len(tokenizer), hidden_size=64, intermediate_size=128, num_hidden_layers=2,
-                         num_attention_heads=4, num_key_value_heads=2, max_position_embeddings=512,
-                         initializer_range=0.2, bos_token_id=tokenizer.bos_token_id,
-                         eos_token_id=tokenizer.eos_token_id, tie_word_embeddings=False)
-    base = LlamaForCausalLM(config)
-    base.save_pretrained(root / "base")
-    tokenizer.save_pretrained(root / "base")
+    base, _ = peaked_llama(smollm2, root / "base")
     lora = LoraConfig(r=4, lora_alpha=8, target_modules=["q_proj", "k_proj", "v_proj", "o_proj"],
                       init_lora_weights=False)  # random B: the adapter changes the outputs
     get_peft_model(base, lora).save_pretrained(root / "adapter")

@@ -13,7 +13,7 @@ import shutil
 
 import pytest
 import torch
-from inference_helpers import make_run
+from inference_helpers import make_run, peaked_llama
 
 from medtune import cli
 from medtune.commands.args import engine_class
@@ -32,18 +32,8 @@ MEDQA = "tests/data/eval/medqa.jsonl"
 @pytest.fixture(scope="module")
 def run(smollm2, tmp_path_factory):
     """A run directory whose base answers QUESTION with REASONING and ANSWER (an untrained adapter on top)."""
-    from transformers import AutoTokenizer, LlamaConfig, LlamaForCausalLM
-
     root = tmp_path_factory.mktemp("llama-cpp-engine")
-    tokenizer = AutoTokenizer.from_pretrained(smollm2)
-    torch.manual_seed(0)
-    config = LlamaConfig(vocab_size=len(tokenizer), hidden_size=64, intermediate_size=128, num_hidden_layers=2,
-                         num_attention_heads=4, num_key_value_heads=2, max_position_embeddings=512,
-                         initializer_range=0.2, bos_token_id=tokenizer.bos_token_id,
-                         eos_token_id=tokenizer.eos_token_id, tie_word_embeddings=False)
-    model = LlamaForCausalLM(config)
-    tokenizer.save_pretrained(root / "base")
-    model.save_pretrained(root / "base")
+    model, tokenizer = peaked_llama(smollm2, root / "base")
     prompt = Engine.load(model=str(root / "base"), system_prompt=SYSTEM).prompt([{"role": "user",
                                                                                   "content": QUESTION}])
     prompt_ids = tokenizer(prompt, add_special_tokens=False)["input_ids"]
