@@ -206,8 +206,8 @@ def test_an_out_that_cannot_be_a_folder_is_one_line_and_a_non_model_folder_is_na
 
 def test_mcq_answers_the_layer_replaced_are_wrong_whatever_option_its_reply_names(tmp_path, answering_model,
                                                                                    one_thread):
-    config = tmp_path / "config.yaml"  # every question an emergency, and advice that reads as option B
-    config.write_text("safety:\n  classifier: false\n  rules: {emergency: ['.']}\n"
+    config = tmp_path / "config.yaml"  # every question a crisis (the message alone), which reads as option B
+    config.write_text("safety:\n  classifier: false\n  rules: {self_harm: ['.']}\n"
                       "  emergency_message: 'The answer is B: go to the nearest emergency department now.'\n")
     out = tmp_path / "eval"
     assert run("--config", config, "--model", answering_model, "--task", "mmlu_medical", "--data-dir", EVAL_DIR,

@@ -55,7 +55,7 @@ def test_generate_refuses_with_the_marker_and_no_disclaimer(capsys, echo_model):
 def test_generate_gives_emergency_advice_and_says_why(capsys, echo_model):
     code, out, _ = generate(capsys, "--model", str(echo_model), "--prompt", CRISIS, RULES_ONLY)
     assert code == 0 and out.startswith(f"Answer:\n{DEFAULT_EMERGENCY}\n")
-    assert "[safety layer: emergency advice given instead of an answer (category: emergency; layer: rules)]" in out
+    assert "[safety layer: emergency advice given instead of an answer (category: self harm; layer: rules)]" in out
 
 
 def test_the_default_layer_answers_a_benign_look_alike_once_disclaimed(capsys, echo_model):
@@ -167,6 +167,51 @@ def test_the_server_streams_an_emergency_reply(client, engine):
     last = chunks[-1].choices[0]
     assert content == DEFAULT_EMERGENCY and last.finish_reason == "content_filter"
     assert last.model_extra["safety"]["action"] == "emergency"
+
+
+# ------------------------------------------------------------------ an emergency that is no harmful request
+
+ADVICE = f"{DEFAULT_EMERGENCY}\n\n"
+
+
+@pytest.fixture(scope="module")
+def urgent(echo_model):
+    """The echo model behind a layer that calls its own first question an emergency (a config rule), so the
+    answer after the advice is known to the letter."""
+    return Engine.load(model=str(echo_model), safety=rules_layer(rules={"emergency": [QUESTION[:30]]}))
+
+
+def test_an_emergency_gets_the_advice_first_then_the_models_answer(urgent):
+    stream = urgent.stream([{"role": "user", "content": QUESTION}], SamplingParams(max_tokens=40))
+    deltas = list(stream)
+    assert deltas[0] == Delta("answer", ADVICE)  # before the model's first token
+    assert "".join(d.text for d in deltas if d.kind == "reasoning") == REASONING
+    assert "".join(d.text for d in deltas if d.kind == "answer") == ADVICE + SAID
+    gen = stream.generation
+    assert gen.advice == ADVICE and gen.answer == ADVICE + SAID and gen.plain_answer == ANSWER
+    assert gen.finish_reason == "stop" and gen.safety is None  # answered, not refused
+    whole = urgent.generate([[{"role": "user", "content": QUESTION}]], SamplingParams(max_tokens=40))[0]
+    assert whole.answer == ADVICE + SAID and whole.plain_answer == ANSWER
+
+
+def test_the_server_gives_the_advice_then_the_answer_streamed_and_not(urgent):
+    with live_server(create_app(urgent)) as address:
+        client = openai.OpenAI(base_url=f"{address}/v1", api_key="none", max_retries=0, timeout=60)
+        messages = [{"role": "user", "content": QUESTION}]
+        whole = client.chat.completions.create(model=urgent.name, messages=messages, max_tokens=40)
+        chunks = list(client.chat.completions.create(model=urgent.name, messages=messages, max_tokens=40,
+                                                     stream=True))
+    choice = whole.choices[0]
+    assert choice.message.content == ADVICE + SAID and choice.finish_reason == "stop"
+    assert choice.model_extra["safety"]["action"] == "advise" and not choice.model_extra["safety"]["replaced"]
+    assert "".join(c.choices[0].delta.content or "" for c in chunks if c.choices) == ADVICE + SAID
+
+
+def test_generate_prints_the_advice_above_the_answer(capsys, echo_model):
+    code, out, _ = generate(capsys, "--model", str(echo_model), "--prompt", QUESTION, RULES_ONLY,
+                            f"safety.rules={{emergency: ['{QUESTION[:30]}']}}")
+    assert code == 0 and f"Answer:\n{ADVICE}" in out and ANSWER in out  # the answer opens with the advice
+    assert "[safety layer: emergency advice given before the answer]" in out
 
 
 def test_health_counts_refusals_by_layer_and_category(client, engine):

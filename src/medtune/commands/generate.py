@@ -99,5 +99,5 @@ def read_prompt(args: argparse.Namespace, positional: str | None) -> str:
 def as_json(gen, model: str, hide_reasoning: bool = False) -> dict:
     return {"model": model, "reasoning": None if hide_reasoning else gen.reasoning, "answer": gen.answer,
             "finish_reason": gen.finish_reason, "reasoning_finished": gen.reasoning_finished,
-            "safety": gen.safety.to_dict() if gen.safety is not None else None, "disclaimer": gen.disclaimer,
-            "stats": gen.stats.to_dict()}
+            "safety": gen.safety.to_dict() if gen.safety is not None else None, "advice": gen.advice,
+            "disclaimer": gen.disclaimer, "stats": gen.stats.to_dict()}

@@ -65,6 +65,8 @@ def notice(gen) -> str | None:
                 if gen.finish_reason == "length" else "the reasoning never closed, so there is no answer")
     if gen.finish_reason == "length":
         return "the answer was cut at max_tokens"
+    if gen.advice:
+        return "safety layer: emergency advice given before the answer"
     return None
 
 

@@ -103,11 +103,14 @@ class Generation:
     prompt: str = ""
     safety: object = None  # medtune.safety.Verdict: why the layer replaced this answer (None: it did not)
     disclaimer: str | None = None  # appended to answer by the safety layer
+    advice: str | None = None  # put before the answer by the safety layer: emergency advice (an emergency request)
 
     @property
     def plain_answer(self) -> str:
-        """The answer without the layer's disclaimer: what a conversation remembers and what scoring reads."""
-        return self.answer.removesuffix(self.disclaimer) if self.disclaimer else self.answer
+        """The answer without the layer's advice and disclaimer: what a conversation remembers and what scoring
+        reads."""
+        answer = self.answer.removeprefix(self.advice) if self.advice else self.answer
+        return answer.removesuffix(self.disclaimer) if self.disclaimer else answer
 
 
 @dataclass
@@ -320,6 +323,9 @@ class Engine:
         the llama.cpp engine feeds it llama.cpp's tokens."""
         stop_ids = request.stop_ids | (set() if request.params.ignore_eos else self.eos_ids)
         on_delta, halt = request.on_delta, None
+        advice = self.safety.advice_for(request.verdict) if request.screen else None
+        if advice and on_delta is not None:  # an emergency: the advice goes out before the model's first token
+            on_delta(Delta(ANSWER, advice))
         if on_delta is not None and request.screen and self.safety.cfg.screen_output:
             request.gate = AnswerGate(self.safety, on_delta)
             on_delta, halt = request.gate, request.gate.halt
@@ -355,10 +361,11 @@ class Engine:
         return gen
 
     def screened(self, request: Request, gen: Generation) -> Generation:
-        """The answer screened (replaced when dangerous) and, unless raw, given the disclaimer."""
+        """The answer screened (replaced when dangerous), after the emergency advice where the request is an
+        emergency and, unless raw, given the disclaimer."""
         if gen.finish_reason == "cancelled":
             return gen
-        gate = request.gate
+        gate, advice = request.gate, self.safety.advice_for(request.verdict)
         if gate is not None and gate.verdict is not None:  # the stream was stopped mid-answer
             verdict = self.safety.record(gate.verdict, gen.text)
         elif self.safety.cfg.screen_output:
@@ -370,16 +377,15 @@ class Engine:
             reply = self.safety.reply(verdict)
             if gate is not None:
                 gate.replace(reply)
-            return dataclasses.replace(gen, text=reply, reasoning=None, answer=reply,
-                                       finish_reason="content_filter", safety=verdict)
+            return dataclasses.replace(gen, text=reply, reasoning=None, answer=(advice or "") + reply,
+                                       finish_reason="content_filter", safety=verdict, advice=advice)
         if gate is not None:
             gate.release()
         disclaimer = None if request.raw else self.safety.disclaimer_for(gen.answer)
-        if disclaimer is None:
-            return gen
-        if request.on_delta is not None:
+        if disclaimer is not None and request.on_delta is not None:
             request.on_delta(Delta(ANSWER, disclaimer))
-        return dataclasses.replace(gen, answer=gen.answer + disclaimer, disclaimer=disclaimer)
+        return dataclasses.replace(gen, answer=(advice or "") + gen.answer + (disclaimer or ""),
+                                   disclaimer=disclaimer, advice=advice)
 
 
 def _last_user(messages: list[Message]) -> str:

@@ -115,7 +115,9 @@ def safety(gen: Generation) -> dict | None:
     """The extra field that says why the layer stepped in: action, layer, category, stage ("request": the model
     never ran; "answer": the answer was replaced, so streamed text before it is withdrawn) and the reply."""
     if gen.safety is None:
-        return None
+        # an emergency that is no harmful request: the advice opens the answer, which the model wrote
+        return {"action": "advise", "category": "emergency", "replaced": False, "text": gen.advice} if gen.advice \
+            else None
     return {**gen.safety.to_dict(), "replaced": gen.safety.stage == "answer", "text": gen.answer}
 
 

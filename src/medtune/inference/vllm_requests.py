@@ -66,8 +66,9 @@ def first_token_s(output) -> float | None:
 
 
 def whole_deltas(gen: Generation) -> list[Delta]:
-    """A finished Generation as a stream's deltas: its reasoning, its answer, then the layer's disclaimer."""
-    parts = [(REASONING, gen.reasoning), (ANSWER, gen.plain_answer), (ANSWER, gen.disclaimer)]
+    """A finished Generation as a stream's deltas: the layer's emergency advice, the reasoning, the answer, then
+    the layer's disclaimer (the order the default engine streams them in)."""
+    parts = [(ANSWER, gen.advice), (REASONING, gen.reasoning), (ANSWER, gen.plain_answer), (ANSWER, gen.disclaimer)]
     return [Delta(kind, text) for kind, text in parts if text]
 
 

@@ -1,11 +1,13 @@
 """The second screen: a small classifier over sentence embeddings, trained on labelled exemplars, offline.
 
-Features are the bundled all-MiniLM-L6-v2 embedding (what a request is about) and hashed word 1-2-grams (how it
-is asked: "to die", "without a prescription", "maximum dose"). The head is a multinomial logistic regression over
-"safe" and the unsafe categories, trained with torch on the bundled exemplars plus safety.exemplars; it is cached
-under ~/.cache/medtune/safety, keyed by the exemplars, the embedding model and this module's settings, so only
-the first load pays for the training (seconds). Why not sentence-transformers' own heads (SetFit): they fine-tune
-the encoder, which takes minutes on a CPU and gives no single small artefact to cache.
+Features are sentence embeddings (what a request is about: the bundled all-MiniLM-L6-v2, and the multilingual
+encoder of multilingual_encoder.py, which puts a request in Spanish or German near its English twin) and hashed
+word 1-2-grams (how it is asked: "to die", "without a prescription", "maximum dose"). The head is a multinomial
+logistic regression over "safe" and the unsafe categories, trained with torch on the bundled exemplars plus
+safety.exemplars; it is cached under ~/.cache/medtune/safety, keyed by the exemplars, the encoders and this
+module's settings, so only the first load pays for the training (seconds). Why not sentence-transformers' own
+heads (SetFit): they fine-tune the encoder, which takes minutes on a CPU and gives no single small artefact to
+cache.
 """
 
 from __future__ import annotations
@@ -33,7 +35,7 @@ NGRAM_WEIGHT = 1.0  # the n-gram block's weight next to the (unit-norm) embeddin
 SCALE = 10.0  # both blocks are unit vectors: scaled up so the logistic regression can be confident
 MAX_SEQ_LENGTH = 48  # tokens the encoder reads, from the end: a request's intent closes its back-story
 TRUNCATION_SIDE = "left"  # (as accurate as 128 tokens on the safety files, and a vignette costs 20 ms, not 35)
-SETTINGS = {"version": 2, "dim": HASH_DIM, "ngram": NGRAM_WEIGHT, "scale": SCALE, "steps": 300, "l2": 1e-3,
+SETTINGS = {"version": 3, "dim": HASH_DIM, "ngram": NGRAM_WEIGHT, "scale": SCALE, "steps": 300, "l2": 1e-3,
             "max_seq_length": MAX_SEQ_LENGTH, "truncation_side": TRUNCATION_SIDE}
 
 
@@ -78,7 +80,7 @@ def ngrams(texts: list[str]) -> np.ndarray:
     """Hashed word unigrams and bigrams, each row scaled to unit length."""
     out = np.zeros((len(texts), HASH_DIM), dtype=np.float32)
     for i, text in enumerate(texts):
-        words = re.findall(r"[a-z0-9']+", text.lower())
+        words = re.findall(r"[\w']+", text.lower())  # any script's letters: "está", "tötet"
         for gram in words + [f"{a} {b}" for a, b in zip(words, words[1:])]:
             out[i, zlib.crc32(gram.encode()) % HASH_DIM] += 1.0
         norm = np.linalg.norm(out[i])
@@ -90,19 +92,21 @@ def ngrams(texts: list[str]) -> np.ndarray:
 class Classifier:
     """predict(texts) -> [(unsafe probability, most likely unsafe category)]."""
 
-    def __init__(self, embedder, weights: np.ndarray, bias: np.ndarray, classes: list[str]):
-        self.embedder, self.weights, self.bias, self.classes = embedder, weights, bias, classes
+    def __init__(self, encoders: list, weights: np.ndarray, bias: np.ndarray, classes: list[str]):
+        self.encoders, self.weights, self.bias, self.classes = encoders, weights, bias, classes
 
     @classmethod
-    def load(cls, exemplars: list[Exemplar], embedder, model_id: str) -> Classifier:
+    def load(cls, exemplars: list[Exemplar], encoders: list, model_id: str) -> Classifier:
+        """The head for these exemplars and encoders (each has encode(texts) -> unit vectors; model_id names them
+        all), from the cache or trained now."""
         classes = ["safe", *sorted({e.category for e in exemplars} - {"safe"})]
         key = _cache_key(exemplars, model_id)
         cached = CACHE / f"head-{key}.npz"
         if cached.is_file():
             saved = np.load(cached, allow_pickle=False)
-            return cls(embedder, saved["weights"], saved["bias"], [str(c) for c in saved["classes"]])
+            return cls(encoders, saved["weights"], saved["bias"], [str(c) for c in saved["classes"]])
         log.info("safety: training the classifier on %d exemplars (once; cached in %s)", len(exemplars), CACHE)
-        head = cls(embedder, np.zeros(0), np.zeros(0), classes)
+        head = cls(encoders, np.zeros(0), np.zeros(0), classes)
         features = head.features([e.prompt for e in exemplars])
         labels = np.array([classes.index(e.category) for e in exemplars])
         head.weights, head.bias = _fit(features, labels, len(classes))
@@ -113,8 +117,9 @@ class Classifier:
         return head
 
     def features(self, texts: list[str]) -> np.ndarray:
-        emb = self.embedder.encode(texts, batch_size=32, normalize_embeddings=True, convert_to_numpy=True)
-        return SCALE * np.hstack([emb.astype(np.float32), NGRAM_WEIGHT * ngrams(texts)])
+        blocks = [e.encode(texts, batch_size=32, normalize_embeddings=True, convert_to_numpy=True).astype(np.float32)
+                  for e in self.encoders]
+        return SCALE * np.hstack([*blocks, NGRAM_WEIGHT * ngrams(texts)])
 
     def predict(self, texts: list[str]) -> list[tuple[float, str]]:
         logits = self.features(texts) @ self.weights + self.bias

@@ -14,7 +14,7 @@ from pathlib import Path
 from medtune.config import Config, SafetyConfig
 from medtune.safety import language, normalise
 from medtune.safety import rules as rules_mod
-from medtune.safety.verdict import ALLOW, EMERGENCY, REFUSE, Verdict, allowed
+from medtune.safety.verdict import ADVISE, ALLOW, EMERGENCY, REFUSE, Verdict, allowed
 
 log = logging.getLogger("medtune.safety")
 
@@ -54,7 +54,7 @@ class SafetyLayer:
             # again, not a bare refusal or an answer
             reason = "a crisis earlier in the conversation" + (f"; {verdict.reason}" if verdict.reason else "")
             verdict = Verdict(EMERGENCY, verdict.layer or "rules", "self_harm", reason, verdict.score)
-        if verdict.blocked and turns:
+        if verdict.action != ALLOW and turns:
             verdict = replace(verdict, language=language.detect(turns[-1][0]))
         self.seconds += time.perf_counter() - started
         return self.record(verdict, turns[-1][0] if turns else "")
@@ -86,17 +86,31 @@ class SafetyLayer:
         return allowed(stage="answer"), hit is not None
 
     def _screen(self, turns: list[tuple[str, bool]], messages: list[dict] | None) -> Verdict:
+        """The harm screens' verdict, turned into emergency advice where an emergency rule matched too: advice and
+        the model's answer when nothing harmful was found, the emergency message alone when something was."""
+        emergency: list[str] = []  # why an emergency rule matched, when one did
+        verdict = self._harm(turns, messages, emergency)
+        if not emergency:
+            return verdict
+        if verdict.blocked:
+            return replace(verdict, action=EMERGENCY, reason=f"{verdict.reason}; {emergency[0]}")
+        return Verdict(ADVISE, "rules", "emergency", emergency[0], verdict.score)
+
+    def _harm(self, turns: list[tuple[str, bool]], messages: list[dict] | None, emergency: list[str]) -> Verdict:
         """turns: (text, whether the classifier reads it), oldest first. Each turn is screened as written and in
-        every other reading of it (normalise.py: decoded, leetspeak and look-alikes undone); a reading that decides
-        says so in the verdict's reason."""
+        every other reading of it (normalise.py: decoded, leetspeak and look-alikes undone, framing taken off); a
+        reading that decides says so in the verdict's reason. Emergency rules that match are added to
+        `emergency`, and screening goes on."""
         undecided = []  # (reading, how it was read) of user turns no rule decided, newest first: the classifier's
         for text, classify in reversed(turns):
             allowed_turn = False
             for reading in normalise.readings(text):
-                hit = rules_mod.first_match(self.rules, reading.text)
+                hits = rules_mod.matching(self.rules, reading.text)
+                hit = rules_mod.deciding(hits)
+                emergency += [_read(r.describe(), reading) for r in hits if r.category == "emergency"][:1]
                 if hit is not None and hit.category == "allow":
                     allowed_turn = True
-                elif hit is not None:
+                elif hit is not None and hit.category != "emergency":
                     return self._blocked("rules", hit.category, _read(hit.describe(), reading))
             if classify and not allowed_turn:
                 undecided += [(r.text, r) for r in normalise.readings(text)]
@@ -133,6 +147,8 @@ class SafetyLayer:
 
     def record(self, verdict: Verdict, text: str) -> Verdict:
         """Count and log a verdict that stands (a refusal's category and layer; its text only with log_text)."""
+        if verdict.advised:
+            log.info("safety: emergency advice before the answer to a request (%s)", verdict.reason)
         if verdict.blocked:
             self.counts[f"{verdict.layer}/{verdict.category}"] += 1
             detail = f": {text[:500]!r}" if self.cfg.log_text else ""
@@ -145,8 +161,13 @@ class SafetyLayer:
 
     def reply(self, verdict: Verdict) -> str:
         """The text given instead of an answer, in the request's language when safety.translations has it."""
-        key = "emergency_message" if verdict.action == EMERGENCY else "refusal"
+        key = "emergency_message" if verdict.action in (EMERGENCY, ADVISE) else "refusal"
         return self._translated(key, verdict.language) or getattr(self.cfg, key)
+
+    def advice_for(self, verdict: Verdict | None) -> str | None:
+        """What goes before the model's answer (with its separator): the emergency message where the request is an
+        emergency but no harmful one; None otherwise."""
+        return self.reply(verdict) + "\n\n" if verdict is not None and verdict.advised else None
 
     def disclaimer_for(self, answer: str) -> str | None:
         """What to append to an answer (with its separator), in the answer's language where one is set, or None:
@@ -193,6 +214,8 @@ def load_layer(cfg: Config, embedder=None) -> SafetyLayer | None:
 
 
 def _classifier(s: SafetyConfig, embedder=None):
+    """The classifier: the English encoder (`embedder`, or safety.classifier_model run by ONNX Runtime), the
+    multilingual one unless safety.multilingual is false, and a head trained on the exemplars (cached)."""
     from medtune.embedder import load_embedder
     from medtune.safety import onnx_encoder
     from medtune.safety.classifier import BUNDLED, CACHE, MAX_SEQ_LENGTH, TRUNCATION_SIDE, Classifier, read_exemplars
@@ -211,7 +234,13 @@ def _classifier(s: SafetyConfig, embedder=None):
         embedder.max_seq_length = MAX_SEQ_LENGTH
         embedder.tokenizer.truncation_side = TRUNCATION_SIDE
         embedder = onnx_encoder.faster(embedder, model_id, CACHE)
-    return Classifier.load(exemplars, embedder, model_id)
+    encoders = [embedder]
+    if s.multilingual:
+        from medtune.safety.multilingual_encoder import MODEL_ID, MultilingualEncoder
+
+        encoders.append(MultilingualEncoder())
+        model_id += f" + {MODEL_ID}"
+    return Classifier.load(exemplars, encoders, model_id)
 
 
 def _turns_to_screen(messages: list[dict], own_replies: set[str]) -> list[tuple[str, bool]]:
@@ -277,4 +306,4 @@ def _folded(text: str) -> str:
     return " ".join(text.split()).lower()
 
 
-__all__ = ["ALLOW", "EMERGENCY", "REFUSE", "SafetyLayer", "load_layer"]
+__all__ = ["ADVISE", "ALLOW", "EMERGENCY", "REFUSE", "SafetyLayer", "load_layer"]

@@ -38,22 +38,32 @@ INTENT = (r"(?:\bhow (?:can|do|could|would|should|might) (?:i|we|one)\b|\bhow to
           r"(?:(?!\b(?:if|whether|why)\b).){0,40}")
 
 BUILTIN: dict[str, list[str]] = {
+    # an exam question: a case vignette that asks for the diagnosis, the mechanism or the next step; answered
+    # however alarming the case ("keep the benign clinical over-refusal at 0%")
+    "allow": [
+        r"^\W*(?:an?|the)\s+(?:\d+|[a-z]+(?:-[a-z]+)?)[- ](?:year|month|week|day)[- ]old\b.{40,}\b(?:what|which)\b"
+        r"[^.?]{0,40}\b(?:most (?:likely|appropriate|common|probable)|next (?:best )?step|best (?:next |initial )?"
+        r"(?:step|treatment|management)|underlying (?:cause|mechanism)|mechanism|diagnosis)\b[^?]*\?\s*$",
+    ],
+    # an emergency that is no harmful request (someone else's poisoning, chest pain now): the layer gives the
+    # emergency advice first, then the model's answer
     "emergency": [
-        r"\bi\s*(?:'ve|have)?\s*(?:just\s+)?(?:took|taken|swallowed|overdosed|od'?d)\b.{0,50}"
-        r"\b(?:pills?|tablets?|caps(?:ules)?|bottle|overdose|too many|too much|whole|all of)",
         r"\b(?:i'?m|i am|i have|i've|having|my)\b.{0,30}\b(?:chest pain|chest (?:is )?(?:tight|crushing)|"
         r"crushing (?:pain|chest))\b.{0,80}\b(?:now|right now|started|minutes|spreading|radiat\w*|numb|"
         r"sweat\w*|can'?t breathe|short of breath|jaw|left arm)",
         r"\b(?:i|my \w+)\s+(?:can'?t|cannot|can not)\s+breathe\b",
         r"\b(?:my|our)\s+(?:child|son|daughter|baby|kid|toddler|husband|wife|friend|mom|mum|dad|father|mother)\b"
-        r".{0,40}\b(?:swallowed|drank|ate|took)\b.{0,40}\b(?:bleach|pills?|tablets?|batter(?:y|ies)|detergent|"
+        r".{0,40}\b(?:swallowed|drank|ate|took)\b.{0,60}\b(?:bleach|pills?|tablets?|batter(?:y|ies)|detergent|"
         r"pods?|antifreeze|medicine|medication|poison|drain cleaner|rat poison)",
         r"\bmy \w+\s+(?:is|isn'?t|is not|won'?t)\s+(?:not breathing|breathing|unconscious|"
         r"unresponsive|wake up|waking up)\b",
-        r"\bi\b.{0,25}\b(?:want to|going to|gonna|plan(?:ning)? to|will|about to|ready to|decided to)\s+"
-        r"(?:kill myself|end (?:it all|my life|it tonight|things)|commit suicide|take my (?:own )?life|die tonight)",
     ],
     "self_harm": [
+        # an overdose one has taken, or the intent to die now: the crisis message alone, not advice and an answer
+        r"\bi\s*(?:'ve|have)?\s*(?:just\s+)?(?:took|taken|swallowed|overdosed|od'?d)\b.{0,50}"
+        r"\b(?:pills?|tablets?|caps(?:ules)?|bottle|overdose|too many|too much|whole|all of)",
+        r"\bi\b.{0,25}\b(?:want to|going to|gonna|plan(?:ning)? to|will|about to|ready to|decided to)\s+"
+        r"(?:kill myself|end (?:it all|my life|it tonight|things)|commit suicide|take my (?:own )?life|die tonight)",
         r"\b(?:kill|hang|shoot|drown|poison|suffocate|starve)\s+my\s?self\b",
         r"\b(?:end (?:my|my own) life|take my (?:own )?life)\b",
         r"\b(?:how (?:can|do|should|could|would) i|ways? to|best way to|help me|i (?:want|plan|need|am going) to)\s+"
@@ -143,11 +153,27 @@ BUILTIN: dict[str, list[str]] = {
 # request for a way, as the English ones; clinical questions in these languages ("dosis máxima", "Überdosis
 # Behandlung") do not match.
 MULTILINGUAL: dict[str, list[str]] = {
+    "emergency": [
+        # my child / partner / mother swallowed pills, bleach, a battery (es, fr, de, pt, it)
+        r"\b(?:mi|mon|ma|mein\w*|meu|minha|mio|mia|il mio|la mia|o meu|a minha)\s+(?:hij[oa]|beb[ée]|niñ[oa]|"
+        r"marido|mujer|madre|padre|fils|fille|b[ée]b[ée]|enfant|mari|femme|m[èe]re|p[èe]re|sohn|tochter|kind|baby|"
+        r"mann|frau|mutter|vater|filh[oa]|crian[çc]a|esposa|m[ãa]e|pai|figli[oa]|bambin[oa]|moglie|madre|padre)\b"
+        r".{0,40}\b(?:se (?:ha )?trag[óo]|(?:se )?ha tragado|trag[óo]|se ha tomado|a aval[ée]|a pris|hat\b.{0,40}"
+        r"\b(?:geschluckt|getrunken|gegessen)|engoliu|comeu|bebeu|tomou|ha ingoiato|ha (?:mangiato|bevuto|preso))\b"
+        r".{0,60}\b(?:pastillas|comprimidos|pilules|comprim[ée]s|m[ée]dicaments|tabletten|medikamente|rem[ée]dios|"
+        r"pastiglie|pillole|lej[ií]a|javel|bleichmittel|candeggina|pila|pilhas|piles?|batter\w*|medicinas)",
+        # ... is not breathing / is unconscious (es, fr, de, pt, it)
+        r"\b(?:no respira|est[áa] inconsciente|ne respire (?:plus|pas)|est inconscient|atmet nicht|ist bewusstlos|"
+        r"n[ãa]o (?:est[áa] )?respira(?:ndo)?|est[áa] inconsciente|non respira|[èe] incosciente|(?:ist|est) "
+        r"nicht ansprechbar)\b",
+    ],
     "self_harm": [
         # es, pt: suicidarme, matarme, quitarme / tirar a minha vida; fr: me suicider, mettre fin à mes jours;
         # de: mich umbringen, mir das Leben nehmen; it: uccidermi, togliermi la vita, suicidarmi
-        r"\b(?:suicidarme|matarme|quitarme la vida|acabar con mi vida|me suicidar|me matar|tirar (?:a )?minha "
-        r"(?:própria )?vida|acabar com (?:a )?minha vida|me suicider|me tuer|mettre fin à mes jours|"
+        # (not "va me tuer", "vai me matar": someone else who "will kill me" is a figure of speech)
+        r"\b(?<!va )(?<!vai )(?<!vont )(?<!vão )(?:suicidarme|matarme|quitarme la vida|acabar con mi vida|"
+        r"me suicidar|me matar|tirar (?:a )?minha (?:própria )?vida|acabar com (?:a )?minha vida|me suicider|me tuer|"
+        r"mettre fin à mes jours|"
         r"mich (?:umbringen|töten|selbst töten)|mir das leben nehmen|meinem leben ein ende|"
         r"uccidermi|suicidarmi|togliermi la vita|farla finita)\b",
         # how many pills / what dose ... to die / not wake up (es, pt, fr, de, it)
@@ -179,8 +205,10 @@ MULTILINGUAL: dict[str, list[str]] = {
         # forge / fake a prescription (es, pt, fr, de, it)
         r"\b(?:falsificar|falsifier|fälschen|falsificare|hacer una receta falsa|faire une fausse ordonnance)\b"
         r".{0,30}\b(?:receta|receita|ordonnance|rezept|ricetta|prescri\w*)\b",
-        r"\b(?:receta|receita|ordonnance|rezept|ricetta)\b.{0,30}\b(?:falsa|falso|fausse|gefälscht\w*|"
-        r"falsificad[oa]|falsifi[ée]e?|fälschen|falsificare|falsificar)\b",
+        # a forged prescription wanted (not how a pharmacist spots one)
+        r"\b(?:hacer|conseguir|comprar|necesito|quiero|faire|obtenir|acheter|avoir|besoin d'une|je veux|machen|kaufen|"
+        r"bekommen|brauche|will|fazer|preciso|quero|fare|comprare|ottenere|avere|bisogno|voglio)\b.{0,30}\b(?:receta|receita|ordonnance|rezept|ricetta)\b.{0,30}\b(?:falsa|falso|"
+        r"fausse|gefälscht\w*|falsificad[oa]|falsifi[ée]e?)\b",
     ],
 }
 for _category, _patterns in MULTILINGUAL.items():
@@ -262,16 +290,23 @@ def compile_rules(extra: dict | None = None) -> list[Rule]:
 
 
 def first_match(rules: list[Rule], text: str, stage: str = "request") -> Rule | None:
-    """The rule that decides: an allow rule wins, then emergencies, then the first category that matches."""
+    """The rule that decides: an allow rule wins, then the first harmful category that matches, then an
+    emergency (which the layer answers with advice and the model's answer, when nothing harmful matched)."""
+    return deciding(matching(rules, text, stage))
+
+
+def matching(rules: list[Rule], text: str, stage: str = "request") -> list[Rule]:
+    """Every rule that matches the text, in order; in a case vignette or a game, only allow and config rules."""
     text = normalise(text)
     in_context = any(c.search(text) for c in CONTEXTS)
-    hits = [r for r in rules if r.applies_to(stage) and not (in_context and r.source == "built-in")
-            and _matches(r, text)]
-    for wanted in ("allow", "emergency"):
-        found = next((r for r in hits if r.category == wanted), None)
-        if found:
-            return found
-    return hits[0] if hits else None
+    return [r for r in rules if r.applies_to(stage) and _matches(r, text)
+            and not (in_context and r.source == "built-in" and r.category != "allow")]
+
+
+def deciding(hits: list[Rule]) -> Rule | None:
+    """Of the rules that matched, the one that decides (see first_match)."""
+    ordered = [r for r in hits if r.category == "allow"] + [r for r in hits if r.category not in ("allow", "emergency")]
+    return next(iter(ordered + hits), None)
 
 
 def _matches(rule: Rule, text: str) -> bool:

@@ -5,6 +5,7 @@ from __future__ import annotations
 from dataclasses import asdict, dataclass
 
 ALLOW, REFUSE, EMERGENCY = "allow", "refuse", "emergency"
+ADVISE = "advise"  # an emergency that is no harmful request: the emergency advice first, then the model's answer
 
 CATEGORIES = {  # the categories every layer reports in; MedSafetyBench's nine principles map onto them
     "self_harm": "self-harm and suicide methods",
@@ -21,7 +22,7 @@ CATEGORIES = {  # the categories every layer reports in; MedSafetyBench's nine p
 
 @dataclass(frozen=True)
 class Verdict:
-    action: str  # ALLOW, REFUSE or EMERGENCY
+    action: str  # ALLOW, REFUSE, EMERGENCY (the emergency message instead of an answer) or ADVISE
     layer: str | None = None  # "rules", "classifier", "guard" (the one that decided); None when allowed
     category: str | None = None
     reason: str = ""  # the rule that matched, the classifier's score, the guard's reply
@@ -31,7 +32,13 @@ class Verdict:
 
     @property
     def blocked(self) -> bool:
-        return self.action != ALLOW
+        """The model does not answer: the layer's refusal or emergency message instead."""
+        return self.action in (REFUSE, EMERGENCY)
+
+    @property
+    def advised(self) -> bool:
+        """The model answers after the layer's emergency advice."""
+        return self.action == ADVISE
 
     def to_dict(self) -> dict:
         return {k: v for k, v in asdict(self).items() if v is not None}

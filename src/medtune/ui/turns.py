@@ -44,7 +44,8 @@ def add(ex: Exchange, delta: Delta) -> None:
 
 def finish(ex: Exchange, gen) -> None:
     """The finished Generation replaces what streamed: a replaced answer or the disclaimer arrive only at the end."""
-    ex.reasoning, ex.answer, ex.disclaimer = gen.reasoning or "", gen.plain_answer, gen.disclaimer
+    ex.reasoning, ex.disclaimer = gen.reasoning or "", gen.disclaimer
+    ex.answer = (gen.advice or "") + gen.plain_answer  # an emergency's advice stays above the answer
     ex.notice = notice_text(gen)
     stopped = gen.finish_reason == "cancelled"
     ex.state = STOPPED if stopped else DONE
