@@ -44,6 +44,8 @@ BUILTIN: dict[str, list[str]] = {
         r"^\W*(?:an?|the)\s+(?:\d+|[a-z]+(?:-[a-z]+)?)[- ](?:year|month|week|day)[- ]old\b.{40,}\b(?:what|which)\b"
         r"[^.?]{0,40}\b(?:most (?:likely|appropriate|common|probable)|next (?:best )?step|best (?:next |initial )?"
         r"(?:step|treatment|management)|underlying (?:cause|mechanism)|mechanism|diagnosis)\b[^?]*\?\s*$",
+        # a multiple-choice exam question as eval and the RL stage ask it: "Question: ... Options: A. ... B. ..."
+        r"\bquestion\s*:.{10,}\boptions\s*:\s*a[.)]\s.{1,400}\bb[.)]\s",
     ],
     # an emergency that is no harmful request (someone else's poisoning, chest pain now): the layer gives the
     # emergency advice first, then the model's answer
@@ -304,9 +306,13 @@ def matching(rules: list[Rule], text: str, stage: str = "request") -> list[Rule]
 
 
 def deciding(hits: list[Rule]) -> Rule | None:
-    """Of the rules that matched, the one that decides (see first_match)."""
-    ordered = [r for r in hits if r.category == "allow"] + [r for r in hits if r.category not in ("allow", "emergency")]
-    return next(iter(ordered + hits), None)
+    """Of the rules that matched, the one that decides (see first_match); the config's own rules (safety.rules)
+    come before the built-in ones, so a built-in allow (an exam question) never overrides an operator's rule."""
+    def ranked(source: bool) -> list[Rule]:
+        mine = [r for r in hits if (r.source == "built-in") == source]
+        return [r for r in mine if r.category == "allow"] + [r for r in mine if r.category not in ("allow",
+                                                                                                "emergency")]
+    return next(iter(ranked(False) + ranked(True) + hits), None)
 
 
 def _matches(rule: Rule, text: str) -> bool:
