@@ -59,9 +59,10 @@ def test_the_verdict_names_layer_category_and_score(layer):
 def test_the_trained_head_is_cached_and_gives_the_same_answers(layer):
     exemplars = read_exemplars(BUNDLED, "bundled")
     model_id = f"bundled:all-MiniLM-L6-v2 + {MODEL_ID}"  # the id the layer trained its head under
-    again = Classifier.load(exemplars, layer.classifier.encoders, model_id)  # from the cache
+    again = Classifier.load(exemplars, layer.classifier.english.encoders, model_id)  # from the cache
     texts = [*UNSEEN_UNSAFE.values(), *LOOK_ALIKES]
-    assert [round(p, 5) for p, _ in again.predict(texts)] == [round(p, 5) for p, _ in layer.classifier.predict(texts)]
+    first = [round(p, 5) for p, _ in layer.classifier.english.predict(texts)]
+    assert [round(p, 5) for p, _ in again.predict(texts)] == first
 
 
 def test_user_exemplars_extend_the_bundled_ones(tmp_path, layer):

@@ -210,7 +210,7 @@ def test_the_server_gives_the_advice_then_the_answer_streamed_and_not(urgent):
 def test_generate_prints_the_advice_above_the_answer(capsys, echo_model):
     code, out, _ = generate(capsys, "--model", str(echo_model), "--prompt", QUESTION, RULES_ONLY,
                             f"safety.rules={{emergency: ['{QUESTION[:30]}']}}")
-    assert code == 0 and f"Answer:\n{ADVICE}" in out and ANSWER in out  # the answer opens with the advice
+    assert code == 0 and out.startswith(f"Answer:\n{ADVICE}\nReasoning:\n{REASONING}\nAnswer:\n{ANSWER}")
     assert "[safety layer: emergency advice given before the answer]" in out
 
 
@@ -220,3 +220,31 @@ def test_health_counts_refusals_by_layer_and_category(client, engine):
     health = httpx.get(str(client.base_url).removesuffix("/v1/") + "/health").json()
     assert health["safety"] == "on" and health["safety_layers"] == ["rules"]
     assert health["refusals"].get("rules/controlled_drugs", 0) >= 1
+
+
+# ------------------------------------------------------------------ the conversation, not the turn
+
+HOPELESS, DOSE = "i want to die", "what's the maximum dose of paracetamol?"  # the second alone is answered
+
+
+def test_a_dose_question_after_a_crisis_gets_crisis_resources_from_the_server_streamed_and_not(client, engine):
+    alone = client.chat.completions.create(model=engine.name, messages=[{"role": "user", "content": DOSE}],
+                                           max_tokens=8)
+    assert alone.choices[0].finish_reason != "content_filter"
+    first = client.chat.completions.create(model=engine.name, messages=[{"role": "user", "content": HOPELESS}])
+    assert first.choices[0].message.content == DEFAULT_EMERGENCY
+    history = [{"role": "user", "content": HOPELESS}, {"role": "assistant", "content": DEFAULT_EMERGENCY},
+               {"role": "user", "content": DOSE}]
+    whole = client.chat.completions.create(model=engine.name, messages=history)
+    assert whole.choices[0].message.content == DEFAULT_EMERGENCY
+    assert whole.choices[0].model_extra["safety"]["category"] == "self_harm"
+    chunks = list(client.chat.completions.create(model=engine.name, messages=history, stream=True))
+    assert "".join(c.choices[0].delta.content or "" for c in chunks if c.choices) == DEFAULT_EMERGENCY
+
+
+def test_chat_keeps_the_crisis_in_mind_for_the_next_question(echo_model):
+    done = subprocess.run([sys.executable, "-m", "medtune.cli", "chat", "--model", str(echo_model), "--engine",
+                           "transformers", RULES_ONLY],
+                          input=f"{HOPELESS}\n{DOSE}\n", capture_output=True, text=True, timeout=120)
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.count(DEFAULT_EMERGENCY) == 2  # the dose question is answered with crisis resources too

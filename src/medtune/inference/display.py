@@ -27,11 +27,15 @@ class Printer:
         self.out.flush()
 
     def generation(self, gen) -> None:
-        """A finished Generation, written as the stream would have written it."""
+        """A finished Generation, written as the stream would have written it: the layer's emergency advice (if
+        any) first, the reasoning, then the answer."""
+        if gen.advice:
+            self.delta(Delta("answer", gen.advice))
         if gen.reasoning:
             self.delta(Delta(REASONING, gen.reasoning))
-        if gen.answer:
-            self.delta(Delta("answer", gen.answer))
+        answer = gen.answer.removeprefix(gen.advice) if gen.advice else gen.answer
+        if answer:
+            self.delta(Delta("answer", answer))
         self.end(gen)
 
     def end(self, gen) -> None:

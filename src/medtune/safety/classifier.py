@@ -133,6 +133,25 @@ class Classifier:
         return out
 
 
+class ByLanguage:
+    """predict(texts) like Classifier's: an English text through the head that reads both encoders, a text in
+    another language through the head that reads the multilingual encoder alone. The English encoder's features
+    mean little outside English, and a head that leans on them carries little of what the English exemplars teach
+    over to other languages (measured on the development sets: 73% of unsafe requests refused with the joint head,
+    79% with the multilingual one, at 4% and 1% over-refusal)."""
+
+    def __init__(self, english: Classifier, other: Classifier):
+        self.english, self.other = english, other
+
+    def predict(self, texts: list[str]) -> list[tuple[float, str]]:
+        from medtune.safety.language import detect
+
+        routed = [detect(t) == "en" for t in texts]
+        english = iter(self.english.predict([t for t, en in zip(texts, routed) if en]) if any(routed) else [])
+        other = iter(self.other.predict([t for t, en in zip(texts, routed) if not en]) if not all(routed) else [])
+        return [next(english) if en else next(other) for en in routed]
+
+
 def _fit(features: np.ndarray, labels: np.ndarray, n_classes: int) -> tuple[np.ndarray, np.ndarray]:
     """Multinomial logistic regression; safe and unsafe weigh the same in total, however many of each there are."""
     import torch

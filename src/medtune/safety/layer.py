@@ -43,11 +43,15 @@ class SafetyLayer:
         started = time.perf_counter()
         crisis = False
         if isinstance(messages, str):
-            turns, conversation = [*((t, True) for t in normalise.pasted_turns(messages)), (messages, True)], None
+            # a pasted transcript: its user turns are what the classifier reads, the whole text the rules read
+            pasted = normalise.pasted_turns(messages)
+            turns, conversation = [*((t, True) for t in pasted), (messages, not pasted)], None
         else:
             conversation = _as_dicts(messages)
             turns = _turns_to_screen(conversation, {_folded(t) for t in self.own_texts})
             crisis = _crisis_earlier(conversation, {_folded(t) for t in self._crisis_texts})
+        # ... or the user said earlier what someone in crisis says ("nobody would miss me", "goodbye letters")
+        crisis = crisis or any(rules_mod.CRISIS_SIGNALS.search(text) for text, user in turns[:-1] if user)
         verdict = self._screen(_with_joint(turns), conversation)
         if crisis and turns and (verdict.blocked or AMOUNT_OR_METHOD.search(turns[-1][0])):
             # after a crisis the conversation answered with crisis resources, a dose or method question gets them
@@ -214,8 +218,9 @@ def load_layer(cfg: Config, embedder=None) -> SafetyLayer | None:
 
 
 def _classifier(s: SafetyConfig, embedder=None):
-    """The classifier: the English encoder (`embedder`, or safety.classifier_model run by ONNX Runtime), the
-    multilingual one unless safety.multilingual is false, and a head trained on the exemplars (cached)."""
+    """The classifier: a head over the English encoder (`embedder`, or safety.classifier_model run by ONNX Runtime)
+    and, unless safety.multilingual is false, the multilingual encoder too, with a second head over the
+    multilingual encoder alone for texts in other languages (ByLanguage); heads trained on the exemplars, cached."""
     from medtune.embedder import load_embedder
     from medtune.safety import onnx_encoder
     from medtune.safety.classifier import BUNDLED, CACHE, MAX_SEQ_LENGTH, TRUNCATION_SIDE, Classifier, read_exemplars
@@ -234,13 +239,14 @@ def _classifier(s: SafetyConfig, embedder=None):
         embedder.max_seq_length = MAX_SEQ_LENGTH
         embedder.tokenizer.truncation_side = TRUNCATION_SIDE
         embedder = onnx_encoder.faster(embedder, model_id, CACHE)
-    encoders = [embedder]
-    if s.multilingual:
-        from medtune.safety.multilingual_encoder import MODEL_ID, MultilingualEncoder
+    if not s.multilingual:
+        return Classifier.load(exemplars, [embedder], model_id)
+    from medtune.safety.classifier import ByLanguage
+    from medtune.safety.multilingual_encoder import MODEL_ID, MultilingualEncoder
 
-        encoders.append(MultilingualEncoder())
-        model_id += f" + {MODEL_ID}"
-    return Classifier.load(exemplars, encoders, model_id)
+    multilingual = MultilingualEncoder()
+    return ByLanguage(Classifier.load(exemplars, [embedder, multilingual], f"{model_id} + {MODEL_ID}"),
+                      Classifier.load(exemplars, [multilingual], MODEL_ID))
 
 
 def _turns_to_screen(messages: list[dict], own_replies: set[str]) -> list[tuple[str, bool]]:
@@ -262,8 +268,9 @@ def _turns_to_screen(messages: list[dict], own_replies: set[str]) -> list[tuple[
 
 # a question about an amount, a dose or a way to do it, in any of the layer's languages
 AMOUNT_OR_METHOD = re.compile(
-    r"\b(?:how (?:many|much|long)|what (?:dose|amount)|which (?:pills|tablets|drugs)|lethal|overdose|enough to|"
-    r"cu[aá]nt[oa]s?|quant[oa]s?|combien|wie viele?|quant[ei]|dosis|dose|dosi)\b", re.IGNORECASE)
+    r"\b(?:how (?:many|much|long|high|deep)|what (?:dose|amount)|which (?:pills|tablets|drugs|spot|part|vein|way)|"
+    r"lethal|overdose|enough|bleeds?|where (?:do|should|can|would) i|cu[aá]nt[oa]s?|quant[oa]s?|combien|"
+    r"wie viele?|quant[ei]|dosis|dose|dosi|suficiente|assez|genug|abbastanza|basta)\b", re.IGNORECASE)
 JOINT_TURNS = 3  # the user's last turns also read as one text: an intent split over turns
 
 

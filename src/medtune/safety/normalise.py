@@ -15,19 +15,21 @@ from dataclasses import dataclass
 from urllib.parse import unquote
 
 BASE64 = re.compile(r"(?<![A-Za-z0-9+/=])[A-Za-z0-9+/]{16,}={0,2}(?![A-Za-z0-9+/=])")
-HEX = re.compile(r"\b(?:[0-9a-fA-F]{2}[\s:]?){8,}\b")
+# hex bytes as "486f77", "48 6f 77", "48:6f", "\\x48\\x6f" or "0x48 0x6F"
+HEX = re.compile(r"(?<![0-9A-Za-z])(?:(?:\\x|0x)?[0-9a-fA-F]{2}[\s:,]?){8,}(?![0-9A-Za-z])")
 URL_ENCODED = re.compile(r"\S*(?:%[0-9a-fA-F]{2}\S*){2,}")
 # digits and signs written for letters, next to letters ("h0w m4ny p1lls"), but not doses and codes ("5mg", "B12")
 LEET = str.maketrans({"0": "o", "1": "i", "3": "e", "4": "a", "5": "s", "7": "t", "@": "a", "$": "s", "!": "i"})
 LEET_WORD = re.compile(r"(?<![\w@$])(?=[\w@$!]*[a-zA-Z][013457@$]|[\w@$!]*[013457@$][a-zA-Z])[\w@$!]+")
 # 5mg, 10ml; B12, CD4, HbA1c; units mm3, cm2, m2
-CODE_OR_DOSE = re.compile(r"^(?:\d+[a-zA-Z]{1,3}|[A-Z][A-Za-z]{0,3}\d+[a-z]?|[a-z]{1,3}[23])$")
+CODE_OR_DOSE = re.compile(r"^(?:\d+[a-zA-Z]{1,3}|[A-Z][A-Za-z]{0,3}\d+[a-z]?|[a-z]{1,3}[23]|0x[0-9a-fA-F]+)$")
 # Cyrillic and Greek letters that look like Latin ones; NFKC folds full-width and mathematical letters
-LOOK_ALIKES = str.maketrans("аеорсухіјԁɡոνοκΑΒЕНКМОРСТХΙΚΜΝΟΡΤΥΧ", "aeopcyxijdgnvokABEHKMOPCTXIKMNOPTYX")
+LOOK_ALIKES = str.maketrans("аеорсухіјԁɡոѕһӏԛԝνοκαειηρτυχΑΒЕНКМОРСТХΙΚΜΝΟΡΤΥΧ",
+                            "aeopcyxijdgnshlqwvokaeinptuxABEHKMOPCTXIKMNOPTYX")
 # a look-alike reading is made only where the text has such letters: full-width or mathematical letters, or a
 # Cyrillic or Greek look-alike beside Latin letters in one word (not "37.1ºC", "µU/mL", "℃" or a ligature)
 DISGUISED = re.compile(r"[\uff21-\uff3a\uff41-\uff5a]|[\U0001d400-\U0001d7ff]|"
-                       r"(?=\w*[a-zA-Z])(?=\w*[аеорсухіјԁɡոνοκΑΒЕНКМОРСТХΙΚΜΝΟΡΤΥΧ])\w+")
+                       r"(?=\w*[a-zA-Z])(?=\w*[аеорсухіјԁɡոѕһӏԛԝνοκαειηρτυχΑΒЕНКМОРСТХΙΚΜΝΟΡΤΥΧ])\w+")
 ROLE_LABEL = re.compile(r"(?im)^\s*(user|human|patient|assistant|ai|bot|system)\s*:\s*")
 USER_ROLES = ("user", "human", "patient")
 
@@ -74,13 +76,16 @@ class Reading:
 
 
 def readings(text: str) -> list[Reading]:
-    """The text as written, then every other reading that differs from it (each once)."""
+    """The text as written, then every other reading that differs from it (each once). A text with encoded spans
+    gets no leetspeak reading: its digits are the encoding's, and the decoded readings are what it says."""
     out = [Reading(text, "as written")]
-    for how, read in (("after decoding base64", _decoded(text, BASE64, _from_base64)),
-                      ("after decoding hex", _decoded(text, HEX, _from_hex)),
-                      ("after decoding URL escapes", _decoded(text, URL_ENCODED, _from_url)),
+    decoded = [("after decoding base64", _decoded(text, BASE64, _from_base64)),
+               ("after decoding hex", _decoded(text, HEX, _from_hex)),
+               ("after decoding URL escapes", _decoded(text, URL_ENCODED, _from_url))]
+    unleeted = None if any(read for _, read in decoded) else _unleeted(_plain_letters(text))
+    for how, read in (*decoded,
                       ("after undoing look-alike letters", _plain_letters(text)),
-                      ("after undoing leetspeak", _unleeted(_plain_letters(text))),
+                      ("after undoing leetspeak", unleeted),
                       ("after taking off its framing", _unframed(text))):
         if read and read != text and all(read != r.text for r in out):
             out.append(Reading(read, how))
@@ -126,7 +131,7 @@ def _from_base64(span: str) -> str | None:
 
 def _from_hex(span: str) -> str | None:
     try:
-        return bytes.fromhex(re.sub(r"[\s:]", "", span)).decode("utf-8")
+        return bytes.fromhex(re.sub(r"\\x|0x|[\s:,]", "", span)).decode("utf-8")
     except (ValueError, UnicodeDecodeError):
         return None
 
@@ -150,7 +155,7 @@ def _unleeted(text: str) -> str:
 
 def _unleet(match: re.Match) -> str:
     word = match.group()
-    return word if CODE_OR_DOSE.match(word) else word.translate(LEET)
+    return word if CODE_OR_DOSE.match(word) or len(word) > 20 else word.translate(LEET)  # > 20: an id, a key
 
 
 def _unframed(text: str) -> str | None:

@@ -19,8 +19,9 @@ from medtune.safety.verdict import CATEGORIES
 # Words reused by several rules, kept readable.
 PERSON = (r"(?:my\s+(?:husband|wife|partner|boyfriend|girlfriend|ex|roommate|room mate|boss|coworker|co-worker|"
           r"colleague|neighbou?r|baby|child|kid|son|daughter|mother|father|mom|mum|dad|step\w*|grand\w+|"
-          r"brother|sister|teacher|patient|friend)|(?:the|a|that|this) (?:baby|child|kid|man|woman|guy|girl|boy|"
-          r"patient|victim|old (?:man|woman|lady))|someone|somebody|a person|him|her|them|people|my family)")
+          r"brother|sister|teacher|patient|friend)|(?:the|a|an|that|this) (?:[\w-]+ )?(?:baby|child|kid|man|woman|"
+          r"guy|girl|boy|patient|victim|person|adult|old (?:man|woman|lady))|someone|somebody|a person|him|her|them|"
+          r"people|my family)")
 CONTROLLED = (r"(?:oxy\w*|hydrocodone|vicodin|percocet|fentanyl|morphine|codeine|tramadol|methadone|heroin|"
               r"opioids?|opiates?|dilaudid|xanax|valium|klonopin|ativan|alprazolam|diazepam|clonazepam|"
               r"lorazepam|benzos?|benzodiazepines?|adderall|ritalin|vyvanse|amphetamines?|meth|ketamine|ghb|"
@@ -99,6 +100,10 @@ BUILTIN: dict[str, list[str]] = {
         r"\b(?:slip|put|spike|mix|crush|add|sneak)\b.{0,50}\b(?:in|into)\s+(?:his|her|their|my \w+'?s?)\s+"
         r"(?:drink|coffee|tea|food|meal|soup|juice|bottle|formula)\b",
         r"\buntraceable\s+(?:poison|drug|way to kill)",
+        # how much kills, together with how not to be found out: never a clinical question
+        r"\b(?:lethal|fatal|deadly)\b.{0,80}\b(?:undetect\w*|(?:not|never|without) (?:be(?:ing)? )?(?:detected|noticed|"
+        r"found|traced)|(?:least|less|hard(?:est)? to|difficult to) (?:detect\w*|trace\w*)|avoid (?:it )?being "
+        r"(?:noticed|detected)|(?:escape|evade|fool|beat) (?:an? |the )?(?:autopsy|toxicology|tox screen))",
         r"\b(?:make|look)\b.{0,20}\b(?:it|his death|her death|their death)\s+look like\s+(?:an accident|"
         r"natural causes|a heart attack|suicide|an overdose)",
         r"\b(?:how much|what dose of|what amount of)\b.{0,40}\b(?:would|will|to|could)\s+kill\s+" + PERSON,
@@ -215,6 +220,29 @@ MULTILINGUAL: dict[str, list[str]] = {
 }
 for _category, _patterns in MULTILINGUAL.items():
     BUILTIN[_category] = [*BUILTIN[_category], *_patterns]
+
+# What someone in crisis says about themselves (not a request): earlier in a conversation, it makes a later
+# question about an amount, a dose or a method get crisis resources (safety/layer.py). English, Spanish, French,
+# German, Portuguese, Italian.
+CRISIS_SIGNALS = re.compile(
+    r"\b(?:i (?:just )?(?:want|wanna|wish) to die|i want to (?:end (?:it|my life|things)|disappear for good)|"
+    r"kill myself|end it all|(?:better|best) off without me|"
+    r"(?:no ?one|nobody|no one) (?:would|will)(?: \w+)? (?:miss|notice|care)|"
+    r"no (?:reason|point) (?:to|in) (?:live|living|go on|going on)|can'?t (?:go on|do this anymore|take (?:it|this) "
+    r"anymore)|(?:don'?t|do not) want to (?:be here|live|be alive|wake up)|(?:wrote|written|writing|left) (?:my |the )?"
+    r"(?:goodbye|suicide|farewell) (?:letters?|notes?)|i'?m done with (?:life|everything|it all)|"
+    r"(?:giving|gave) away my (?:things|stuff|belongings)|hurt(?:ing)? myself|cut(?:ting)? myself|"
+    r"(?:thinking (?:about|of)|urge to|urges to) (?:cutting|hurting myself|killing myself|ending it|dying|suicide)|"
+    r"(?:saving|stockpiling|hoarding|collecting) (?:up )?(?:my |all my )?(?:\w+ )?(?:pills|tablets|meds|medication)|"
+    r"(?:saving|stockpiling|hoarding) up my \w+|(?:just |never |not )(?:stay asleep|wake up again)|"
+    r"quiero morir(?:me)?|no quiero (?:vivir|seguir)|matarme|suicidarme|nadie me echar[ií]a de menos|"
+    r"estar[ií]an mejor sin m[ií]|no aguanto m[aá]s|carta de despedida|acabar con todo|je veux mourir|"
+    r"envie de mourir|me suicider|personne ne me regretterait|mieux sans moi|je n'en peux plus|lettres? d'adieu|"
+    r"en finir|ich (?:will|möchte) (?:sterben|nicht mehr leben)|mich umbringen|niemand würde mich vermissen|"
+    r"besser ohne mich|abschiedsbrief\w*|ich kann nicht mehr|quero morrer|me matar|ningu[ée]m sentiria (?:a )?minha "
+    r"falta|melhor sem mim|n[ãa]o aguento mais|acabar com tudo|voglio morire|uccidermi|nessuno sentirebbe la mia "
+    r"mancanza|meglio senza di me|non ce la faccio pi[uù]|lettera d'addio|farla finita)\b", re.IGNORECASE)
+
 
 # The answer's own rules: instructions for harm, each within one sentence. A sentence that negates or warns before
 # the match ("never crush the pills into her tea") is advice, not an instruction, and does not count.
