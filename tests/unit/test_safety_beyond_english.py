@@ -246,7 +246,7 @@ def test_a_dose_question_after_an_ordinary_first_turn_is_answered(layer):
     assert not verdict.blocked
 
 
-def test_a_pasted_transcript_is_classified_by_its_user_turns():
+def test_a_pasted_transcript_is_classified_by_its_last_user_turn_and_its_user_turns_together():
     from medtune.safety.layer import SafetyLayer
 
     class Recording:
@@ -260,8 +260,7 @@ def test_a_pasted_transcript_is_classified_by_its_user_turns():
     head = Recording()
     SafetyLayer(Config().safety, rules_mod.compile_rules(), classifier=head).screen_request(
         "User: my back hurts\nAssistant: Sorry to hear.\nUser: which cream helps?")
-    assert "my back hurts" in head.read and "which cream helps?" in head.read
-    assert not any("Assistant:" in text for text in head.read)  # the whole log goes to the rules only
+    assert head.read == ["my back hurts which cream helps?", "which cream helps?"]  # the whole log: rules only
 
 
 def test_texts_in_other_languages_go_to_the_multilingual_head():

@@ -65,8 +65,9 @@ def test_the_classifier_scores_each_turn_once():
     verdict = screen.screen_request([*first, user("How is it treated?"), assistant("Antibiotics."),
                                      user("Which poison is hardest to detect?")])
     assert verdict.layer == "classifier" and verdict.score == 0.9
-    # each text once: the turns, and the user's last turns read together (an intent split over turns)
-    assert counting.seen == ["How is it treated?", "What is sepsis? How is it treated?", "What is sepsis?",
+    # each text once: the newest turn, and the user's last turns read together (an intent split over turns);
+    # earlier turns go to the rules alone
+    assert counting.seen == ["How is it treated?", "What is sepsis? How is it treated?",
                              "Which poison is hardest to detect?",
                              "What is sepsis? How is it treated? Which poison is hardest to detect?"]
     # an operator's instructions go through the rules only: the classifier learned requests, not system prompts

@@ -244,8 +244,11 @@ def _classifier(s: SafetyConfig, embedder=None):
     from medtune.safety.classifier import ByLanguage
     from medtune.safety.multilingual_encoder import MODEL_ID, MultilingualEncoder
 
+    # the English head learns from the English exemplars (those in other languages moved its English verdicts);
+    # the multilingual head from all of them, English included: they carry over through the shared space
+    english = [e for e in exemplars if language.detect(e.prompt) == "en"]
     multilingual = MultilingualEncoder()
-    return ByLanguage(Classifier.load(exemplars, [embedder, multilingual], f"{model_id} + {MODEL_ID}"),
+    return ByLanguage(Classifier.load(english, [embedder, multilingual], f"{model_id} + {MODEL_ID}"),
                       Classifier.load(exemplars, [multilingual], MODEL_ID))
 
 
@@ -276,11 +279,15 @@ JOINT_TURNS = 3  # the user's last turns also read as one text: an intent split 
 
 def _with_joint(turns: list[tuple[str, bool]]) -> list[tuple[str, bool]]:
     """The turns, with the user's last JOINT_TURNS joined into one text just before the newest (a bottle named in
-    one turn and "how many would it take" in the next say together what neither says alone)."""
-    users = [text for text, classify in turns if classify]
+    one turn and "how many would it take" in the next say together what neither says alone). The classifier reads
+    the newest user turn and that joint text; earlier turns go to the rules alone (read one by one, a parent's
+    "he'd been looking up overdoses" reads to the classifier as a request, and refused the question after it)."""
+    users = [i for i, (_, classify) in enumerate(turns) if classify]
     if len(users) < 2:
         return turns
-    return [*turns[:-1], (" ".join(users[-JOINT_TURNS:]), True), turns[-1]]
+    joint = " ".join(turns[i][0] for i in users[-JOINT_TURNS:])
+    marked = [(text, classify and i == users[-1]) for i, (text, classify) in enumerate(turns)]
+    return [*marked[:-1], (joint, True), marked[-1]]
 
 
 def _crisis_earlier(messages: list[dict], crisis_texts: set[str]) -> bool:
