@@ -143,6 +143,9 @@ class ByLanguage:
     def __init__(self, english: Classifier, other: Classifier):
         self.english, self.other = english, other
 
+    @property
+    def classes(self) -> list[str]:
+        return self.other.classes  # trained on every exemplar: every category
     def predict(self, texts: list[str]) -> list[tuple[float, str]]:
         from medtune.safety.language import detect
 
