@@ -118,6 +118,9 @@ class TrainingConfig:
         "auto", "How sequences share a batch: padding-free packing, length-grouped padding, or plain padding."
     )
     train_on_prompt: bool = _f(False, "Also train on system and user tokens (off: loss on the assistant turn only).")
+    backend: Literal["auto", "torch", "mlx"] = _f(
+        "auto", "Which library trains: torch (transformers, PEFT, TRL) or mlx (mlx-lm, Apple silicon: LoRA SFT); "
+                "auto = mlx on a Mac with Apple silicon where mlx-lm is installed, torch elsewhere.")
     stage: Literal["sft", "grpo"] = _f(
         "sft", "sft: supervised fine-tuning on worked answers; grpo: reinforcement learning on verifiable problems "
         "(the rl section), usually after an SFT run (rl.init_from)."

@@ -25,7 +25,7 @@ from medtune.errors import MedtuneError
 CHECKPOINT = re.compile(r"^checkpoint-(\d+)$")
 STAGING = ".incoming"  # the Trainer writes here; a checkpoint is renamed out of it once complete
 STATE_FILES = {"optimizer.pt", "scheduler.pt", "rng_state.pth", "trainer_state.json", "training_args.bin",
-               "scaler.pt"}
+               "scaler.pt", "optimizer.safetensors"}
 PACKAGES = ("medtune", "torch", "transformers", "peft", "trl", "accelerate", "datasets", "bitsandbytes")
 CONFIG_FILE = "config.yaml"
 ADAPTER_FILE = "adapter_config.json"  # what makes a folder a PEFT adapter
@@ -183,10 +183,12 @@ def _prepare_folder(folder: Path) -> bool:
 
 # what an exact resume reads besides the weights and trainer_state.json: the state's name -> the files that hold it
 # (one process or DDP; FSDP's optimizer file or sharded folder; DeepSpeed's own global_step folder)
+# The mlx backend's optimizer.safetensors holds all three: the moments, the step its schedule is a function of, and
+# no random state to keep, since it seeds each step from training.seed and the step (training/mlx_trainer.py).
 EXACT_STATE = {
-    "optimizer.pt": ("optimizer.pt", "optimizer.bin", "optimizer_0", "global_step*"),
-    "scheduler.pt": ("scheduler.pt", "global_step*"),
-    "rng_state.pth": ("rng_state.pth", "rng_state_*.pth"),
+    "optimizer.pt": ("optimizer.pt", "optimizer.bin", "optimizer_0", "global_step*", "optimizer.safetensors"),
+    "scheduler.pt": ("scheduler.pt", "global_step*", "optimizer.safetensors"),
+    "rng_state.pth": ("rng_state.pth", "rng_state_*.pth", "optimizer.safetensors"),
 }
 
 

@@ -5,6 +5,8 @@
     stages.py       what differs between training.stage sft and grpo: datasets, plan, trainer, validation measure
     args.py         the training section -> the Trainer arguments both stages share, TRL's SFTConfig (batch plan)
     trainer.py      the model, its adapter and an SFTTrainer wired with the callbacks; the start-up summary lines
+    backend.py      training.backend: torch or mlx (auto: mlx on Apple silicon with mlx-lm), and what mlx cannot do
+    mlx_trainer.py  LoRA SFT on mlx-lm with medtune's masks, callbacks, checkpoints and a PEFT adapter
     grpo.py         the GRPO stage: prompts as the engines render them, GRPOConfig, rl.init_from, a GRPOTrainer
     rewards.py      the GRPO rewards on evaluation's own scoring (format, mcq, match, similarity, judge, length)
     callbacks.py    progress lines + metrics.jsonl, early stopping, the NaN guard, whole checkpoints

@@ -2,8 +2,9 @@
 layout, the trainer built, and what validation measures. Everything else (the run directory, resume, checkpoints,
 the report) is the run's (training/run.py), the same for both.
 
-    SFTStage   SFTTrainer on token ids + loss masks; validation loss, lower is better
-    GRPOStage  GRPOTrainer on rendered prompts + references; validation reward, higher is better
+    SFTStage     SFTTrainer on token ids + loss masks; validation loss, lower is better
+    MlxSFTStage  the same examples and masks on mlx-lm (training.backend mlx: training/mlx_trainer.py)
+    GRPOStage    GRPOTrainer on rendered prompts + references; validation reward, higher is better
 """
 
 from __future__ import annotations
@@ -117,5 +118,29 @@ class GRPOStage:
         return [plan_line(cfg, plan)]
 
 
+class MlxSFTStage(SFTStage):
+    """SFT on mlx-lm: the same plan, data line and checks; the examples go to the trainer as they are."""
+
+    def __init__(self, backend):
+        self.backend = backend  # training/backend.py's Backend, for the start-up line
+
+    def datasets(self, tr) -> dict:
+        return {name: e for name, e in tr.encoded.items() if e}
+
+    def build(self, tr, datasets: dict, callbacks: list):
+        from medtune.training.mlx_trainer import build
+
+        return build(tr.cfg, tr.run, datasets, tr.tokenizer, tr.plan, callbacks, tr.out)
+
+    def lines(self, cfg: Config, plan) -> list[str]:
+        return [self.backend.line()]
+
+
 def stage_of(cfg: Config):
+    """The stage the config asks for, on the backend it resolves to (training/backend.py)."""
+    from medtune.training.backend import resolve
+
+    backend = resolve(cfg)
+    if backend.name == "mlx":
+        return MlxSFTStage(backend)
     return {"sft": SFTStage, "grpo": GRPOStage}[cfg.training.stage]()

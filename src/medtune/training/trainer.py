@@ -141,7 +141,7 @@ def describe(cfg: Config, model, peft_config, device: str, dtype, plan) -> dict:
         "model": cfg.model.name, "architecture": type(base).__name__, "device": device,
         "dtype": str(dtype).removeprefix("torch."), "attention": getattr(base.config, "_attn_implementation", None),
         "method": cfg.method, "target_modules": targets, "trainable_params": trainable, "total_params": total,
-        "trainable_percent": round(pct, 4), "packing": plan.packing,
+        "trainable_percent": round(pct, 4), "packing": plan.packing, "backend": "torch",
     }
 
 

@@ -1,0 +1,124 @@
+"""training.backend mlx on mlx's CPU backend, tiny Llama: the loss falls; the run directory is the torch backend's
+(metrics.jsonl fields, checkpoints, a PEFT adapter every verb reads, mlx-lm's beside it); the PEFT adapter gives
+in torch the logits mlx gives; SIGKILL after a checkpoint then --resume logs the same curve as an uninterrupted
+run; the torch and mlx backends reach close validation losses on the same model, data and seed."""
+
+import json
+import signal
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+from transformers import AutoModelForCausalLM
+
+from fixture_data import MEDICAL_O1_SAMPLE as SAMPLE
+from medtune import config as config_mod
+from medtune.training.run import train
+
+mlx_lm = pytest.importorskip("mlx_lm")
+pytestmark = [pytest.mark.slow, pytest.mark.usefixtures("one_thread")]
+
+BASE = {"data.train_file": str(SAMPLE), "model.max_length": 160, "data.overlong": "truncate", "data.limit": 40,
+        "training.batch_size": 2, "training.gradient_accumulation_steps": 2, "training.learning_rate": 5e-3,
+        "training.max_steps": 8, "training.save_steps": 4, "training.eval_steps": 4, "training.logging_steps": 1,
+        "training.warmup_steps": 2, "lora.dropout": 0.1, "lora.r": 8, "lora.alpha": 16, "seed": 11,
+        "training.backend": "mlx"}
+
+KILL_AFTER_FIRST_SAVE = """
+import os, signal, sys
+from transformers import TrainerCallback
+from medtune import config
+from medtune.training.run import train
+
+class Kill(TrainerCallback):  # after medtune's own on_save: checkpoint-4 is complete when it fires
+    def on_save(self, args, state, control, **kwargs):
+        os.kill(os.getpid(), signal.SIGKILL)
+
+train(config.load(sys.argv[1]), callbacks=[Kill()])
+"""
+
+
+def cfg_for(model_dir, out, **values):
+    return config_mod.load(None, values={**BASE, "model.name": str(model_dir), "output_dir": str(out), **values})
+
+
+def rows(run_dir):
+    return [json.loads(line) for line in (Path(run_dir) / "metrics.jsonl").read_text().splitlines()]
+
+
+def curve(run_dir):
+    return [(r["step"], r.get("train_loss"), r.get("val_loss")) for r in rows(run_dir)]
+
+
+@pytest.fixture(scope="module")
+def mlx_run(tiny_llama, tmp_path_factory):
+    out = tmp_path_factory.mktemp("mlx") / "run"
+    return train(cfg_for(tiny_llama, out)), out
+
+
+def test_the_loss_falls_and_the_run_directory_is_the_torch_backends(mlx_run, capsys):
+    result, out = mlx_run
+    assert result.status == "completed" and result.global_step == 8
+    losses = [r["train_loss"] for r in rows(out) if r.get("train_loss") is not None]
+    assert len(losses) == 8 and np.mean(losses[-3:]) < np.mean(losses[:3])
+    vals = [r["val_loss"] for r in rows(out) if r.get("val_loss") is not None]
+    assert len(vals) == 3 and vals[-1] < vals[0]  # before training (eval_on_start), steps 4 and 8
+    first_step = next(r for r in rows(out) if r.get("train_loss") is not None)
+    assert {"step", "epoch", "train_loss", "lr", "grad_norm", "tokens_per_s", "peak_mem_mb"} <= set(first_step)
+    assert (out / "adapter" / "adapter_config.json").is_file()
+    assert (out / "adapter" / "mlx" / "adapters.safetensors").is_file()
+    assert sorted(p.name for p in (out / "checkpoints").iterdir()) == ["checkpoint-4", "checkpoint-8"]
+    assert (out / "checkpoints" / "checkpoint-4" / "optimizer.safetensors").is_file()
+    info = json.loads((out / "run.json").read_text())
+    assert info["status"] == "completed" and info["backend"] == "mlx"
+
+
+def test_the_peft_adapter_gives_in_torch_the_logits_mlx_gives(mlx_run, tiny_llama):
+    from mlx_lm.utils import load
+    from peft import PeftModel
+
+    _, out = mlx_run
+    ids = list(range(5, 45))
+    model, _ = load(str(tiny_llama), adapter_path=str(out / "adapter" / "mlx"))
+    import mlx.core as mx
+
+    mlx_logits = np.array(model(mx.array([ids]))[0].astype(mx.float32))
+    peft = PeftModel.from_pretrained(AutoModelForCausalLM.from_pretrained(tiny_llama), out / "adapter").eval()
+    with torch.no_grad():
+        torch_logits = peft(input_ids=torch.tensor([ids])).logits[0].numpy()
+    base = AutoModelForCausalLM.from_pretrained(tiny_llama).eval()
+    with torch.no_grad():
+        base_logits = base(input_ids=torch.tensor([ids])).logits[0].numpy()
+    assert np.abs(torch_logits - base_logits).max() > 1e-3  # the adapter changes the model ...
+    np.testing.assert_allclose(torch_logits, mlx_logits, atol=2e-4, rtol=1e-4)  # ... the same way in both
+
+
+def test_sigkill_after_a_checkpoint_then_resume_logs_the_same_curve(mlx_run, tiny_llama, tmp_path):
+    _, whole = mlx_run
+    killed, recipe = tmp_path / "killed", tmp_path / "recipe.yaml"
+    cfg_for(tiny_llama, killed).save(recipe)
+    done = subprocess.run([sys.executable, "-c", KILL_AFTER_FIRST_SAVE, str(recipe)], capture_output=True, text=True,
+                          timeout=600)
+    assert done.returncode == -signal.SIGKILL, done.stderr[-2000:]
+    assert (killed / "checkpoints" / "checkpoint-4").is_dir() and not (killed / "adapter").exists()
+    result = train(cfg_for(tiny_llama, killed), resume=True)
+    assert result.status == "completed"
+    resumed = {(s, round(t, 5) if t else t, round(v, 5) if v else v) for s, t, v in curve(killed) if s > 4}
+    expected = {(s, round(t, 5) if t else t, round(v, 5) if v else v) for s, t, v in curve(whole) if s > 4}
+    assert resumed == expected
+
+
+def test_torch_and_mlx_reach_close_validation_losses(mlx_run, tiny_llama, tmp_path):
+    _, out = mlx_run
+    torch_out = tmp_path / "torch"
+    train(cfg_for(tiny_llama, torch_out, **{"training.backend": "torch"}))
+    mlx_val = [r["val_loss"] for r in rows(out) if r.get("val_loss") is not None]
+    torch_val = [r["val_loss"] for r in rows(torch_out) if r.get("val_loss") is not None]
+    # the same model, data, order of examples is not the same (each backend shuffles its own way) and dropout draws
+    # differ: close, not equal
+    print(f"validation losses: torch {torch_val}, mlx {mlx_val}")
+    assert mlx_val[0] == pytest.approx(torch_val[0], rel=1e-4)  # before training: the same model, the same masks
+    assert abs(mlx_val[-1] - torch_val[-1]) / torch_val[-1] < 0.05, (mlx_val, torch_val)
