@@ -46,3 +46,15 @@ def test_what_mlx_cannot_do_is_refused_or_left_to_torch_under_auto(values, named
 
 def test_torch_asked_is_torch_everywhere():
     assert resolve(cfg(**{"training.backend": "torch"}), on_apple_silicon=True, has_mlx=True).name == "torch"
+
+
+def test_the_mlx_engine_without_mlx_lm_is_one_line_naming_the_install(monkeypatch):
+    import importlib.util
+
+    from medtune.inference import mlx_engine
+
+    real = importlib.util.find_spec
+    monkeypatch.setattr(importlib.util, "find_spec", lambda name, *a: None if name.startswith("mlx") else real(name))
+    with pytest.raises(MedtuneError, match=r"--engine mlx needs mlx-lm, .*pip install 'medtune\[mlx\]'"):
+        mlx_engine.require_mlx()
+    assert resolve(cfg(), on_apple_silicon=True).name == "torch"  # auto: no mlx-lm, torch (and the line says why)

@@ -326,7 +326,8 @@ def test_help_explains_engine(verb, capsys):
     with pytest.raises(SystemExit):
         main([verb, "--help"])
     out = " ".join(capsys.readouterr().out.split())
-    assert "--engine {auto,transformers,llama.cpp,vllm}" in out and "pip install 'medtune[vllm]'" in out
+    assert "--engine {auto,transformers,llama.cpp,vllm,mlx}" in out and "pip install 'medtune[vllm]'" in out
+    assert "pip install 'medtune[mlx]'" in out
 
 
 def test_default_engine_interface_is_all_there():

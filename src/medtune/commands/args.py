@@ -172,7 +172,7 @@ def engine_config(args: argparse.Namespace, allow_text: bool = False) -> config_
     return config_from_args(args, values, beside, allow_text)
 
 
-ENGINES = ("auto", "transformers", "llama.cpp", "vllm")
+ENGINES = ("auto", "transformers", "llama.cpp", "vllm", "mlx")
 AUTO = "auto"
 
 
@@ -185,11 +185,13 @@ class EngineChoice:
 def add_engine_argument(parser, extra: str = "", default: str = AUTO, engines: tuple = ENGINES) -> None:
     """--engine: who generates; medtune's prompts, stop tokens, reasoning split and safety layer stay the same."""
     parser.add_argument("--engine", choices=engines, default=default,
-                        help=f"what generates (default {default}): auto is llama.cpp on a machine without a CUDA GPU "
+                        help=f"what generates (default {default}): auto is mlx on Apple silicon where mlx-lm is "
+                             "installed, else llama.cpp on a machine without a CUDA GPU "
                              "where llama-cpp-python is installed (several times faster on a CPU; a run is "
                              "converted to GGUF once, generation.gguf_quant), else transformers; transformers "
                              "runs anywhere; llama.cpp needs pip install 'medtune[gguf]'; vllm needs a CUDA GPU and "
-                             "pip install 'medtune[vllm]'. medtune's prompts, stop tokens, reasoning split and "
+                             "pip install 'medtune[vllm]'; mlx (auto on Apple silicon with mlx-lm) needs pip install "
+                             "'medtune[mlx]'. medtune's prompts, stop tokens, reasoning split and "
                              "safety layer are the same with each" + extra)
 
 
@@ -202,6 +204,10 @@ def choose_engine(name: str) -> EngineChoice:
 
     import torch
 
+    from medtune.training.backend import apple_silicon, mlx_installed
+
+    if apple_silicon() and mlx_installed():
+        return EngineChoice("mlx", "Apple silicon, mlx-lm installed")
     if torch.cuda.is_available():
         return EngineChoice("transformers", "a CUDA GPU is present")
     if importlib.util.find_spec("llama_cpp") is None:
@@ -219,6 +225,12 @@ def engine_class(name: str):
 
         require_vllm()
         return VllmEngine
+    if name == "mlx":
+        from medtune.export.mlx import peft_to_mlx
+        from medtune.inference.mlx_engine import MlxLoader, require_mlx
+
+        require_mlx()
+        return MlxLoader(peft_to_mlx)  # PEFT adapters are converted by export/, which inference/ does not import
     if name == "llama.cpp":
         from medtune.export.gguf_cache import model_file
         from medtune.inference.llama_cpp_engine import LlamaCppLoader, require_llama_cpp

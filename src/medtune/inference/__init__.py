@@ -17,6 +17,7 @@
     vllm_engine.py    generation handed to vLLM (--engine vllm of eval and serve), same prompts and scoring
     vllm_requests.py  medtune's requests to vLLM's arguments and back, as pure functions
     llama_cpp_engine.py   generation in llama.cpp (--engine llama.cpp, auto on a CPU), same prompts and safety layer
+    mlx_engine.py         generation in mlx-lm (--engine mlx, auto on Apple silicon), same prompts and safety layer
     llama_cpp_process.py  llama.cpp's child process, parent side: a crash is one line, not the end of the server
     llama_cpp_worker.py   llama.cpp's child process itself: one GGUF model, token by token over its pipes
     llama_cpp_sampling.py transformers' sampling rules in numpy, on llama.cpp's logits

@@ -35,7 +35,6 @@ import importlib.metadata
 import importlib.util
 import logging
 import threading
-import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -44,11 +43,11 @@ from typing import ClassVar
 from medtune.config import Config
 from medtune.errors import MedtuneError
 from medtune.inference import weights
-from medtune.inference.engine import Engine, Generation, Request, Stats
+from medtune.inference.engine import Engine, Generation, Request
 from medtune.inference.llama_cpp_process import LlamaCppFailed, LlamaProcess
 from medtune.inference.llama_cpp_sampling import Sampling
 from medtune.inference.params import SamplingParams
-from medtune.inference.prompt_engine import PromptFront, prompt_engine
+from medtune.inference.prompt_engine import PromptFront, Scorer, prompt_engine
 from medtune.models import gguf
 
 log = logging.getLogger(__name__)
@@ -138,7 +137,7 @@ class LlamaCppEngine(PromptFront):
         self.process, self.prompts, self.gguf = process, prompts, model
         self.name = prompts.name
         self.quant = model.quant
-        self.model = LlamaCppScorer(self)  # what log-likelihood scoring reads (evaluation/loglik.py)
+        self.model = Scorer(self)  # what log-likelihood scoring reads (evaluation/loglik.py)
         self._rng = np.random.default_rng(seed)  # seeds of sampled requests without one of their own
         self._lock = threading.Lock()
 
@@ -180,29 +179,7 @@ class LlamaCppEngine(PromptFront):
 
     def run(self, requests: list[Request]) -> list[Generation]:
         """Each request in turn (any mix of sampling settings), in order; each row handed to on_finish as it ends."""
-        return [self.prompts.blocked_reply(r) if r.verdict is not None and r.verdict.blocked else self._one(r)
-                for r in requests]
-
-    def _one(self, request: Request) -> Generation:
-        # the default engine's own row and screening (engine.py): stops, streamed deltas, the answer gate and
-        # cancellation are its code, fed llama.cpp's tokens one at a time
-        row = self.prompts.new_row(request)
-        start, first = time.perf_counter(), None
-
-        def on_token(token: int) -> bool:
-            nonlocal first
-            first = first if first is not None else time.perf_counter() - start
-            return row.step(token)
-
-        peak = 0.0
-        if not request.cancel.is_set():
-            with self._lock:  # one sequence at a time: the server's scheduler and streams share the engine
-                peak = self._generate(request, row.stop_ids, on_token)
-        stats = Stats(len(request.prompt_ids), row.count, time.perf_counter() - start, first, peak)
-        gen = self.prompts.finished(request, row, stats)
-        if request.on_finish is not None:
-            request.on_finish(gen)
-        return gen
+        return self.in_turn(requests, self._generate)
 
     def _generate(self, request: Request, stop_ids: set[int], on_token: Callable[[int], bool]) -> float:
         if not self.process.alive:  # it crashed on an earlier request (that request got the error): start anew
@@ -234,22 +211,6 @@ class LlamaCppEngine(PromptFront):
                 self.process.start()
             rows, _ = self.process.score(list(zip(inputs, tails)))
         return [torch.from_numpy(r) for r in rows]
-
-
-@dataclass
-class LlamaCppScorer:
-    """engine.model for evaluation/loglik.py: the model's config (its context length) and the llama.cpp engine's
-    log-probabilities (tail_logprobs), so multiple choice scores with llama.cpp's logits."""
-
-    engine: LlamaCppEngine
-    device: str = "cpu"  # where the returned log-probabilities live
-
-    @property
-    def config(self):
-        return self.engine.prompts.model.config
-
-    def tail_logprobs(self, inputs: list[tuple], tails: list[int]) -> list:
-        return self.engine.tail_logprobs(inputs, tails)
 
 
 def _given_only(source: weights.Source) -> GgufModel:

@@ -6,13 +6,14 @@ rows (Engine.new_row, Engine.finished), so every engine prompts, stops, splits a
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+import time
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
 from medtune.config import ModelConfig
 from medtune.data.records import Message
 from medtune.inference import weights
-from medtune.inference.engine import Engine, Generation, Request, SamplingParams, Stream
+from medtune.inference.engine import Engine, Generation, Request, SamplingParams, Stats, Stream
 from medtune.models import gguf
 
 
@@ -89,6 +90,33 @@ class PromptFront:
     def run(self, requests: list[Request]) -> list[Generation]:
         raise NotImplementedError
 
+    def in_turn(self, requests: list[Request], decode: Callable) -> list[Generation]:
+        """Each request in turn, in order (engines that hold one sequence: llama.cpp, mlx); a blocked one gets the
+        layer's reply. decode(request, stop_ids, on_token) generates, calling on_token(id) for each token until it
+        returns True (the row is done), and returns the peak memory in MB; the tokens go through the default
+        engine's own Row (stops, streamed text, the answer gate, cancellation) and its screening."""
+        return [self.prompts.blocked_reply(r) if r.verdict is not None and r.verdict.blocked
+                else self._decoded(r, decode) for r in requests]
+
+    def _decoded(self, request: Request, decode: Callable) -> Generation:
+        row = self.prompts.new_row(request)
+        start, first = time.perf_counter(), None
+
+        def on_token(token: int) -> bool:
+            nonlocal first
+            first = first if first is not None else time.perf_counter() - start
+            return row.step(token)
+
+        peak = 0.0
+        if not request.cancel.is_set():
+            with self._lock:  # one sequence at a time: the server's scheduler and streams share the engine
+                peak = decode(request, row.stop_ids, on_token)
+        stats = Stats(len(request.prompt_ids), row.count, time.perf_counter() - start, first, peak)
+        gen = self.prompts.finished(request, row, stats)
+        if request.on_finish is not None:
+            request.on_finish(gen)
+        return gen
+
     def generate(self, conversations: Sequence[Sequence[Message | dict]], params: SamplingParams | None = None,
                  batch_size: int = 16) -> list[Generation]:
         """One Generation per conversation, in order (batch_size: the engine batches as it does, see run)."""
@@ -103,3 +131,19 @@ class PromptFront:
                prompt: str | None = None) -> Stream:
         """A Stream of Deltas (llama.cpp: token by token; vLLM: all when the generation ends)."""
         return Stream(self, self.request(messages, params, prompt=prompt))
+
+
+@dataclass
+class Scorer:
+    """engine.model for evaluation/loglik.py, for an engine whose logits are not torch's (llama.cpp, mlx): the
+    model's config (its context length) and the engine's own tail_logprobs, so multiple choice scores with them."""
+
+    engine: PromptFront
+    device: str = "cpu"  # where the returned log-probabilities live
+
+    @property
+    def config(self):
+        return self.engine.prompts.model.config
+
+    def tail_logprobs(self, inputs: list[tuple], tails: list[int]) -> list:
+        return self.engine.tail_logprobs(inputs, tails)

@@ -147,6 +147,17 @@ def load_model_config(model_cfg: ModelConfig):
     return config
 
 
+def local_model_folder(model_cfg: ModelConfig) -> str:
+    """The model as a local folder (what mlx-lm loads): a folder as it is, a GGUF file or the built-in model
+    converted, a hub id from the cache or downloaded (huggingface_hub's own rules on being offline)."""
+    name = _check_name(model_cfg.name, gguf_cache=model_cfg.gguf_cache)
+    if Path(name).is_dir():
+        return name
+    from huggingface_hub import snapshot_download
+
+    return snapshot_download(name, revision=model_cfg.revision)
+
+
 def apply_rope_scaling(config, rope_scaling: dict) -> None:
     """Merge {type|rope_type: linear, factor: 2.0, ...} into config.rope_parameters (transformers 5 layout)."""
     from transformers.modeling_rope_utils import ROPE_INIT_FUNCTIONS

@@ -104,17 +104,6 @@ def lora_settings(cfg: Config) -> dict:
     return {"rank": lora.r, "scale": scale, "dropout": lora.dropout}
 
 
-def model_path(cfg: Config) -> str:
-    from medtune.models.load import _check_name
-
-    path = Path(_check_name(cfg.model.name, gguf_cache=cfg.model.gguf_cache))
-    if not path.is_dir():
-        from huggingface_hub import snapshot_download
-
-        path = Path(snapshot_download(cfg.model.name, revision=cfg.model.revision))
-    return str(path)
-
-
 def leaf_targets(cfg: Config) -> list[str]:
     """The leaf names of the layers to adapt, resolved as the torch backend resolves them (presets, fused layers,
     the output head left out), on the model's structure with no weights loaded."""
@@ -145,13 +134,19 @@ class MlxTrainer:
         self.cfg, self.run, self.plan, self.tokenizer = cfg, run, plan, tokenizer
         self.train_examples, self.valid_examples = encoded["train"], encoded.get("valid") or []
         mx.random.seed(cfg.seed)
-        self.base_path = model_path(cfg)
+        from medtune.models.load import local_model_folder
+
+        self.base_path = local_model_folder(cfg.model)
         self.model, _ = load(self.base_path)
         self.model.freeze()
         blocks = len(self.model.layers)
         self.num_layers = min(cfg.lora.num_layers or blocks, blocks)
         self.lora = {**lora_settings(cfg), "keys": block_keys(self.model.layers[0], leaf_targets(cfg))}
         linear_to_lora_layers(self.model, self.num_layers, self.lora)
+        if cfg.training.gradient_checkpointing:  # mlx-lm's own: recompute each block's activations in backward
+            from mlx_lm.tuner.trainer import grad_checkpoint
+
+            grad_checkpoint(self.model.layers[0])
         self.lr = schedule(cfg, plan.total_steps)
         self.optimizer = optimizer(cfg, self.lr)
         self.loss_and_grad = nn.value_and_grad(self.model, summed_loss)
