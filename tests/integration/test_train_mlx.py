@@ -111,10 +111,12 @@ def test_sigkill_after_a_checkpoint_then_resume_logs_the_same_curve(mlx_run, tin
     assert resumed == expected
 
 
-def test_torch_and_mlx_reach_close_validation_losses(mlx_run, tiny_llama, tmp_path):
+def test_torch_and_mlx_reach_close_validation_losses(mlx_run, tiny_llama, tmp_path, capsys):
     _, out = mlx_run
     torch_out = tmp_path / "torch"
-    train(cfg_for(tiny_llama, torch_out, **{"training.backend": "torch"}))
+    capsys.readouterr()
+    train(cfg_for(tiny_llama, torch_out, **{"training.backend": "auto"}))  # auto on Linux: torch, and it says why
+    assert "backend: torch (auto: not Apple silicon)" in capsys.readouterr().out
     mlx_val = [r["val_loss"] for r in rows(out) if r.get("val_loss") is not None]
     torch_val = [r["val_loss"] for r in rows(torch_out) if r.get("val_loss") is not None]
     # the same model, data, order of examples is not the same (each backend shuffles its own way) and dropout draws

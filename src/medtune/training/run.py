@@ -256,7 +256,10 @@ def _build(tr: TrainingRun, callbacks: list, where: str | None):
     datasets = tr.stage.datasets(tr)
     built = tr.stage.build(tr, datasets, callbacks)
     tr.info.update(built.info)
+    from medtune.training.backend import resolve
+
     lines = startup_lines(tr.cfg, built.info, tr.stage.data_line(tr.data), tr.plan) + tr.stage.lines(tr.cfg, tr.plan)
+    lines.insert(1, resolve(tr.cfg).line())  # which library trains, and why
     lines += [f"note: {n}" for n in tr.prepared.report["notes"]]  # what prepare would have said
     lines += [f"tracking: {where}"] if where else []
     lines += [f"resuming from {tr.checkpoint}"] if tr.checkpoint else []

@@ -121,9 +121,6 @@ class GRPOStage:
 class MlxSFTStage(SFTStage):
     """SFT on mlx-lm: the same plan, data line and checks; the examples go to the trainer as they are."""
 
-    def __init__(self, backend):
-        self.backend = backend  # training/backend.py's Backend, for the start-up line
-
     def datasets(self, tr) -> dict:
         return {name: e for name, e in tr.encoded.items() if e}
 
@@ -132,15 +129,11 @@ class MlxSFTStage(SFTStage):
 
         return build(tr.cfg, tr.run, datasets, tr.tokenizer, tr.plan, callbacks, tr.out)
 
-    def lines(self, cfg: Config, plan) -> list[str]:
-        return [self.backend.line()]
-
 
 def stage_of(cfg: Config):
     """The stage the config asks for, on the backend it resolves to (training/backend.py)."""
     from medtune.training.backend import resolve
 
-    backend = resolve(cfg)
-    if backend.name == "mlx":
-        return MlxSFTStage(backend)
+    if resolve(cfg).name == "mlx":
+        return MlxSFTStage()
     return {"sft": SFTStage, "grpo": GRPOStage}[cfg.training.stage]()
