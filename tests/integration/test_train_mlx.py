@@ -189,3 +189,23 @@ def test_eval_scores_multiple_choice_with_mlx_as_with_torch(mlx_run, tmp_path):
         scores[engine] = [(r["prediction"], r["scores"]) for r in items]
     for (want, want_scores), (got, got_scores) in zip(scores["transformers"], scores["mlx"]):
         assert got == want and np.allclose(list(got_scores.values()), list(want_scores.values()), atol=1e-3)
+
+
+def test_early_stopping_keeps_the_best_steps_adapter(tiny_llama, tmp_path):
+    """A learning rate that overshoots: validation rises, the run stops after `patience` worse evaluations, and
+    adapter/ is the best step's (the same callbacks as the torch backend)."""
+    from safetensors.numpy import load_file
+
+    out = tmp_path / "early"
+    result = train(cfg_for(tiny_llama, out, **{"training.learning_rate": 0.3, "training.warmup_steps": 0,
+                                               "training.max_steps": 12, "training.eval_steps": 1,
+                                               "training.save_steps": 1, "training.early_stopping_patience": 2,
+                                               "training.save_total_limit": 2}))
+    info = json.loads((out / "run.json").read_text())
+    assert result.status == "early_stopped" and result.global_step < 12
+    best = info["best"]["step"]
+    vals = {r["step"]: r["val_loss"] for r in rows(out) if r.get("val_loss") is not None}
+    assert vals[best] == min(vals.values()) and result.global_step == best + 2
+    kept = load_file(str(out / "checkpoints" / f"checkpoint-{best}" / "adapter_model.safetensors"))
+    final = load_file(str(out / "adapter" / "adapter_model.safetensors"))
+    assert kept.keys() == final.keys() and all(np.array_equal(kept[k], final[k]) for k in kept)
