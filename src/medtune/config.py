@@ -119,7 +119,8 @@ class TrainingConfig:
     )
     train_on_prompt: bool = _f(False, "Also train on system and user tokens (off: loss on the assistant turn only).")
     backend: Literal["auto", "torch", "mlx"] = _f(
-        "auto", "Which library trains: torch (transformers, PEFT, TRL) or mlx (mlx-lm, Apple silicon: LoRA SFT); "
+        "auto", "Which library trains: torch (transformers, PEFT, TRL) or mlx (mlx-lm, Apple silicon: SFT with "
+                "LoRA, DoRA, qlora on a 4-bit mlx base or full); "
                 "auto = mlx on a Mac with Apple silicon where mlx-lm is installed, torch elsewhere.")
     stage: Literal["sft", "grpo"] = _f(
         "sft", "sft: supervised fine-tuning on worked answers; grpo: reinforcement learning on verifiable problems "
@@ -419,7 +420,11 @@ class Config:
         return self.training.method or self.lora.method
 
     def to_dict(self) -> dict:
-        return dataclasses.asdict(self)
+        """Every field; lora.method written as the method in force, so that a saved config (a run's config.yaml)
+        with the training.method alias set loads again rather than failing as a disagreement."""
+        out = dataclasses.asdict(self)
+        out["lora"]["method"] = self.method
+        return out
 
     def save(self, path: str | Path) -> None:
         Path(path).write_text(yaml.safe_dump(self.to_dict(), sort_keys=False, allow_unicode=True))

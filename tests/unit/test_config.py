@@ -99,6 +99,15 @@ def test_saved_config_reloads_identically(tmp_path):
     assert config.load(tmp_path / "resolved.yaml") == cfg
 
 
+@pytest.mark.parametrize("key", ["training.method", "lora.method"])
+def test_a_saved_config_with_the_method_alias_reloads(tmp_path, key):
+    """A run's config.yaml, saved from `training.method=full` on the command line, loads again (--resume reads it)."""
+    cfg = config.load(None, values={key: "full"})
+    cfg.save(tmp_path / "resolved.yaml")
+    again = config.load(tmp_path / "resolved.yaml")
+    assert again.method == "full" and again.lora.method == "full"
+
+
 def test_every_field_has_help():
     rows = config.describe()
     assert len(rows) > 50
