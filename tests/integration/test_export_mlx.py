@@ -15,17 +15,21 @@ pytestmark = [pytest.mark.slow, pytest.mark.usefixtures("one_thread")]
 IDS = list(range(5, 45))
 
 
-def perturbed_adapter(model_dir, out, targets, seed=0):
-    """A PEFT LoRA adapter whose B is not zero (an untrained one changes nothing), saved to `out`."""
+def perturbed_adapter(model_dir, out, targets, seed=0, dora=False):
+    """A PEFT LoRA (or DoRA) adapter whose B is not zero (an untrained one changes nothing) and, for DoRA, whose
+    magnitudes are not the base's norms, saved to `out`."""
     from peft import LoraConfig, get_peft_model
 
     model = get_peft_model(AutoModelForCausalLM.from_pretrained(model_dir),
-                           LoraConfig(r=4, lora_alpha=8, target_modules=targets, task_type="CAUSAL_LM"))
+                           LoraConfig(r=4, lora_alpha=8, target_modules=targets, task_type="CAUSAL_LM",
+                                      use_dora=dora))
     generator = torch.Generator().manual_seed(seed)
     with torch.no_grad():
         for name, param in model.named_parameters():
             if "lora_B" in name:
                 param.copy_(torch.randn(param.shape, generator=generator) * 0.5)
+            if "lora_magnitude_vector" in name:
+                param.mul_(1 + 0.3 * torch.rand(param.shape, generator=generator))
     model.save_pretrained(out)
     return model
 
@@ -75,6 +79,26 @@ def test_peft_to_mlx_to_peft_gives_back_the_same_weights(tiny_llama, tmp_path, c
     assert first.keys() == back.keys() and all(torch.equal(first[k], back[k]) for k in first)
     reloaded = PeftModel.from_pretrained(AutoModelForCausalLM.from_pretrained(tiny_llama), tmp_path / "back")
     np.testing.assert_allclose(torch_logits(reloaded), torch_logits(peft), atol=1e-5)
+
+
+def test_a_dora_adapter_converts_both_ways_with_its_magnitudes(tiny_llama, tmp_path, capsys):
+    """PEFT's lora_magnitude_vector is mlx-lm's m (fine_tune_type dora): the same logits in both, and back again."""
+    import json
+
+    import mlx.core as mx
+
+    peft = perturbed_adapter(tiny_llama, tmp_path / "peft", ["q_proj", "down_proj"], dora=True)
+    assert main(["export", "--model", str(tiny_llama), "--adapter", str(tmp_path / "peft"), "--to", "mlx",
+                 "--out", str(tmp_path / "mlx")]) == 0
+    assert json.loads((tmp_path / "mlx" / "adapter_config.json").read_text())["fine_tune_type"] == "dora"
+    model, _ = mlx_lm.load(str(tiny_llama), adapter_path=str(tmp_path / "mlx"))
+    assert np.abs(np.array(model(mx.array([IDS]))[0]) - torch_logits(peft)).max() < 1e-4
+    assert main(["export", "--from", "mlx", str(tmp_path / "mlx"), "--model", str(tiny_llama),
+                 "--out", str(tmp_path / "back")]) == 0
+    first, back = (load_file(str(tmp_path / d / "adapter_model.safetensors")) for d in ("peft", "back"))
+    assert first.keys() == back.keys() and all(torch.equal(first[k], back[k]) for k in first)
+    assert any(k.endswith("lora_magnitude_vector") for k in back)
+    assert json.loads((tmp_path / "back" / "adapter_config.json").read_text())["use_dora"] is True
 
 
 def test_an_mlx_adapter_of_the_top_blocks_only_targets_those_blocks(tiny_llama, tmp_path, capsys):
