@@ -209,3 +209,119 @@ def test_early_stopping_keeps_the_best_steps_adapter(tiny_llama, tmp_path):
     kept = load_file(str(out / "checkpoints" / f"checkpoint-{best}" / "adapter_model.safetensors"))
     final = load_file(str(out / "adapter" / "adapter_model.safetensors"))
     assert kept.keys() == final.keys() and all(np.array_equal(kept[k], final[k]) for k in kept)
+
+
+def mlx_logits(model_dir, ids, adapter=None):
+    import mlx.core as mx
+    from mlx_lm.utils import load
+
+    model, _ = load(str(model_dir), adapter_path=str(adapter) if adapter else None)
+    return np.array(model(mx.array([ids]))[0].astype(mx.float32))
+
+
+def torch_logits(model_dir, ids, adapter=None):
+    from peft import PeftModel
+
+    model = AutoModelForCausalLM.from_pretrained(model_dir)
+    model = (PeftModel.from_pretrained(model, adapter) if adapter else model).eval()
+    with torch.no_grad():
+        return model(input_ids=torch.tensor([ids])).logits[0].numpy()
+
+
+def test_dora_trains_and_its_peft_adapter_gives_mlxs_logits(tiny_llama, tmp_path):
+    """lora.use_dora on mlx: mlx-lm's DoRA layers; the magnitudes train and come out as PEFT's."""
+    from safetensors.numpy import load_file
+
+    out = tmp_path / "dora"
+    result = train(cfg_for(tiny_llama, out, **{"lora.use_dora": True, "training.max_steps": 4}))
+    assert result.status == "completed"
+    config = json.loads((out / "adapter" / "adapter_config.json").read_text())
+    assert config["use_dora"] is True
+    assert json.loads((out / "adapter" / "mlx" / "adapter_config.json").read_text())["fine_tune_type"] == "dora"
+    weights = load_file(str(out / "adapter" / "adapter_model.safetensors"))
+    base = load_file(str(tiny_llama / "model.safetensors"))
+    name = "base_model.model.model.layers.0.self_attn.q_proj.lora_magnitude_vector"
+    assert not np.allclose(weights[name], np.linalg.norm(base["model.layers.0.self_attn.q_proj.weight"], axis=1))
+    ids = list(range(5, 45))
+    np.testing.assert_allclose(torch_logits(tiny_llama, ids, out / "adapter"),
+                               mlx_logits(tiny_llama, ids, out / "adapter" / "mlx"), atol=2e-4, rtol=1e-4)
+
+
+def test_qlora_trains_adapters_on_a_4_bit_mlx_base(tiny_llama, tmp_path, capsys):
+    """lora.method qlora on mlx: the blocks' linear layers in mlx's 4-bit affine form under the adapters; the PEFT
+    adapter is the one torch applies to the full-precision base (as a bitsandbytes QLoRA adapter is)."""
+    out = tmp_path / "qlora"
+    result = train(cfg_for(tiny_llama, out, **{"training.method": "qlora"}))
+    assert result.status == "completed" and result.weights_dir.name == "adapter"
+    assert "14 block linear layers in 4-bit (mlx affine, group 64" in capsys.readouterr().out
+    losses = [r["train_loss"] for r in rows(out) if r.get("train_loss") is not None]
+    assert np.mean(losses[-3:]) < np.mean(losses[:3])
+    ids = list(range(5, 45))
+    adapted, base = torch_logits(tiny_llama, ids, out / "adapter"), torch_logits(tiny_llama, ids)
+    assert np.abs(adapted - base).max() > 1e-3
+    # on the quantized base mlx's logits differ from torch's full-precision ones by the quantization error only
+    import mlx.core as mx
+    import mlx.nn as nn
+    from mlx_lm.utils import load
+
+    from medtune.training.mlx_methods import quantize_blocks
+
+    model, _ = load(str(tiny_llama), adapter_path=str(out / "adapter" / "mlx"))
+    full_precision = np.array(model(mx.array([ids]))[0])
+    np.testing.assert_allclose(full_precision, adapted, atol=2e-4, rtol=1e-4)
+    model, _ = load(str(tiny_llama))
+    quantize_blocks(model)
+    assert any(isinstance(m, nn.QuantizedLinear) for _, m in model.named_modules())
+
+
+def test_full_fine_tuning_saves_a_model_torch_loads_and_resumes_exactly(tiny_llama, tmp_path):
+    """lora.method full on mlx: every weight trains; model/ is a transformers folder with mlx's logits; SIGKILL
+    after the first checkpoint then --resume logs the same curve (the optimizer state of every weight kept)."""
+    from safetensors.numpy import load_file
+
+    values = {"training.method": "full", "training.learning_rate": 1e-3, "training.max_steps": 4,
+              "training.save_steps": 2, "training.eval_steps": 2}
+    whole = tmp_path / "whole"
+    result = train(cfg_for(tiny_llama, whole, **values))
+    assert result.status == "completed" and result.weights_dir.name == "model"
+    assert json.loads((whole / "run.json").read_text())["trainable_percent"] == 100.0
+    saved, original = load_file(str(whole / "model" / "model.safetensors")), load_file(
+        str(tiny_llama / "model.safetensors"))
+    for name in ("model.layers.0.self_attn.q_proj.weight", "model.embed_tokens.weight"):
+        assert not np.array_equal(saved[name], original[name])
+    ids = list(range(5, 45))
+    np.testing.assert_allclose(torch_logits(whole / "model", ids), mlx_logits(whole / "model", ids),
+                               atol=2e-4, rtol=1e-4)
+
+    killed, recipe = tmp_path / "killed", tmp_path / "recipe.yaml"
+    cfg_for(tiny_llama, killed, **values).save(recipe)
+    done = subprocess.run([sys.executable, "-c", KILL_AFTER_FIRST_SAVE, str(recipe)], capture_output=True, text=True,
+                          timeout=600)
+    assert done.returncode == -signal.SIGKILL, done.stderr[-2000:]
+    train(cfg_for(tiny_llama, killed, **values), resume=True)
+    rounded = [(s, round(t, 5) if t else t, round(v, 5) if v else v) for s, t, v in curve(killed) if s > 2]
+    assert rounded == [(s, round(t, 5) if t else t, round(v, 5) if v else v) for s, t, v in curve(whole) if s > 2]
+
+
+def test_several_requests_run_as_one_mlx_batch_with_the_tokens_of_one_at_a_time(mlx_run):
+    """eval and the server hand the engine many requests: mlx-lm's BatchGenerator decodes them together (prompts
+    of different lengths, greedy and seeded sampling, a stop string), each with the tokens it gets alone."""
+    from medtune.inference.engine import SamplingParams
+    from medtune.inference.mlx_engine import MlxLoader
+
+    engine = MlxLoader(None).load(run=str(mlx_run[1]))
+    questions = ["What is the antidote for paracetamol overdose?", "Why?",
+                 "A 60-year-old man has crushing chest pain radiating to the left arm. What is the first test?"]
+    unstopped = engine.run([engine.request([{"role": "user", "content": questions[2]}],
+                                           SamplingParams(max_tokens=12, temperature=0.0))])[0].text
+    params = [SamplingParams(max_tokens=12, temperature=0.0), SamplingParams(max_tokens=7, temperature=0.9, seed=5),
+              SamplingParams(max_tokens=12, temperature=0.0, stop=[unstopped[6:8]])]
+    def requests():
+        return [engine.request([{"role": "user", "content": q}], p) for q, p in zip(questions, params)]
+    batched = engine.run(requests())
+    alone = [engine.run([r])[0] for r in requests()]
+    assert [g.token_ids for g in batched] == [g.token_ids for g in alone]
+    assert [g.text for g in batched] == [g.text for g in alone]
+    assert [g.stats.batch_size for g in batched] == [3, 3, 3] and alone[0].stats.batch_size == 1
+    assert len(batched[1].token_ids) == 7 and batched[2].finish_reason == "stop"
+    assert batched[2].text == unstopped[:unstopped.index(unstopped[6:8])]

@@ -33,8 +33,7 @@ def test_mlx_without_mlx_lm_is_one_line_naming_the_install():
 
 @pytest.mark.parametrize("values, named", [
     ({"training.stage": "grpo"}, "training.stage: grpo"),
-    ({"lora.method": "qlora"}, "lora.method: qlora"),
-    ({"lora.use_dora": True}, "lora.use_dora"),
+    ({"training.optimizer": "adamw_8bit"}, "training.optimizer: adamw_8bit"),
     ({"training.lr_scheduler": "cosine_with_min_lr"}, "training.lr_scheduler"),
 ])
 def test_what_mlx_cannot_do_is_refused_or_left_to_torch_under_auto(values, named):
@@ -42,6 +41,12 @@ def test_what_mlx_cannot_do_is_refused_or_left_to_torch_under_auto(values, named
         resolve(cfg(**{"training.backend": "mlx", **values}), has_mlx=True)
     backend = resolve(cfg(**values), on_apple_silicon=True, has_mlx=True)
     assert backend.name == "torch" and named in backend.why
+
+
+@pytest.mark.parametrize("values", [{"lora.method": "qlora"}, {"lora.method": "full"}, {"lora.use_dora": True},
+                                    {"training.method": "full"}])
+def test_every_fine_tuning_method_trains_on_mlx(values):
+    assert resolve(cfg(**values), on_apple_silicon=True, has_mlx=True).name == "mlx"
 
 
 def test_torch_asked_is_torch_everywhere():

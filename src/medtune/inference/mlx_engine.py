@@ -8,8 +8,10 @@ As with llama.cpp (llama_cpp_engine.py), a default Engine built without weights 
 splits stops and screens the request and the answer; mlx-lm's model gets those token ids. Each token is picked
 from the model's logits by transformers' rules (llama_cpp_sampling.choose: repetition penalty, temperature,
 top-k, top-p), so a greedy answer is the default engine's up to float numerics, and it goes through the default
-engine's own Row (stops, streamed text, the answer gate, cancellation). Requests run one after another, each
-decoded with mlx-lm's KV cache; a seeded sample draws from numpy's generator (other tokens than transformers').
+engine's own Row (stops, streamed text, the answer gate, cancellation). Several requests at once (eval, a
+batch of prompts, the server's queue) run together in mlx-lm's BatchGenerator (continuous batching, one KV cache
+per sequence), medtune's choice of token made in a logits processor per request; a single request is decoded
+alone with mlx-lm's KV cache. A seeded sample draws from numpy's generator (other tokens than transformers').
 
 The adapter: a run trained with training.backend mlx has mlx-lm's own adapter in adapter/mlx; a PEFT adapter is
 converted (export/mlx.py, bound by commands/args.py: inference/ does not import export/) into a temporary folder.
@@ -20,6 +22,7 @@ from __future__ import annotations
 import importlib.util
 import tempfile
 import threading
+import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -30,7 +33,7 @@ import numpy as np
 from medtune.config import Config
 from medtune.errors import MedtuneError
 from medtune.inference import weights
-from medtune.inference.engine import Engine, Generation, Request
+from medtune.inference.engine import Engine, Generation, Request, Stats
 from medtune.inference.llama_cpp_sampling import Sampling, choose
 from medtune.inference.prompt_engine import PromptFront, Scorer, prompt_engine
 
@@ -85,8 +88,48 @@ class MlxEngine(PromptFront):
     # ------------------------------------------------------------ running
 
     def run(self, requests: list[Request]) -> list[Generation]:
-        """Each request in turn (any mix of sampling settings), in order; each row handed to on_finish as it ends."""
-        return self.in_turn(requests, self._generate)
+        """The requests' Generations in order (any mix of sampling settings); several run as one mlx-lm batch,
+        each row handed to on_finish as it ends."""
+        live = [r for r in requests if not (r.verdict is not None and r.verdict.blocked) and not r.cancel.is_set()]
+        if len(live) < 2:
+            return self.in_turn(requests, self._generate)
+        with self._lock:  # the server's scheduler and streams share the engine
+            done = self._batched(live)
+        return [done[id(r)] if id(r) in done else self.in_turn([r], self._generate)[0] for r in requests]
+
+    def _batched(self, requests: list[Request]) -> dict[int, Generation]:
+        """The requests decoded together by mlx-lm's BatchGenerator; each token goes through the request's Row,
+        and a row that finishes (a stop, a stop string, cancellation, max_tokens) leaves the batch."""
+        from mlx_lm.generate import BatchGenerator
+
+        rows = [self.prompts.new_row(r) for r in requests]
+        choosers = [Chooser(self.sampling(r.params), r.prompt_ids) for r in requests]
+        batch = BatchGenerator(self.mlx_model, max_tokens=max(r.max_tokens for r in requests))
+        start, first = time.perf_counter(), {}
+        try:
+            uids = batch.insert([list(r.prompt_ids) for r in requests], max_tokens=[r.max_tokens for r in requests],
+                                logits_processors=[[c] for c in choosers])
+            index, out = {uid: i for i, uid in enumerate(uids)}, {}
+            while len(out) < len(requests):
+                for response in batch.next_generated():
+                    i = index[response.uid]
+                    if i in out:
+                        continue
+                    first.setdefault(i, time.perf_counter() - start)
+                    if rows[i].step(response.token) or response.finish_reason is not None:
+                        if response.finish_reason is None:
+                            batch.remove([response.uid])
+                        out[i] = self._finish(requests[i], rows[i], start, first.get(i), len(requests))
+        finally:
+            batch.close()
+        return {id(requests[i]): gen for i, gen in out.items()}
+
+    def _finish(self, request: Request, row, start: float, first: float | None, size: int) -> Generation:
+        stats = Stats(len(request.prompt_ids), row.count, time.perf_counter() - start, first, _peak_mb(), size)
+        gen = self.prompts.finished(request, row, stats)
+        if request.on_finish is not None:
+            request.on_finish(gen)
+        return gen
 
     def _generate(self, request: Request, stop_ids: set[int], on_token) -> float:
         for token in self._tokens(request, stop_ids):
@@ -130,6 +173,25 @@ class MlxEngine(PromptFront):
             return Sampling.of(params, 0)
         seed = params.seed if params.seed is not None else int(self._rng.integers(2**62))
         return Sampling.of(params, seed)
+
+
+class Chooser:
+    """mlx-lm's logits processor for one request: picks the next token from the raw logits by transformers' rules
+    (llama_cpp_sampling.choose, over the prompt and the tokens chosen so far) and leaves only it possible, so
+    that the batch's greedy sampler takes it."""
+
+    def __init__(self, sampling: Sampling, prompt_ids):
+        self.sampling, self.seen = sampling, list(prompt_ids)
+        self.rng = None if sampling.greedy else np.random.default_rng(sampling.seed)
+
+    def __call__(self, _context, logits):
+        import mlx.core as mx
+
+        token = choose(np.array(logits[0].astype(mx.float32)), np.array(self.seen), self.sampling, self.rng)
+        self.seen.append(token)
+        only = mx.full(logits.shape, -mx.inf, dtype=logits.dtype)
+        only[:, token] = 0.0
+        return only
 
 
 def _mlx_adapter(source: weights.Source, base: str, to_mlx) -> str | None:

@@ -6,7 +6,8 @@
     args.py         the training section -> the Trainer arguments both stages share, TRL's SFTConfig (batch plan)
     trainer.py      the model, its adapter and an SFTTrainer wired with the callbacks; the start-up summary lines
     backend.py      training.backend: torch or mlx (auto: mlx on Apple silicon with mlx-lm), and what mlx cannot do
-    mlx_trainer.py  LoRA SFT on mlx-lm with medtune's masks, callbacks, checkpoints and a PEFT adapter
+    mlx_trainer.py  SFT on mlx-lm with medtune's masks, callbacks, checkpoints and a PEFT adapter
+    mlx_methods.py  what mlx trains: LoRA / DoRA / qlora (4-bit mlx base) adapters, or the whole model (full)
     grpo.py         the GRPO stage: prompts as the engines render them, GRPOConfig, rl.init_from, a GRPOTrainer
     rewards.py      the GRPO rewards on evaluation's own scoring (format, mcq, match, similarity, judge, length)
     callbacks.py    progress lines + metrics.jsonl, early stopping, the NaN guard, whole checkpoints

@@ -56,15 +56,12 @@ def resolve(cfg: Config, on_apple_silicon: bool | None = None, has_mlx: bool | N
 
 
 def check_supported(cfg: Config) -> None:
-    """What the mlx backend does not do yet, refused before anything loads rather than ignored."""
+    """What the mlx backend does not do yet, refused before anything loads rather than ignored (every
+    lora.method trains there: lora, DoRA, qlora on a 4-bit mlx base, full)."""
     t = cfg.training
     missing = []
     if t.stage != "sft":
         missing.append(f"training.stage: {t.stage} (the mlx backend trains sft only)")
-    if cfg.method != "lora":
-        missing.append(f"lora.method: {cfg.method} (the mlx backend trains LoRA adapters only)")
-    if cfg.lora.use_dora:
-        missing.append("lora.use_dora: true")
     if t.optimizer not in ("adamw", "adam", "sgd"):
         missing.append(f"training.optimizer: {t.optimizer}")
     if t.lr_scheduler not in ("constant", "linear", "cosine"):

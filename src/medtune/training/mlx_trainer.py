@@ -1,18 +1,18 @@
-"""training.backend mlx: LoRA fine-tuning on mlx-lm, driven as a library, into the same run directory.
+"""training.backend mlx: fine-tuning on mlx-lm, driven as a library, into the same run directory.
 
-mlx-lm loads the model and puts its LoRA layers in (the config's target modules, rank, scale = alpha / r, dropout,
-top-N blocks); the loop is medtune's own, for three reasons mlx-lm's `tuner.trainer.train` cannot meet: the loss
+mlx-lm loads the model; the method (training/mlx_methods.py) puts its LoRA or DoRA layers in (the config's target
+modules, rank, scale = alpha / r, dropout, top-N blocks; a 4-bit base for qlora) or unfreezes every weight (full);
+the loop is medtune's own, for three reasons mlx-lm's `tuner.trainer.train` cannot meet: the loss
 is taken on medtune's per-token masks (every assistant turn, as the torch backend trains), not from a prompt
 length; a checkpoint holds the optimizer state and the step, so `--resume` continues the same curve (mlx-lm
 restores the adapter only); and the loop calls medtune's own callbacks through transformers' CallbackHandler,
 so the progress lines, metrics.jsonl, early stopping, the NaN guard and checkpoint publishing are the code the
-torch backend runs. The adapter is written in PEFT's format (export/mlx.py's converter), every other verb reads
-it, with mlx-lm's own adapter beside it in `mlx/`.
+torch backend runs. An adapter is written in PEFT's format (export/mlx.py's converter), every other verb reads
+it, with mlx-lm's own adapter beside it in `mlx/`; a full fine-tune as a transformers model folder.
 """
 
 from __future__ import annotations
 
-import json
 import logging
 import math
 import sys
@@ -23,11 +23,10 @@ from pathlib import Path
 import numpy as np
 
 from medtune.config import Config
-from medtune.errors import MedtuneError
 from medtune.rundir import RunDir
+from medtune.training.mlx_methods import method_for
 from medtune.training.trainer import Built, callbacks_for
 
-MLX_DIR = "mlx"  # mlx-lm's adapter, beside the PEFT one
 OPTIMIZER_FILE, STATE_FILE = "optimizer.safetensors", "trainer_state.json"
 
 
@@ -56,17 +55,6 @@ def epoch_order(n: int, seed: int, epoch: int) -> list[int]:
     return list(np.random.default_rng([seed, epoch]).permutation(n))
 
 
-def block_keys(mlx_block, leaf_names: list[str]) -> list[str]:
-    """The block-relative paths mlx-lm's linear_to_lora_layers takes ("self_attn.q_proj"), for the leaf names
-    the config's target modules resolve to (models/lora.py, on the torch model's structure)."""
-    import mlx.nn as nn
-
-    found = [path for path, module in mlx_block.named_modules()
-             if isinstance(module, nn.Linear) and path.rsplit(".", 1)[-1] in leaf_names]
-    if not found:
-        raise MedtuneError(f"lora.target_modules: none of {', '.join(leaf_names)} is a linear layer in the mlx "
-                           "model's blocks")
-    return sorted(found)
 
 
 def schedule(cfg: Config, total_steps: int):
@@ -97,26 +85,8 @@ def optimizer(cfg: Config, lr):
     return optim.AdamW(learning_rate=lr, weight_decay=t.weight_decay)
 
 
-def lora_settings(cfg: Config) -> dict:
-    """mlx-lm's LoRA parameters: its scale is PEFT's alpha / r (alpha / sqrt(r) with rsLoRA)."""
-    lora = cfg.lora
-    scale = lora.alpha / math.sqrt(lora.r) if lora.use_rslora else lora.alpha / lora.r
-    return {"rank": lora.r, "scale": scale, "dropout": lora.dropout}
 
 
-def leaf_targets(cfg: Config) -> list[str]:
-    """The leaf names of the layers to adapt, resolved as the torch backend resolves them (presets, fused layers,
-    the output head left out), on the model's structure with no weights loaded."""
-    import torch
-    from transformers import AutoModelForCausalLM
-
-    from medtune.models.load import load_model_config
-    from medtune.models.lora import leaf_names, resolve_target_modules
-
-    with torch.device("meta"):
-        skeleton = AutoModelForCausalLM.from_config(load_model_config(cfg.model))
-    names, _ = resolve_target_modules(skeleton, cfg.lora.target_modules)
-    return leaf_names(names)
 
 
 class MlxTrainer:
@@ -126,7 +96,6 @@ class MlxTrainer:
     def __init__(self, cfg: Config, run: RunDir, encoded: dict, tokenizer, plan, callbacks: list):
         import mlx.core as mx
         import mlx.nn as nn
-        from mlx_lm.tuner.utils import linear_to_lora_layers
         from mlx_lm.utils import load
         from transformers import TrainerControl, TrainerState, TrainingArguments
         from transformers.trainer_callback import CallbackHandler
@@ -138,11 +107,8 @@ class MlxTrainer:
 
         self.base_path = local_model_folder(cfg.model)
         self.model, _ = load(self.base_path)
-        self.model.freeze()
-        blocks = len(self.model.layers)
-        self.num_layers = min(cfg.lora.num_layers or blocks, blocks)
-        self.lora = {**lora_settings(cfg), "keys": block_keys(self.model.layers[0], leaf_targets(cfg))}
-        linear_to_lora_layers(self.model, self.num_layers, self.lora)
+        self.method = method_for(cfg, self.base_path)
+        self.method.put_on(self.model)
         if cfg.training.gradient_checkpointing:  # mlx-lm's own: recompute each block's activations in backward
             from mlx_lm.tuner.trainer import grad_checkpoint
 
@@ -174,20 +140,8 @@ class MlxTrainer:
         return trainable, total
 
     def save_model(self, folder: str) -> None:
-        """The adapter in PEFT's format (what every verb reads), mlx-lm's own in folder/mlx."""
-        import mlx.core as mx
-        from mlx.utils import tree_flatten
-
-        from medtune.export.mlx import MLX_CONFIG, MLX_WEIGHTS, mlx_to_peft
-
-        out = Path(folder)
-        mlx_dir = out.parent / f".{out.name}.mlx"
-        mlx_dir.mkdir(parents=True, exist_ok=True)
-        mx.save_safetensors(str(mlx_dir / MLX_WEIGHTS), dict(tree_flatten(self.model.trainable_parameters())))
-        config = {"fine_tune_type": "lora", "num_layers": self.num_layers, "lora_parameters": self.lora}
-        (mlx_dir / MLX_CONFIG).write_text(json.dumps(config, indent=2) + "\n", encoding="utf-8")
-        mlx_to_peft(mlx_dir, out, self.cfg.model.name, len(self.model.layers))
-        mlx_dir.rename(out / MLX_DIR)
+        """The run's weights where every verb reads them: a PEFT adapter (mlx-lm's beside it) or a model folder."""
+        self.method.save(self.model, self.tokenizer, Path(folder))
 
     # ------------------------------------------------------------ the loop
 
@@ -288,9 +242,7 @@ class MlxTrainer:
         from mlx.utils import tree_unflatten
         from transformers import TrainerState
 
-        from medtune.export.mlx import MLX_WEIGHTS
-
-        self.model.load_weights(str(checkpoint / MLX_DIR / MLX_WEIGHTS), strict=False)
+        self.method.restore(self.model, checkpoint)
         self.optimizer.init(self.model.trainable_parameters())
         saved = mx.load(str(checkpoint / OPTIMIZER_FILE))
         self.optimizer.state = tree_unflatten(list({**dict(_flat(self.optimizer.state)), **saved}.items()))
@@ -326,16 +278,13 @@ def build(cfg: Config, run: RunDir, encoded: dict, tokenizer, plan, extra_callba
     trainer = MlxTrainer(cfg, run, encoded, tokenizer, plan, [*built.callbacks, *extra_callbacks])
     trainable, total = trainer.trainable_parameters()
     built.trainer = trainer
+    dtype = _dtype(trainer.model)
     built.info = {
         "model": cfg.model.name, "architecture": type(trainer.model).__module__.rsplit(".", 1)[-1],
-        "device": f"mlx {mx.default_device()}", "dtype": _dtype(trainer.model),
-        "attention": "mlx", "method": "lora",
-        "target_modules": [f"model.layers.{i}.{key}" for i in range(len(trainer.model.layers) - trainer.num_layers,
-                                                                     len(trainer.model.layers))
-                           for key in trainer.lora["keys"]],
+        "device": f"mlx {mx.default_device()}", "dtype": dtype, "attention": "mlx", "method": cfg.method,
         "trainable_params": trainable, "total_params": total,
         "trainable_percent": round(100.0 * trainable / max(total, 1), 4), "packing": plan.packing,
-        "backend": "mlx", "lora_blocks": trainer.num_layers,
+        "backend": "mlx", **trainer.method.describe(trainer.model, dtype),
     }
     return built
 
