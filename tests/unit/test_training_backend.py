@@ -33,7 +33,6 @@ def test_mlx_without_mlx_lm_is_one_line_naming_the_install():
 
 @pytest.mark.parametrize("values, named", [
     ({"training.stage": "grpo"}, "training.stage: grpo"),
-    ({"training.optimizer": "adamw_8bit"}, "training.optimizer: adamw_8bit"),
     ({"training.lr_scheduler": "cosine_with_min_lr"}, "training.lr_scheduler"),
 ])
 def test_what_mlx_cannot_do_is_refused_or_left_to_torch_under_auto(values, named):
@@ -47,6 +46,11 @@ def test_what_mlx_cannot_do_is_refused_or_left_to_torch_under_auto(values, named
                                     {"training.method": "full"}])
 def test_every_fine_tuning_method_trains_on_mlx(values):
     assert resolve(cfg(**values), on_apple_silicon=True, has_mlx=True).name == "mlx"
+
+
+def test_adamw_8bit_runs_as_adamw_on_mlx_and_the_line_says_so():
+    backend = resolve(cfg(**{"training.optimizer": "adamw_8bit"}), on_apple_silicon=True, has_mlx=True)
+    assert backend.name == "mlx" and "adamw_8bit runs as AdamW with full-precision states" in backend.line()
 
 
 def test_torch_asked_is_torch_everywhere():
@@ -63,3 +67,15 @@ def test_the_mlx_engine_without_mlx_lm_is_one_line_naming_the_install(monkeypatc
     with pytest.raises(MedtuneError, match=r"--engine mlx needs mlx-lm, .*pip install 'medtune\[mlx\]'"):
         mlx_engine.require_mlx()
     assert resolve(cfg(), on_apple_silicon=True).name == "torch"  # auto: no mlx-lm, torch (and the line says why)
+
+
+@pytest.mark.parametrize("recipe", ["phi4-mini-reasoning-lora.yaml", "phi3-mini-r8-top8.yaml",
+                                    "r1-distill-llama-8b-qlora.yaml"])
+def test_the_mac_recipes_train_on_mlx_under_auto(recipe):
+    """The two Mac workflows (and the T4's QLoRA recipe) are one `medtune train` there: nothing in them sends auto
+    back to torch."""
+    from pathlib import Path
+
+    path = Path(__file__).resolve().parents[2] / "configs" / recipe
+    backend = resolve(config_mod.load(path), on_apple_silicon=True, has_mlx=True)
+    assert backend.name == "mlx", backend.why

@@ -45,13 +45,13 @@ def resolve(cfg: Config, on_apple_silicon: bool | None = None, has_mlx: bool | N
             raise MedtuneError(f"training.backend: mlx needs mlx-lm, which is not installed here: {INSTALL}")
         check_supported(cfg)
         return Backend("mlx", "training.backend: mlx" + ("" if mac else "; not Apple silicon: mlx runs on its CPU "
-                                                                       "backend, slowly"))
+                                                                       "backend, slowly") + _notes(cfg))
     if mac and mlx:
         try:
             check_supported(cfg)
         except ConfigError as unsupported:  # auto trains what mlx cannot on torch, and says why
             return Backend("torch", f"auto: {str(unsupported).split(': set ')[0]}")
-        return Backend("mlx", "auto: Apple silicon with mlx-lm installed")
+        return Backend("mlx", "auto: Apple silicon with mlx-lm installed" + _notes(cfg))
     return Backend("torch", "auto: " + ("mlx-lm is not installed: " + INSTALL if mac else "not Apple silicon"))
 
 
@@ -62,10 +62,18 @@ def check_supported(cfg: Config) -> None:
     missing = []
     if t.stage != "sft":
         missing.append(f"training.stage: {t.stage} (the mlx backend trains sft only)")
-    if t.optimizer not in ("adamw", "adam", "sgd"):
+    if t.optimizer not in ("adamw", "adam", "sgd", "adamw_8bit"):
         missing.append(f"training.optimizer: {t.optimizer}")
     if t.lr_scheduler not in ("constant", "linear", "cosine"):
         missing.append(f"training.lr_scheduler: {t.lr_scheduler} (constant, linear or cosine)")
     if missing:
         raise ConfigError("training.backend mlx does not support " + "; ".join(missing) + ": set "
                           "training.backend=torch for these")
+
+
+def _notes(cfg: Config) -> str:
+    """What mlx runs differently from the config's words, said on the start-up line."""
+    if cfg.training.optimizer == "adamw_8bit":  # bitsandbytes' 8-bit states exist for CUDA only
+        return ("; training.optimizer adamw_8bit runs as AdamW with full-precision states (mlx has no 8-bit "
+                "optimizer; an adapter's states are small)")
+    return ""

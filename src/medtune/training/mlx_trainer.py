@@ -82,7 +82,7 @@ def optimizer(cfg: Config, lr):
         return optim.SGD(learning_rate=lr, weight_decay=t.weight_decay)
     if t.optimizer == "adam":
         return optim.Adam(learning_rate=lr)
-    return optim.AdamW(learning_rate=lr, weight_decay=t.weight_decay)
+    return optim.AdamW(learning_rate=lr, weight_decay=t.weight_decay)  # adamw_8bit too: the backend line says so
 
 
 
