@@ -18,9 +18,10 @@ train` prints before it loads), for a bf16 GPU:
                   mixed precision; a plain one-GPU run in bf16 weights keeps no fp32 master: 8)
     ZeRO-2        weights whole on every GPU; gradients and optimizer states divided
 
-The last column adds the logits of one sequence of --length tokens in fp32 with their gradient (the largest single
-activation of a causal LM with a big vocabulary); the other activations grow with batch x length and shrink with
-gradient checkpointing, so measure them on the real run (its run.json has peak_mem_mb).
+The last column adds one sequence of --length tokens with gradient checkpointing: TRL's fused LM head (one tile of
+at most 4,096 tokens x 32,768 vocabulary entries and its gradient, never the whole logits) and the plan's estimate
+of the activations (each block's input kept, one block recomputed). Activations grow with batch x length; a real
+run's measured peak is peak_mem_mb in its run.json (bench/gpu_check.py prints the estimate beside it).
 """
 
 from __future__ import annotations
@@ -63,7 +64,8 @@ def counts(family: str, shape: dict, r: int):
 
 
 def rows(found, gpus: int, length: int) -> list[tuple[str, float, float]]:
-    """(method, GB per GPU for weights, gradients and optimizer states, the same with the logits of one sequence)."""
+    """(method, GB per GPU for weights, gradients and optimizer states, the same with one checkpointed sequence's
+    loss and activations)."""
     import torch
 
     from medtune.training.memory import plan_memory
@@ -71,8 +73,8 @@ def rows(found, gpus: int, length: int) -> list[tuple[str, float, float]]:
     def plan(method: str, shards: int = 1):
         kbit = shards == 1  # under FSDP medtune skips prepare_model_for_kbit_training
         p = plan_memory(found, method, torch.bfloat16, "adamw", train_tokens=length, kbit_prepared=kbit,
-                        shards=shards)
-        return p.weights_gb + p.trained_gb, p.logits_gb
+                        shards=shards, checkpointing=True)
+        return p.weights_gb + p.trained_gb, p.logits_gb + p.activations_gb
 
     base = found.linear + found.other
     full = TRAINED_FULL * base / 1e9
@@ -91,16 +93,17 @@ def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--gpus", type=int, default=8)
     parser.add_argument("--r", type=int, default=16, help="LoRA rank (all the linear layers of every block)")
-    parser.add_argument("--length", type=int, default=2048, help="tokens of the sequence whose logits are added")
+    parser.add_argument("--length", type=int, default=2048, help="tokens of the sequence whose loss and activations "
+                        "are added")
     args = parser.parse_args()
     for name, (family, shape) in SHAPES.items():
         found = counts(family, shape, args.r)
         print(f"\n{name}: {(found.linear + found.other) / 1e9:.2f}B parameters ({found.linear / 1e9:.2f}B in the "
               f"linear layers 4-bit quantizes), LoRA r={args.r}: {found.trained / 1e6:.1f}M")
-        print(f"  {'':50s} {'weights + optimizer':>20s} {f'+ logits, {args.length:,} tokens':>24s}")
-        for method, floor, with_logits in rows(found, args.gpus, args.length):
+        print(f"  {'':50s} {'weights + optimizer':>20s} {f'+ {args.length:,} tokens, checkpointed':>30s}")
+        for method, floor, with_sequence in rows(found, args.gpus, args.length):
             where = "" if "RAM" in method else " per GPU"
-            print(f"  {method:50s} {floor:11.1f} GB{where:8s} {with_logits:15.1f} GB")
+            print(f"  {method:50s} {floor:11.1f} GB{where:8s} {with_sequence:21.1f} GB")
     return 0
 
 

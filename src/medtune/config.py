@@ -117,6 +117,12 @@ class TrainingConfig:
     packing: Literal["auto", "padding_free", "grouped", "none"] = _f(
         "auto", "How sequences share a batch: padding-free packing, length-grouped padding, or plain padding."
     )
+    memory_check: bool = _f(
+        True, "On a CUDA GPU, refuse to start when the memory plan (weights, trained state, loss, activations "
+        "estimate) exceeds 90% of the card's free memory, naming settings that would fit; false starts anyway.")
+    kernels: Literal["auto", "none", "liger"] = _f(
+        "auto", "Fused layer kernels: liger (RMSNorm, SwiGLU, RoPE from liger-kernel; CUDA only), none, or auto = "
+        "liger on a CUDA GPU where liger-kernel is installed. The loss is always TRL's chunked LM head.")
     train_on_prompt: bool = _f(False, "Also train on system and user tokens (off: loss on the assistant turn only).")
     backend: Literal["auto", "torch", "mlx"] = _f(
         "auto", "Which library trains: torch (transformers, PEFT, TRL) or mlx (mlx-lm, Apple silicon: SFT with "

@@ -96,7 +96,8 @@ def test_command_line_run_writes_the_whole_run_directory(tiny_llama, tmp_path, c
     out = capsys.readouterr().out
     run = tmp_path / "run"
     for line in ("model: ", "method: lora r=16 alpha=32 dropout=0", "adapted modules: k_proj, o_proj, q_proj, v_proj",
-                 "trainable ", "data: ", "plan: 4 steps, batch 2 x accumulation 1 (padding-free: run as 2 micro"):
+                 "trainable ", "data: ", "plan: 4 steps, batch 2 x accumulation 1 (padding-free: run as 2 micro",
+                 "kernels: none (auto: Liger's Triton kernels need a CUDA GPU", "loss: TRL's chunked LM head"):
         assert line in out
     assert "step 2/4 | loss " in out and " | val " in out and " tok/s | peak " in out
     assert f"{run / 'adapter'} holds the step 4" in out

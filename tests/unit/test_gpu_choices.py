@@ -343,14 +343,37 @@ def test_the_memory_plan_of_an_8b_qlora_run_counts_fp32_embeddings_and_head():
                                              num_hidden_layers=32, num_attention_heads=32, num_key_value_heads=8,
                                              tie_word_embeddings=False))
     counts = memory.base_counts(model, trained=41_943_040)  # LoRA r=16 on the seven linear layers
-    plan = memory.plan_memory(counts, "qlora", torch.bfloat16, "adamw", train_tokens=2048)
+    plan = memory.plan_memory(counts, "qlora", torch.bfloat16, "adamw", train_tokens=2048, checkpointing=True)
     assert counts.other == 128256 * 4096 * 2 + (2 * 32 + 1) * 4096  # embeddings, head, norms
     assert 4.2 < counts.other * 4 / 1e9 < 4.21  # fp32: 4.2 GB of them, where 2 bytes said 2.1
-    assert 10 < plan.total_gb < 11  # not the 7.1 GB of 2-byte embeddings and no logits
+    assert 7.8 < plan.weights_gb < 7.9  # not the 5.7 GB of 2-byte embeddings
+    assert plan.logits_gb == 2 * 2048 * 32768 * 2 / 1e9  # TRL's fused head: one bf16 tile and its gradient
+    assert 9 < plan.total_gb < 10  # the T4 recipe (2,048 tokens, checkpointing) fits a 16 GB card with room
     fsdp = memory.plan_memory(counts, "qlora", torch.bfloat16, "adamw", train_tokens=2048, kbit_prepared=False,
                               shards=8)
     assert fsdp.weights_gb < plan.weights_gb / 8  # no kbit preparation under FSDP: 2-byte embeddings, sharded
-    assert plan.line().startswith("memory plan: about 10.")
+    assert plan.line().startswith("memory plan: about 9.")
+
+
+def test_activations_grow_with_tokens_and_shrink_with_checkpointing():
+    shape = memory.Shape(hidden=4096, kv=1024, mlp=14336, blocks=32)
+    per_token = 2 * (7 * 4096 + 3 * 1024 + 4 * 14336) + 8 * 4096
+    counts = memory.Counts(0, 0, 0, 128256, shape)
+    plain = memory.plan_memory(counts, "lora", torch.bfloat16, "adamw", train_tokens=2048)
+    assert plain.activations_gb == 2048 * 32 * per_token / 1e9
+    double = memory.plan_memory(counts, "lora", torch.bfloat16, "adamw", train_tokens=4096)
+    assert double.activations_gb == 2 * plain.activations_gb
+    kept = memory.plan_memory(counts, "lora", torch.bfloat16, "adamw", train_tokens=2048, checkpointing=True)
+    assert kept.activations_gb < plain.activations_gb / 10
+    assert "activations about" in plain.line() and "gradient_checkpointing=true keeps a fraction" in plain.line()
+
+
+def test_shape_of_reads_gqa_and_head_dim():
+    from transformers import LlamaConfig
+
+    shape = memory.shape_of(LlamaConfig(hidden_size=4096, intermediate_size=14336, num_hidden_layers=32,
+                                        num_attention_heads=32, num_key_value_heads=8))
+    assert shape == memory.Shape(4096, 1024, 14336, 32)
 
 
 def test_the_plans_fp32_assumption_is_what_peft_does_to_a_4bit_model(tiny_llama):
@@ -372,3 +395,60 @@ def test_train_prints_the_memory_plan_before_loading(tiny_llama, tmp_path, capsy
     plan = next(i for i, line in enumerate(lines) if line.startswith("memory plan: about "))
     assert lines[plan - 1] == "# would train" and lines[plan + 1].startswith("model: ")
     assert "4-bit NF4 linear layers" in lines[plan] and "in RAM" in lines[plan]
+
+
+def _llama_8b_counts(method_trained=41_943_040):
+    from transformers import LlamaConfig, LlamaForCausalLM
+
+    with torch.device("meta"):
+        model = LlamaForCausalLM(LlamaConfig(vocab_size=128256, hidden_size=4096, intermediate_size=14336,
+                                             num_hidden_layers=32, num_attention_heads=32, num_key_value_heads=8,
+                                             tie_word_embeddings=False))
+    return memory.base_counts(model, trained=method_trained)
+
+
+def _cfg(**values):
+    from medtune import config as config_mod
+
+    return config_mod.load(None, values={"model.max_length": 2048, **values})
+
+
+def test_a_plan_that_fits_the_free_memory_starts():
+    from medtune.training.args import Plan
+
+    cfg = _cfg(**{"lora.method": "qlora", "training.gradient_checkpointing": True})
+    memory.fits(cfg, Plan("padding_free", 1, 4, False, None, None, 10), _llama_8b_counts(), torch.bfloat16, False,
+                free_gb=15.5, total_gb=15.8)  # the T4 recipe on a 16 GB card: no error
+
+
+def test_a_plan_over_the_free_memory_is_refused_naming_what_would_fit():
+    from medtune.training.args import Plan
+
+    plan = Plan("padding_free", 1, 4, False, None, None, 10)
+    with pytest.raises(ConfigError) as refused:
+        memory.fits(_cfg(), plan, _llama_8b_counts(), torch.bfloat16, False, free_gb=23.5, total_gb=24.0)
+    message = str(refused.value)
+    assert message.startswith("memory plan: about 30.") and "the GPU has 23.5 of 24.0 GB free" in message
+    assert "What would fit: training.gradient_checkpointing=true (about 18." in message
+    assert "lora.method=qlora" not in message  # 22 GB without checkpointing: over 90% of 23.5
+    assert message.endswith("(training.memory_check=false starts anyway)")
+
+
+def test_where_no_single_change_fits_the_first_ones_that_fit_together_are_named():
+    from medtune.training.args import Plan
+
+    plan = Plan("padding_free", 2, 2, False, None, None, 10)
+    with pytest.raises(ConfigError) as refused:
+        memory.fits(_cfg(**{"training.batch_size": 2, "training.gradient_accumulation_steps": 2}), plan,
+                    _llama_8b_counts(), torch.bfloat16, False, free_gb=14.5, total_gb=15.8)
+    message = str(refused.value)
+    assert ("What would fit: training.gradient_checkpointing=true and training.batch_size=1 "
+            "training.gradient_accumulation_steps=4 (the same step) and lora.method=qlora (about 9." in message)
+
+
+def test_where_nothing_fits_the_card_needed_is_named():
+    from medtune.training.args import Plan
+
+    with pytest.raises(ConfigError, match="none of medtune's settings does: a GPU with about"):
+        memory.fits(_cfg(**{"lora.method": "full"}), Plan("padding_free", 1, 1, False, None, None, 10),
+                    _llama_8b_counts(None), torch.bfloat16, False, free_gb=7.5, total_gb=8.0)

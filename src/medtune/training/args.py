@@ -9,7 +9,7 @@ from dataclasses import dataclass
 from medtune.config import Config
 from medtune.errors import ConfigError, first_line
 from medtune.rundir import RunDir
-from medtune.training import distributed
+from medtune.training import distributed, kernels
 
 PADDING_FREE = ("padding_free", "per_sequence")
 AT_THE_END = 10**9  # an interval never reached: the Trainer still evaluates and saves at its last step
@@ -162,6 +162,7 @@ def trainer_args(cfg: Config, run: RunDir, p: Plan, dtype, device: str, resuming
         run_name=cfg.tracking.run_name or run.root.resolve().name, dataloader_num_workers=0,
         restore_callback_states_from_checkpoint=False,
         ddp_find_unused_parameters=False,  # every adapted weight is used in each forward: skip DDP's graph search
+        **kernels.resolve(cfg, device).trainer_args(),
     )
 
 

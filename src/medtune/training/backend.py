@@ -64,6 +64,8 @@ def check_supported(cfg: Config) -> None:
         missing.append(f"training.stage: {t.stage} (the mlx backend trains sft only)")
     if t.optimizer not in ("adamw", "adam", "sgd", "adamw_8bit"):
         missing.append(f"training.optimizer: {t.optimizer}")
+    if t.kernels == "liger":
+        missing.append("training.kernels: liger (Triton kernels for CUDA GPUs)")
     if t.lr_scheduler not in ("constant", "linear", "cosine"):
         missing.append(f"training.lr_scheduler: {t.lr_scheduler} (constant, linear or cosine)")
     if missing:

@@ -9,7 +9,7 @@ from medtune.config import Config
 from medtune.errors import ConfigError
 from medtune.rundir import RunDir
 from medtune.training import args as args_mod
-from medtune.training import distributed
+from medtune.training import distributed, kernels
 from medtune.training.callbacks import (
     LOSS,
     CheckpointCallback,
@@ -45,7 +45,7 @@ def build(cfg: Config, run: RunDir, datasets: dict, tokenizer, plan, extra_callb
     from trl import SFTTrainer
 
     from medtune.models.load import attention_note, default_device, describe_device, load_model, resolve_dtype
-    from medtune.training.memory import estimate
+    from medtune.training import memory as memory_mod
 
     device = distributed.device_for(default_device())
     dtype = resolve_dtype(cfg.model.dtype, device)
@@ -53,8 +53,10 @@ def build(cfg: Config, run: RunDir, datasets: dict, tokenizer, plan, extra_callb
     args = args_mod.sft_config(cfg, run, plan, dtype, device, resuming)
     shards = distributed.shards_parameters()
     check_sharded_qlora(cfg.method, dtype, shards)
-    memory = estimate(cfg, plan, device, dtype, shards)
+    memory, counts = memory_mod.estimate(cfg, plan, device, dtype, shards)
     print(memory.line(), file=stream or sys.stdout, flush=True)  # read before an out-of-memory error, not after
+    if device.startswith("cuda") and cfg.training.memory_check:  # refused now, not after minutes of loading
+        memory_mod.fits(cfg, plan, counts, dtype, shards, *memory_mod.free_cuda_gb(device))
     model = load_model(cfg.model, cfg.method, device, sharded=distributed.sharded() is not None,
                        prepare_kbit=not shards)
     peft_config = None if cfg.method == "full" else _peft_config(cfg, model)
@@ -139,6 +141,7 @@ def describe(cfg: Config, model, peft_config, device: str, dtype, plan) -> dict:
     targets = sorted(peft_config.target_modules) if peft_config is not None else []
     return {
         "model": cfg.model.name, "architecture": type(base).__name__, "device": device,
+        "kernels": kernels.resolve(cfg, device).line(),
         "dtype": str(dtype).removeprefix("torch."), "attention": getattr(base.config, "_attn_implementation", None),
         "method": cfg.method, "target_modules": targets, "trainable_params": trainable, "total_params": total,
         "trainable_percent": round(pct, 4), "packing": plan.packing, "backend": "torch",
@@ -158,6 +161,8 @@ def startup_lines(cfg: Config, info: dict, data_line: str, plan) -> list[str]:
         lines.append(f"adapted modules: {_short(info['target_modules'])}")
     lines.append(f"trainable {info['trainable_params']:,} of {info['total_params']:,} parameters "
                  f"({info['trainable_percent']:.2f}%)")
+    if info.get("kernels"):
+        lines.append(info["kernels"])
     steps = f"{plan.total_steps} steps" + ("" if t.max_steps > 0 else f" ({t.epochs:g} epoch(s))")
     if info.get("parallel"):
         lines.append(f"parallel: {info['parallel']} on {plan.processes} processes; rank 0 writes the run")
