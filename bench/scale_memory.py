@@ -29,16 +29,8 @@ from __future__ import annotations
 import argparse
 import sys
 
-SHAPES = {  # published config.json values (vocabulary, width, MLP width, blocks, heads, KV heads)
-    "Llama-3.1-8B": ("llama", dict(vocab_size=128256, hidden_size=4096, intermediate_size=14336, num_hidden_layers=32,
-                                   num_attention_heads=32, num_key_value_heads=8, tie_word_embeddings=False)),
-    "Llama-3.1-70B": ("llama", dict(vocab_size=128256, hidden_size=8192, intermediate_size=28672,
-                                    num_hidden_layers=80, num_attention_heads=64, num_key_value_heads=8,
-                                    tie_word_embeddings=False)),
-    "Phi-4-mini-instruct": ("phi3", dict(vocab_size=200064, hidden_size=3072, intermediate_size=8192,
-                                         num_hidden_layers=32, num_attention_heads=24, num_key_value_heads=8,
-                                         tie_word_embeddings=True)),
-}
+from shapes import SHAPES  # bench/ is the script's folder, so on sys.path
+
 TARGETS = ["q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_proj", "down_proj"]
 PHI3_TARGETS = ["qkv_proj", "o_proj", "gate_up_proj", "down_proj"]  # Phi-3's fused layers: the same weights
 TRAINED_FULL = 16  # bf16 weight + fp32 master + bf16 gradient + two fp32 AdamW moments
@@ -97,6 +89,8 @@ def main() -> int:
                         "are added")
     args = parser.parse_args()
     for name, (family, shape) in SHAPES.items():
+        if name == "Phi-3-mini-4k":  # Phi-4-mini is the same block shape with a larger vocabulary
+            continue
         found = counts(family, shape, args.r)
         print(f"\n{name}: {(found.linear + found.other) / 1e9:.2f}B parameters ({found.linear / 1e9:.2f}B in the "
               f"linear layers 4-bit quantizes), LoRA r={args.r}: {found.trained / 1e6:.1f}M")

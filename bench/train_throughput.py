@@ -9,15 +9,18 @@ Prints supervised (loss-bearing) tokens per second, peak memory, the final train
 computed the same way for all (mean NLL of the answer tokens of the held-out split), and the ratios.
 Every example of the training set is seen exactly once, so each variant trains on the same supervised tokens.
 
-Speed is supervised tokens per CPU-second of the process (per wall second on a GPU), best of --repeat
-interleaved rounds, with torch on --threads threads (default 1): on a shared machine wall time mostly measures
-the neighbours. Wall seconds are printed too.
+Speed is supervised tokens per CPU-second of the process (per wall second on a GPU), over --repeat interleaved
+rounds, with torch on --threads threads (default 1): on a shared machine wall time mostly measures the neighbours.
+Each variant's line gives the mean of its rounds with a 95% t-interval, and each ratio is the mean of the per-round
+ratios (the variants of a round ran side by side) with its interval: one round cannot tell 0.98x from 1.16x.
+--only keeps some variants (the layout question: --only auto,padding_free,grouped,none). Wall seconds are printed
+too.
 
 The default model is `new-model --size medium` (~27M parameters): on the tiny sizes a step is mostly per-call
 overhead, which flatters batched layouts; real models (billions of parameters) are dominated by the matrix
 products, like medium.
 
-Run: .venv/bin/python bench/train_throughput.py [--size medium] [--steps 8] [--batch 4] [--repeat 2] [--json F]
+Run: .venv/bin/python bench/train_throughput.py [--size medium] [--steps 8] [--batch 4] [--repeat 3] [--json F]
 """
 
 from __future__ import annotations
@@ -40,7 +43,7 @@ from medtune.models.load import default_device, load_tokenizer
 from medtune.models.tiny import build_tiny_model
 
 SAMPLE = Path(__file__).resolve().parents[1] / "tests" / "data" / "medical_o1_sample.jsonl"
-PAD_TO = 512
+PAD_TO = 512  # the default --max-length: (b) pads every example to it
 
 
 class PeakMemory:
@@ -174,7 +177,7 @@ def padded_trainer(cfg, tokenizer, train, peft_config, out: Path):
     pad = tokenizer.pad_token_id
     rows = {"input_ids": [], "attention_mask": [], "labels": []}
     for e in train:
-        n = PAD_TO - e.length
+        n = cfg.model.max_length - e.length
         rows["input_ids"].append(e.input_ids + [pad] * n)
         rows["attention_mask"].append([1] * e.length + [0] * n)
         rows["labels"].append([t if m else -100 for t, m in zip(e.input_ids, e.mask)] + [-100] * n)
@@ -227,7 +230,7 @@ def setup(a, tmp: Path):
     model_dir = Path(local_folder(a.model)) if a.model else build_tiny_model(a.arch, tmp / "model", size=a.size,
                                                                               seed=0)
     cfg = config_mod.load(None, values={
-        "model.name": str(model_dir), "model.max_length": PAD_TO, "data.train_file": str(a.data), "seed": 0,
+        "model.name": str(model_dir), "model.max_length": a.max_length, "data.train_file": str(a.data), "seed": 0,
         "data.overlong": "truncate", "data.reasoning": a.reasoning, "lora.dropout": 0.0, "lora.r": 16,
         "lora.target_modules": "all-linear", "training.batch_size": a.batch, "training.learning_rate": 1e-3,
         "training.gradient_accumulation_steps": a.accum, "training.max_steps": a.steps, "training.logging_steps": 1})
@@ -245,26 +248,49 @@ def variants(cfg, tokenizer, train, records, peft_config, tmp: Path):
     """(name, make trainer, supervised tokens or None = count from the trainer's own dataset)."""
     out = [(f"(a) medtune {p}", lambda p=p: medtune_trainer(cfg, tokenizer, train, p, tmp / p))
            for p in ("auto", "padding_free", "grouped", "none")]
-    out.append(("(b) Trainer+PEFT pad 512", lambda: padded_trainer(cfg, tokenizer, train, peft_config, tmp / "b")))
+    out.append((f"(b) Trainer+PEFT pad {cfg.model.max_length}",
+                lambda: padded_trainer(cfg, tokenizer, train, peft_config, tmp / "b")))
     out.append(("(c) TRL SFTTrainer defaults", lambda: trl_trainer(cfg, tokenizer, records, peft_config, tmp / "c")))
     return out
 
 
-def measure(makers, supervised: int, valid, repeat: int) -> list[dict]:
-    """Every variant once per round, rounds interleaved; a variant keeps its fastest round."""
+def measure(makers, supervised: int, valid, repeat: int) -> list[list[dict]]:
+    """Every variant once per round, rounds interleaved; the rounds of each variant, in the makers' order."""
     from transformers import set_seed
 
-    best: dict[str, dict] = {}
+    rounds: dict[str, list[dict]] = {name: [] for name, _ in makers}
     for _ in range(repeat):
         for name, make in makers:
             set_seed(0)
             trainer = make()
             sup = trl_supervised(trainer) if name.startswith("(c)") else supervised
             row = run(name, trainer, sup, valid)
-            if name not in best or row["seconds"] < best[name]["seconds"]:
-                best[name] = row
+            rounds[name].append(row)
             print(fmt(row), flush=True)
-    return [best[name] for name, _ in makers]
+    return [rounds[name] for name, _ in makers]
+
+
+def interval(values: list[float]) -> tuple[float, float, float]:
+    """(mean, low, high): a 95% t-interval of the mean (the mean alone for one value)."""
+    import statistics
+
+    from scipy import stats
+
+    mean = statistics.fmean(values)
+    if len(values) < 2:
+        return mean, mean, mean
+    half = stats.t.ppf(0.975, len(values) - 1) * statistics.stdev(values) / len(values) ** 0.5
+    return mean, mean - half, mean + half
+
+
+def summary(rounds: list[dict]) -> dict:
+    """A variant's rounds as one row: mean tokens/s with its interval, the rest from the mean of the rounds."""
+    speeds = [r["tokens_per_s"] for r in rounds]
+    mean, low, high = interval(speeds)
+    return {**rounds[0], "tokens_per_s": round(mean, 1), "tokens_per_s_ci": [round(low, 1), round(high, 1)],
+            "rounds": len(rounds), "seconds": round(sum(r["seconds"] for r in rounds) / len(rounds), 2),
+            "wall_seconds": round(sum(r["wall_seconds"] for r in rounds) / len(rounds), 2),
+            "peak_mb": max(r["peak_mb"] for r in rounds)}
 
 
 def main() -> None:
@@ -276,10 +302,12 @@ def main() -> None:
     p.add_argument("--data", default=str(SAMPLE))
     p.add_argument("--reasoning", default="drop", choices=["keep", "drop"],
                    help="drop (default): answers only, so lengths spread below 512 with the tiny tokenizers")
+    p.add_argument("--max-length", type=int, default=PAD_TO, help="model.max_length; (b) pads to it")
     p.add_argument("--steps", type=int, default=8)
     p.add_argument("--batch", type=int, default=4)
     p.add_argument("--accum", type=int, default=1)
-    p.add_argument("--repeat", type=int, default=2)
+    p.add_argument("--repeat", type=int, default=3)
+    p.add_argument("--only", help="comma-separated variants to run: auto, padding_free, grouped, none, b, c")
     p.add_argument("--threads", type=int, default=1)
     p.add_argument("--json", help="also write the rows here")
     a = p.parse_args()
@@ -300,26 +328,37 @@ def main() -> None:
               f"{lengths[len(lengths) // 2]}, mean {sum(lengths) / len(lengths):.0f}, max {lengths[-1]}), "
               f"{sup:,} supervised tokens, {a.steps} steps x batch {a.batch} x accumulation {a.accum}")
         print(fmt(None))
-        rows = measure(variants(cfg, tokenizer, train, records, peft_config, tmp), sup, valid, a.repeat)
-    print("\nbest of each:\n" + fmt(None) + "\n" + "\n".join(fmt(r) for r in rows))
-    report(rows, a.json)
+        makers = variants(cfg, tokenizer, train, records, peft_config, tmp)
+        if a.only:
+            keep = set(a.only.split(","))
+            makers = [(n, m) for n, m in makers if n.split()[-1] in keep or n[1] in keep or
+                      any(n.startswith(f"(a) medtune {k}") for k in keep)]
+        rounds = measure(makers, sup, valid, a.repeat)
+    rows = [summary(r) for r in rounds]
+    print(f"\nmean of {a.repeat} round(s), 95% interval:\n" + fmt(None) + "\n" + "\n".join(fmt(r) for r in rows))
+    report(rows, rounds, a.json)
 
 
 def fmt(row: dict | None) -> str:
     if row is None:
-        return (f"{'variant':30} {'sup tok/s':>10} {'peak MB':>8} {'train loss':>10} {'val loss':>9} {'seconds':>8} "
-                f"{'wall s':>7}")
-    return (f"{row['variant']:30} {row['tokens_per_s']:>10,.0f} {row['peak_mb']:>8,.0f} {row['train_loss']:>10.4f} "
-            f"{row['val_loss']:>9.4f} {row['seconds']:>8.2f} {row['wall_seconds']:>7.2f}")
+        return (f"{'variant':30} {'sup tok/s':>10} {'95% interval':>15} {'peak MB':>8} {'train loss':>10} "
+                f"{'val loss':>9} {'seconds':>8} {'wall s':>7}")
+    ci = row.get("tokens_per_s_ci")
+    ci = f"[{ci[0]:,.0f}, {ci[1]:,.0f}]" if ci and row.get("rounds", 1) > 1 else ""
+    return (f"{row['variant']:30} {row['tokens_per_s']:>10,.0f} {ci:>15} {row['peak_mb']:>8,.0f} "
+            f"{row['train_loss']:>10.4f} {row['val_loss']:>9.4f} {row['seconds']:>8.2f} {row['wall_seconds']:>7.2f}")
 
 
-def report(rows: list[dict], path: str | None) -> None:
-    default = rows[0]
-    for row in rows[1:]:
-        print(f"{default['variant']} / {row['variant']}: {default['tokens_per_s'] / row['tokens_per_s']:.2f}x "
-              f"supervised tokens/s, {default['peak_mb'] / max(row['peak_mb'], 1e-9):.2f}x peak memory")
+def report(rows: list[dict], rounds: list[list[dict]], path: str | None) -> None:
+    """The first variant against each other one: the mean of the per-round speed ratios with its interval."""
+    for row, other in zip(rows[1:], rounds[1:]):
+        ratios = [a["tokens_per_s"] / b["tokens_per_s"] for a, b in zip(rounds[0], other)]
+        mean, low, high = interval(ratios)
+        span = f" [{low:.2f}, {high:.2f}]" if len(ratios) > 1 else ""
+        print(f"{rows[0]['variant']} / {row['variant']}: {mean:.2f}x{span} supervised tokens/s, "
+              f"{rows[0]['peak_mb'] / max(row['peak_mb'], 1e-9):.2f}x peak memory")
     if path:
-        Path(path).write_text(json.dumps(rows, indent=2) + "\n")
+        Path(path).write_text(json.dumps({"summary": rows, "rounds": rounds}, indent=2) + "\n")
 
 
 if __name__ == "__main__":
