@@ -83,7 +83,7 @@ def test_after_a_crisis_a_dose_question_gets_crisis_resources_again(layer):
 
 def test_an_intent_split_over_turns_is_read_together():
     class Classifier:  # unsafe only when the bottle and the question are read together
-        def predict(self, texts):
+        def predict(self, texts, full=None):
             return [(0.9 if "bottle" in t and "how many" in t else 0.1, "self_harm") for t in texts]
 
     layer = SafetyLayer(Config().safety, rules_mod.compile_rules(), classifier=Classifier())
@@ -253,7 +253,7 @@ def test_a_pasted_transcript_is_classified_by_its_last_user_turn_and_its_user_tu
         def __init__(self):
             self.read = []
 
-        def predict(self, texts):
+        def predict(self, texts, full=None):
             self.read += texts
             return [(0.0, "self_harm")] * len(texts)
 
@@ -270,7 +270,7 @@ def test_texts_in_other_languages_go_to_the_multilingual_head():
         def __init__(self, name):
             self.name = name
 
-        def predict(self, texts):
+        def predict(self, texts, full=None):
             return [(0.0, f"{self.name}:{t}") for t in texts]
 
     routed = ByLanguage(Head("en"), Head("ml")).predict(

@@ -119,7 +119,7 @@ def test_screen_fields_name_the_deciding_layer_and_why():
 class StubClassifier:
     """predict(texts) -> [(p_unsafe, category)]: unsafe when the text mentions a chart."""
 
-    def predict(self, texts):
+    def predict(self, texts, full=None):
         return [(0.9, "falsified_records") if "chart" in t else (0.2, "harm_to_others") for t in texts]
 
 

@@ -19,6 +19,10 @@ from medtune.safety.verdict import ADVISE, ALLOW, EMERGENCY, REFUSE, Verdict, al
 log = logging.getLogger("medtune.safety")
 
 ANSWER_CATEGORIES_SKIPPED = ("emergency",)  # an answer that explains what to do in an emergency is not one
+# An English text the multilingual head reads in place of the English one (a request's decoded, de-leeted or
+# unframed reading, a conversation's joint text) must clear the threshold by this much: that head is the cheaper
+# and less sure one on English (on the development sets it refused 3 of 60 more safe attacks at the plain threshold)
+SECONDARY_MARGIN = 0.15
 
 
 class SafetyLayer:
@@ -120,27 +124,33 @@ class SafetyLayer:
                 undecided += [(r.text, r) for r in normalise.readings(text)]
         score = None
         if self.classifier is not None and undecided:
-            scores = self._scores([text for text, _ in undecided])
-            score = scores[0][0] if undecided[0][0] is turns[-1][0] else None  # the newest turn's, for eval's items
-            for (unsafe, category), (_, reading) in zip(scores, undecided):
-                if unsafe >= self.cfg.threshold:
+            newest = undecided[0][0] is turns[-1][0]
+            # the newest turn as written gets the full head; its other readings and the joint text the cheaper one
+            scores = self._scores([text for text, _ in undecided], first_full=newest)
+            score = scores[0][0] if newest else None  # the newest turn's, for eval's items
+            for i, ((unsafe, category), (text, reading)) in enumerate(zip(scores, undecided)):
+                threshold = self.cfg.threshold + (SECONDARY_MARGIN if (i or not newest) and
+                                                  language.detect(text) == "en" else 0.0)
+                if unsafe >= threshold:
                     return self._blocked("classifier", category, _read(f"unsafe probability {unsafe:.2f} "
-                                         f"(threshold {self.cfg.threshold})", reading), score=unsafe)
+                                         f"(threshold {threshold:g})", reading), score=unsafe)
         if self.guard is not None and turns:
             unsafe, category, reason = self.guard.screen(messages or [{"role": "user", "content": turns[-1][0]}])
             if unsafe:
                 return self._blocked("guard", category, reason, score=score)
         return allowed(score)
 
-    def _scores(self, texts: list[str]) -> list[tuple[float, str]]:
-        """The classifier's (probability, category) per text; a conversation's earlier turns come back with each
-        request, so their scores are remembered rather than computed again."""
-        todo = [t for t in dict.fromkeys(texts) if t not in self._seen]
+    def _scores(self, texts: list[str], first_full: bool = True) -> list[tuple[float, str]]:
+        """The classifier's (probability, category) per text, the first through the full head where first_full
+        (the others through the multilingual one, where the classifier has two); a conversation's earlier turns
+        come back with each request, so their scores are remembered rather than computed again."""
+        keys = [(t, i == 0 and first_full) for i, t in enumerate(texts)]
+        todo = [k for k in dict.fromkeys(keys) if k not in self._seen]
         if todo:
             if len(self._seen) > 4096:
                 self._seen.clear()
-            self._seen.update(zip(todo, self.classifier.predict(todo)))
-        return [self._seen[t] for t in texts]
+            self._seen.update(zip(todo, self.classifier.predict([t for t, _ in todo], [f for _, f in todo])))
+        return [self._seen[k] for k in keys]
 
     @staticmethod
     def _blocked(layer: str, category: str | None, reason: str, score: float | None = None,
