@@ -183,7 +183,7 @@ def run_case(case: Case, model: Path, data: Path, out: Path, smoke: bool, timeou
               "seed": 0, **case.values}
     if smoke:
         values.update({"model.max_length": 256, "training.batch_size": min(values["training.batch_size"], 4),
-                       "training.max_steps": min(values["training.max_steps"], 3)})
+                       "training.max_steps": min(values["training.max_steps"], 2)})
     config = out / "configs" / f"{case.name}.yaml"
     config.parent.mkdir(parents=True, exist_ok=True)
     config.write_text(yaml.safe_dump(_nested(values), sort_keys=False))
@@ -305,7 +305,7 @@ def main() -> int:
     parser.add_argument("--steps", type=int, default=8, help="optimizer steps per training case")
     parser.add_argument("--tokenizer", help="a tokenizer folder (default: the built-in SmolLM2's)")
     parser.add_argument("--cpu-smoke", action="store_true",
-                        help="tiny models of the same families on the CPU, 3 steps at length 256: every part runs")
+                        help="tiny models of the same families on the CPU, 2 steps at length 256: every part runs")
     parser.add_argument("--timeout", type=int, default=900, help="seconds per case")
     args = parser.parse_args()
     absent = missing(NEEDED)
