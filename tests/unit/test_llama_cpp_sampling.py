@@ -89,3 +89,13 @@ def test_sampling_of_params_keeps_only_what_touches_the_logits():
 def test_log_softmax_is_torchs():
     rows = np.stack([logits(2), logits(3)])
     assert np.allclose(log_softmax(rows), torch.log_softmax(torch.tensor(rows), -1).numpy(), atol=1e-5)
+
+
+def test_a_request_without_a_seed_takes_the_next_of_the_engines_seeded_stream():
+    sampled, seeded = SamplingParams(temperature=0.7), SamplingParams(temperature=0.7, seed=2**64 + 5)
+    first = [Sampling.for_request(sampled, np.random.default_rng(3)).seed for _ in range(2)]
+    stream = np.random.default_rng(3)
+    again = [Sampling.for_request(sampled, stream).seed for _ in range(2)]
+    assert first[0] == again[0] and again[0] != again[1]  # the same stream repeats; each request its own seed
+    assert Sampling.for_request(seeded, stream).seed == 5  # a request's own seed, within the child's range
+    assert Sampling.for_request(SamplingParams(temperature=0.0), stream).greedy

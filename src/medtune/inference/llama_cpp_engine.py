@@ -54,7 +54,6 @@ log = logging.getLogger(__name__)
 PACKAGE = "llama-cpp-python"
 INSTALL = "pip install 'medtune[gguf]'"
 MAX_CONTEXT = 8192  # tokens of context at most (Ollama's num_ctx cap too): the KV cache is allocated whole
-SEED_SPACE = 2**64
 
 
 def require_llama_cpp() -> str:
@@ -191,10 +190,7 @@ class LlamaCppEngine(PromptFront):
     def sampling(self, params: SamplingParams) -> Sampling:
         """The child's sampling settings; a sampled request without a seed gets the next one of the engine's
         seeded stream (the config's seed), so a sampled run repeats as with the default engine."""
-        if params.greedy:
-            return Sampling.of(params, 0)
-        seed = params.seed % SEED_SPACE if params.seed is not None else int(self._rng.integers(SEED_SPACE >> 1))
-        return Sampling.of(params, seed)
+        return Sampling.for_request(params, self._rng)
 
     # ------------------------------------------------------------ log-likelihood
 

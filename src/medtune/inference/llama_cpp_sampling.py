@@ -17,6 +17,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
+SEED_SPACE = 2**64  # the draws' seeds, as the llama.cpp child takes them
+
 
 @dataclass(frozen=True)
 class Sampling:
@@ -35,6 +37,15 @@ class Sampling:
         if params.greedy:
             return cls(True, repetition_penalty=params.repetition_penalty)
         return cls(False, params.temperature, params.top_p, params.top_k, params.repetition_penalty, seed)
+
+    @classmethod
+    def for_request(cls, params, stream: np.random.Generator) -> Sampling:
+        """A request's settings on an engine that picks tokens itself (llama.cpp, mlx): a sampled request without
+        a seed takes the next seed of the engine's stream (seeded from the config), so a sampled run repeats."""
+        if params.greedy:
+            return cls.of(params, 0)
+        return cls.of(params, params.seed % SEED_SPACE if params.seed is not None
+                      else int(stream.integers(SEED_SPACE >> 1)))
 
 
 def penalize(logits: np.ndarray, seen: np.ndarray, penalty: float) -> np.ndarray:

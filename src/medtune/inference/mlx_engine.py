@@ -59,7 +59,8 @@ class MlxLoader:
 
 
 class MlxEngine(PromptFront):
-    """Engine's interface (PromptFront), generating with mlx-lm's model one sequence at a time."""
+    """Engine's interface (PromptFront), generating with mlx-lm's model: several requests as one batch, one alone
+    with its KV cache."""
 
     engine_name: ClassVar[str] = "mlx"
 
@@ -142,17 +143,14 @@ class MlxEngine(PromptFront):
         import mlx.core as mx
         from mlx_lm.models.cache import make_prompt_cache
 
-        sampling = self.sampling(request.params)
-        rng = None if sampling.greedy else np.random.default_rng(sampling.seed)
+        chooser = Chooser(self.sampling(request.params), request.prompt_ids)
         cache = make_prompt_cache(self.mlx_model)
-        seen = list(request.prompt_ids)
-        logits = self.mlx_model(mx.array([seen]), cache=cache)[0, -1]
+        logits = self.mlx_model(mx.array([list(request.prompt_ids)]), cache=cache)[0, -1]
         for _ in range(request.max_tokens):
-            token = choose(np.array(logits.astype(mx.float32)), np.array(seen), sampling, rng)
+            token = chooser.pick(logits)
             yield token
             if token in stop_ids:
                 return
-            seen.append(token)
             logits = self.mlx_model(mx.array([[token]]), cache=cache)[0, -1]
 
     def tail_logprobs(self, inputs: list[tuple], tails: list[int]) -> list:
@@ -169,10 +167,7 @@ class MlxEngine(PromptFront):
 
     def sampling(self, params) -> Sampling:
         """A sampled request without a seed gets the next of the engine's seeded stream (the config's seed)."""
-        if params.greedy:
-            return Sampling.of(params, 0)
-        seed = params.seed if params.seed is not None else int(self._rng.integers(2**62))
-        return Sampling.of(params, seed)
+        return Sampling.for_request(params, self._rng)
 
 
 class Chooser:
@@ -184,11 +179,18 @@ class Chooser:
         self.sampling, self.seen = sampling, list(prompt_ids)
         self.rng = None if sampling.greedy else np.random.default_rng(sampling.seed)
 
+    def pick(self, logits) -> int:
+        """The next token from one position's logits (an mlx vector); it joins the tokens seen."""
+        import mlx.core as mx
+
+        token = choose(np.array(logits.astype(mx.float32)), np.array(self.seen), self.sampling, self.rng)
+        self.seen.append(token)
+        return token
+
     def __call__(self, _context, logits):
         import mlx.core as mx
 
-        token = choose(np.array(logits[0].astype(mx.float32)), np.array(self.seen), self.sampling, self.rng)
-        self.seen.append(token)
+        token = self.pick(logits[0])
         only = mx.full(logits.shape, -mx.inf, dtype=logits.dtype)
         only[:, token] = 0.0
         return only
