@@ -114,7 +114,8 @@ BUILTIN: dict[str, list[str]] = {
         CONTROLLED + r"\b.{0,60}\bwithout (?:a |any )?(?:prescription|script|rx|doctor)",
         r"\bwithout (?:a |any )?(?:prescription|script|rx)\b.{0,40}\b" + CONTROLLED + r"\b",
         r"(?:" + INTENT + r"|\b(?:i|we)\b.{0,30})\b(?:get|getting|feel|stay)\s+(?:high|stoned|wasted|messed up|"
-        r"f\w*ed up)\b(?!\s+(?:blood|fever|temperature|cholesterol|pressure|sugar|levels?|doses?|risk|altitude))",
+        r"f\w*ed up)\b(?!\s+(?:blood|fever|temperature|cholesterol|pressure|sugar|levels?|doses?|risk|altitude|"
+        r"scores?|marks|grades))",
         r"\b(?:make|cook|synthesi[sz]e|brew|produce)\s+(?:my own\s+)?(?:meth|crack|ghb|lsd|dmt|fentanyl|heroin)\b",
         r"\bextract\w*\s+(?:the\s+)?(?:codeine|morphine|opium|dxm)\b",
         r"\b(?:snort|inject|shoot up|smoke|plug)\s+(?:my\s+|crushed\s+)*(?:" + CONTROLLED[3:-1] + r"|pills?|tablets?)",
@@ -142,6 +143,12 @@ BUILTIN: dict[str, list[str]] = {
         r"\b(?:pass|beat|cheat)\s+(?:a|my|the)\s+(?:drug|urine) test\b",
         r"\b(?:alter|change|edit|doctor)\s+(?:my|the|his|her)\s+(?:blood |lab |pathology |drug )?(?:test )?"
         r"(?:results?|report)\b.{0,40}\b(?:before|so (?:it|they)|to (?:show|say|hide))",
+        # a real prescription altered behind the pharmacist's back (not "my doctor changed the dose")
+        r"\b(?:change|alter|edit|modify|doctor|tweak|amend|turn)\b.{0,60}\b(?:prescription|script|rx)\b.{0,80}"
+        r"\b(?:without (?:the pharmacist|the pharmacy|anyone|them|it being) (?:notic|know|spott|realis|realiz|"
+        r"detect|catch)\w*|so (?:that )?(?:the pharmacist|the pharmacy|it|they|nobody|no one) (?:doesn'?t|don'?t|"
+        r"won'?t|will not|does not|can'?t) (?:notice|spot|realise|realize|know|tell)|so (?:that )?it (?:passes|goes "
+        r"through|gets accepted|looks real)|before i (?:take|hand|bring) it (?:to|in))",
     ],
     "misinformation": [
         r"\b(?:write|draft|create|make|produce|compose)\b.{0,60}\b(?:post|article|blog|flyer|pamphlet|tweets?|"
@@ -154,6 +161,52 @@ BUILTIN: dict[str, list[str]] = {
     ],
 }
 
+
+# Words the rules in other languages share (es, fr, de, pt, it), kept readable.
+LETHAL_ML = (r"(?:mortal(?:es)?|letal(?:es)?|mortel(?:le)?s?|l[ée]tal(?:e|es)?|t[öo]dlich\w*|letale|mortale|"
+             r"fatal(?:e|es)?)")
+AMOUNT_ML = (r"(?:dosis|dose|dosi|dosage|quantit[ée]|quantità|cantidad|quantidade|menge|combien|cu[aá]nt[oa]s?|"
+             r"quant[oa]s?|quant[ei]|wie viele?|ab welcher)")
+FOR_ME_ML = r"(?:para m[ií]|pour moi|f[üu]r mich|per me|pra mim|para mim)"
+ENOUGH_ML = (r"(?:ob (?:das|es|die) (?:reicht|reichen|genügt)|(?:si|est-ce que) (?:ça|cela|c'est) (?:suffit|suffisant)|"
+             r"(?:si|se) (?:es|ser[áa]|é|for|è|sar[àa]) (?:suficiente|sufficiente|bastante)|si (?:me )?alcanza|"
+             r"se (?:basta|bastano|chega))")
+# a way of ending one's life asked for by its certainty, speed or painlessness ("la plus sûre pour en finir")
+SUREST_ML = (r"(?:m[aá]s (?:segur[oa]|r[aá]pid[oa]|f[aá]cil|efica[zc])|menos doloros[oa]|sin dolor|la plus (?:s[uû]re|"
+             r"rapide|simple|efficace|douce)|le plus (?:s[uû]r|rapide|simple|efficace)|sans (?:souffrir|douleur)|"
+             r"sicherste\w*|schnellste\w*|einfachste\w*|schmerzlos\w*|mais (?:segur[oa]|r[aá]pid[oa]|f[aá]cil)|sem dor|"
+             r"pi[uù] (?:sicur[oa]|rapid[oa]|facile|efficace)|meno doloros[oa]|indolore)")
+END_IT_ML = (r"(?:en finir|mourir|me tuer|me suicider|morir(?:me)?|matarme|suicidarme|acabar con (?:todo|mi vida)|"
+             r"(?:zu )?sterben|mich (?:umzubringen|zu töten)|es zu beenden|morrer|me matar|acabar com (?:tudo|a minha "
+             r"vida)|morire|uccidermi|suicidarmi|farla finita)")
+POISON_ML = (r"(?:gift\w*|vergift\w*|veneno\w*|envenen\w*|poison\w*|empoisonn\w*|veleno\w*|avvelen\w*|"
+             r"obduktion|autops\w*|toxikolog\w*|toxicolog\w*|tossicolog\w*)")
+# that nothing is found / the pharmacist does not notice (a concealment clause)
+NOTHING_FOUND_ML = (r"(?:nichts (?:findet|gefunden|nachweist|merkt)|no (?:encuentren|se encuentre|encuentre|detecten) "
+                    r"nada|ne trouve rien|rien ne soit (?:trouvé|détecté)|n'y voie que du feu|n[ãa]o (?:encontrem|se "
+                    r"encontre|achem|detectem) nada|nada seja (?:encontrado|detectado)|non (?:trovino|si trovi|"
+                    r"rilevino) (?:niente|nulla))")
+HARD_TO_DETECT_ML = (r"(?:schwer(?:sten|er)? (?:nachzuweisen|nachweisbar|zu entdecken|zu finden)|nicht nachweisbar|"
+                     r"nicht (?:routinemäßig )?(?:gesucht|getestet)|dif[ií]ci(?:l|les|is) de (?:detectar|rastrear)|"
+                     r"indetectables?|indetect[áa]ve(?:l|is)|difficiles? [àa] (?:d[ée]tecter|d[ée]celer)|"
+                     r"ind[ée]tectables?|difficil[ei] da (?:rilevare|individuare|trovare)|non rilevabil\w*)")
+UNNOTICED_ML = (r"(?:sin que|sans que|ohne dass|sem que|senza che|pour que (?:ça|cela|elle|il) passe|"
+                r"para que (?:pase|cuele|no se (?:note|den cuenta))|"
+                r"damit (?:es|das|sie|er) (?:durchgeht|nicht auffällt)|"
+                r"para (?:que )?pass(?:e|ar)|perch[ée] (?:passi|non se ne accorg\w*)|che (?:passi|non se ne accorg\w*)|"
+                r"sans (?:que )?(?:ça|cela) se voi\w*)")
+PRESCRIPTION_ML = r"(?:receta|receita|ordonnance|rezept\w*|ricetta|prescri\w*)"
+DOCUMENT_ML = (r"(?:receta|receita|ordonnance|rezept|ricetta|certificado|certificat|zertifikat|atestado|certificato|"
+               r"attestation|attestato|krankschreibung|bescheinigung|impfpass|justificante|baja|laudo|"
+               r"arbeitsunfähigkeitsbescheinigung|gesundheitszeugnis|attest)")
+FAKE_ML = r"(?:falsa|falso|faux|fausse|gefälscht\w*|falsche[nrs]?|falsificad[oa]|falsifi[ée]e?)"
+WANT_ML = (r"(?:hacer|conseguir|comprar|necesito|quiero|faire|obtenir|acheter|avoir|besoin d'une|je veux|machen|kaufen|"
+           r"bekommen|brauche|will|fazer|preciso|quero|fare|comprare|ottenere|avere|bisogno|voglio|d[oó]nde|où|wo|onde|"
+           r"dove)")
+NO_WHETHER_ML = r"(?:(?!\b(?:si|se|ob|que|saber|savoir|wissen|sapere)\b|\bqu')[^.?!])"  # not "whether it is fake"
+HOW_I_ML = r"(?:c[oó]mo|comment|wie|come|puedo|posso|peux|pourrais|kann ich|podr[ií]a|potrei|je vais|voy a|vou)"
+CHANGE_ML = (r"(?:cambi\w*|modific\w*|alter\w*|chang\w*|(?:ab)?änder\w*|mud\w*|raspar|borr\w*|radier\w*|trucar|"
+             r"retoc\w*|bidouill\w*|manipul\w*|scanner|scannen|escanear|escanear|scansionare|falsch eintragen)")
 
 # The highest-risk intents in Spanish, French, German, Portuguese and Italian: ending one's own life or the amount
 # that would, poisoning another person or hiding it, forged prescriptions. Written for the first person and a
@@ -193,6 +246,17 @@ MULTILINGUAL: dict[str, list[str]] = {
         # where to cut (es, pt, fr, de, it)
         r"\b(?:d[oó]nde|onde|où|wo|dove)\b.{0,30}\b(?:cortarme|me cortar|me couper|mich (?:zu )?schneiden|"
         r"tagliarmi)\b",
+        # the amount that would be lethal for me ("quelle dose ... serait mortelle pour moi")
+        r"\b" + AMOUNT_ML + r"\b[^.?!]{0,60}\b(?:" + LETHAL_ML + r"\b[^.?!]{0,30}" + FOR_ME_ML + r"|" + FOR_ME_ML
+        + r"[^.?!]{0,30}\b" + LETHAL_ML + r")\b",
+        r"\b" + FOR_ME_ML + r"\b[^.?!]{0,30}\b" + LETHAL_ML + r"\b[^.?!]{0,40}\b" + AMOUNT_ML + r"\b",
+        # lethal, and whether what one has is enough ("sicher tödlich? ... ob das reicht")
+        r"\b" + LETHAL_ML + r"\b.{0,120}\b" + ENOUGH_ML,
+        r"\b" + ENOUGH_ML + r".{0,60}\b" + LETHAL_ML + r"\b",
+        # the surest, quickest or painless way to end it ("la méthode la plus sûre pour en finir")
+        r"\b" + SUREST_ML + r"[^.?!]{0,30}\b(?:de|pour|para|um|per|di|a)\s+(?:\w+\s+)?" + END_IT_ML + r"\b",
+        r"\b(?:m[ée]thode|moyen|fa[çc]on|mani[èe]re|m[ée]todo|manera|forma|modo|methode|weg|maneira|jeito|metodo)\b"
+        r"[^.?!]{0,30}\b" + SUREST_ML,
     ],
     "harm_to_others": [
         # poison my husband/wife/... (es, pt, fr, de, it)
@@ -207,15 +271,46 @@ MULTILINGUAL: dict[str, list[str]] = {
         r".{0,60}\b(?:autopsia|autopsie|obduktion|analisi|análisis|análise|analyse|tossicolog\w*|toxicolog\w*)",
         r"\b(?:autopsia|autopsie|obduktion)\b.{0,60}\b(?:no (?:lo )?detecte|não detecte|ne (?:le )?détecte pas|"
         r"nicht (?:entdeckt|nachgewiesen)|non (?:lo )?rilevi)\b",
+        # poisons or an autopsy, and that nothing be found ("dass man bei meinem Chef nichts findet")
+        r"\b" + POISON_ML + r"\b.{0,160}\b" + NOTHING_FOUND_ML,
+        r"\b" + NOTHING_FOUND_ML + r".{0,160}\b" + POISON_ML + r"\b",
+        # how much is lethal, with what is hardest to detect (the English rule's twin)
+        r"\b" + LETHAL_ML + r"\b.{0,100}\b" + HARD_TO_DETECT_ML,
+        r"\b" + HARD_TO_DETECT_ML + r".{0,100}\b" + LETHAL_ML + r"\b",
+    ],
+    "controlled_drugs": [
+        # symptoms invented or exaggerated to be given a drug ("qué síntomas me invento para que me pongan tramadol")
+        r"(?:\b(?:me invento|invent(?:o|ar|e|er|are)|finjo|fing(?:ir|ere)|simul(?:o|ar|er|are|e)|exager(?:o|ar|er)|"
+        r"esager(?:o|are)|vorzutäuschen|vortäuschen|erfinden|übertreiben|feindre|fais semblant|faire semblant)\b"
+        r".{0,40}\b(?:s[ií]ntomas?|sintomas?|sympt[oô]mes?|symptome?n?|sintom[oi]|dolor(?:es)?|dor(?:es)?|douleurs?|"
+        r"schmerzen|dolor[ei]|dolore)\b|\b(?:s[ií]ntomas?|sintomas?|sympt[oô]mes?|symptome?n?|sintom[oi]|dolor(?:es)?|"
+        r"douleurs?|schmerzen|dolori)\b.{0,20}\b(?:me invento|invent(?:o|ar|e|er|are)|finjo|fing(?:ir|ere)|"
+        r"simul(?:o|ar|er|are|e)|vortäuschen|erfinden|feindre))"
+        r".{0,80}\b(?:para que (?:me )?(?:pongan|den|receten|prescriban|deem|dêem|receitem)|pour (?:qu'on|que le "
+        r"m[ée]decin|qu'il|qu'elle) (?:me )?(?:donne|prescrive)|pour (?:avoir|obtenir)|"
+        r"damit (?:man |der arzt |sie |er )?mir|zu (?:bekommen|kriegen)|para (?:conseguir|obter|ganhar|ter|"
+        r"me receitarem)|per (?:avere|ottenere|farmi)|"
+        r"che mi (?:diano|prescrivano))",
+        # several doctors or hospitals without them knowing of each other ("sem que um saiba do outro")
+        r"\b(?:varios|distintos|otros|diferentes|plusieurs|diff[ée]rents|autres|mehrere\w*|verschiedene\w*|andere\w*|"
+        r"v[áa]rios|outros|diversi|altri)\s+(?:m[ée]dicos|hospitales|urgencias|m[ée]decins|h[ôo]pitaux|urgences|"
+        r"[äa]rzte\w*|krankenh[äa]user\w*|notaufnahmen|hospitais|medici|ospedali|pronto soccorsi)\b.{0,80}"
+        r"(?:\b(?:sin que|sans que|ohne dass|sem que|senza che)\b|no quiero que crucen|que no (?:crucen|se enteren))",
     ],
     "falsified_records": [
         # forge / fake a prescription (es, pt, fr, de, it)
         r"\b(?:falsificar|falsifier|fälschen|falsificare|hacer una receta falsa|faire une fausse ordonnance)\b"
         r".{0,30}\b(?:receta|receita|ordonnance|rezept|ricetta|prescri\w*)\b",
-        # a forged prescription wanted (not how a pharmacist spots one)
-        r"\b(?:hacer|conseguir|comprar|necesito|quiero|faire|obtenir|acheter|avoir|besoin d'une|je veux|machen|kaufen|"
-        r"bekommen|brauche|will|fazer|preciso|quero|fare|comprare|ottenere|avere|bisogno|voglio)\b.{0,30}\b(?:receta|receita|ordonnance|rezept|ricetta)\b.{0,30}\b(?:falsa|falso|"
-        r"fausse|gefälscht\w*|falsificad[oa]|falsifi[ée]e?)\b",
+        # a forged prescription or certificate wanted (not how a pharmacist spots one, not whether one is forged)
+        r"\b" + WANT_ML + r"\b" + NO_WHETHER_ML + r"{0,30}\b" + DOCUMENT_ML + r"\b" + NO_WHETHER_ML + r"{0,30}\b"
+        + FAKE_ML + r"\b",
+        r"\b" + WANT_ML + r"\b" + NO_WHETHER_ML + r"{0,30}\b" + FAKE_ML + r"\s+(?:\w+\s+)?" + DOCUMENT_ML + r"\b",
+        # a real prescription altered so that the pharmacist does not notice ("cómo cambio el 0,5 por un 2 ...
+        # sin que el farmacéutico se dé cuenta"; not "my doctor changed the dose")
+        r"\b" + PRESCRIPTION_ML + r"\b.{0,150}\b" + HOW_I_ML + r"\b.{0,60}\b" + CHANGE_ML + r"\b.{0,100}"
+        + UNNOTICED_ML,
+        r"\b" + HOW_I_ML + r"\b.{0,60}\b" + CHANGE_ML + r"\b.{0,60}\b" + PRESCRIPTION_ML + r"\b.{0,100}"
+        + UNNOTICED_ML,
     ],
 }
 for _category, _patterns in MULTILINGUAL.items():
