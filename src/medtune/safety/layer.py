@@ -110,6 +110,7 @@ class SafetyLayer:
         reading that decides says so in the verdict's reason. Emergency rules that match are added to
         `emergency`, and screening goes on."""
         undecided = []  # (reading, how it was read) of user turns no rule decided, newest first: the classifier's
+        newest = False  # whether undecided starts with the newest turn's first reading
         for text, classify in reversed(turns):
             allowed_turn = False
             for reading in normalise.readings(text):
@@ -121,11 +122,12 @@ class SafetyLayer:
                 elif hit is not None and hit.category != "emergency":
                     return self._blocked("rules", hit.category, _read(hit.describe(), reading))
             if classify and not allowed_turn:
-                undecided += [(r.text, r) for r in normalise.readings(text)]
+                newest = newest or (not undecided and text is turns[-1][0])
+                undecided += [(r.text, r) for r in normalise.for_classifier(normalise.readings(text))]
         score = None
         if self.classifier is not None and undecided:
-            newest = undecided[0][0] is turns[-1][0]
-            # the newest turn as written gets the full head; its other readings and the joint text the cheaper one
+            # the newest turn's first reading (as written, or its plain reading in place of an encoded or disguised
+            # text) gets the full head; its other readings and the joint text the cheaper one
             scores = self._scores([text for text, _ in undecided], first_full=newest)
             score = scores[0][0] if newest else None  # the newest turn's, for eval's items
             for i, ((unsafe, category), (text, reading)) in enumerate(zip(scores, undecided)):

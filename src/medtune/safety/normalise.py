@@ -92,6 +92,20 @@ def readings(text: str) -> list[Reading]:
     return out
 
 
+# readings that say all the text says, in plain letters: where there is one, the classifier reads it and not the
+# text as written (an encoder reads "d0s3 m4x" or a base64 span as noise, and scored a leetspeak question about
+# paracetamol's maximum dose as unsafe); the rules read every reading
+PLAIN = ("after decoding base64", "after decoding hex", "after decoding URL escapes",
+         "after undoing look-alike letters", "after undoing leetspeak")
+
+
+def for_classifier(found: list[Reading]) -> list[Reading]:
+    """The readings the classifier reads: all but the text as written, where a plain reading of it exists."""
+    if any(r.how in PLAIN for r in found):
+        return [r for r in found if r.how != "as written"]
+    return found
+
+
 def pasted_turns(text: str) -> list[str]:
     """The user turns of a transcript pasted into one message ("User: ... Assistant: ... User: ..."), oldest
     first; [] when the text holds no such labels (fewer than two)."""
