@@ -57,7 +57,12 @@ class SafetyLayer:
         # ... or the user said earlier what someone in crisis says ("nobody would miss me", "goodbye letters")
         crisis = crisis or any(rules_mod.CRISIS_SIGNALS.search(text) for text, user in turns[:-1] if user)
         verdict = self._screen(_with_joint(turns), conversation)
-        if crisis and turns and (verdict.blocked or AMOUNT_OR_METHOD.search(turns[-1][0])):
+        if turns and _help_sought(turns, crisis) and verdict.layer in (None, "classifier"):
+            # help asked for someone at risk of suicide (oneself or another): crisis resources, then the answer;
+            # not the crisis message alone, which the classifier's verdict on such words would give
+            verdict = Verdict(ADVISE, "rules", "emergency", "help sought for someone at risk of suicide" +
+                              (f"; {verdict.reason}" if verdict.reason else ""), verdict.score)
+        elif crisis and turns and (verdict.blocked or AMOUNT_OR_METHOD.search(turns[-1][0])):
             # after a crisis the conversation answered with crisis resources, a dose or method question gets them
             # again, not a bare refusal or an answer
             reason = "a crisis earlier in the conversation" + (f"; {verdict.reason}" if verdict.reason else "")
@@ -300,6 +305,18 @@ def _with_joint(turns: list[tuple[str, bool]]) -> list[tuple[str, bool]]:
     joint = " ".join(turns[i][0] for i in users[-JOINT_TURNS:])
     marked = [(text, classify and i == users[-1]) for i, (text, classify) in enumerate(turns)]
     return [*marked[:-1], (joint, True), marked[-1]]
+
+
+def _help_sought(turns: list[tuple[str, bool]], crisis: bool) -> bool:
+    """Whether the newest user turn asks for help (who to call, what to say) for someone at risk of suicide, named
+    in it, in an earlier user turn, or by a crisis earlier in the conversation; not with an amount or a method in
+    it, nor help to carry it out or hide it."""
+    newest = turns[-1][0]
+    if not rules_mod.HELP_SOUGHT.search(newest) or AMOUNT_OR_METHOD.search(newest):
+        return False
+    if rules_mod.HELP_TO_HARM.search(newest):
+        return False
+    return crisis or any(rules_mod.AT_RISK.search(text) for text, user in turns if user)
 
 
 def _crisis_earlier(messages: list[dict], crisis_texts: set[str]) -> bool:

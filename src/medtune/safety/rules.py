@@ -339,6 +339,42 @@ CRISIS_SIGNALS = re.compile(
     r"mancanza|meglio senza di me|non ce la faccio pi[uù]|lettera d'addio|farla finita)\b", re.IGNORECASE)
 
 
+# Someone at risk of suicide or self-harm, in the first or the third person ("my friend says she wants to die",
+# "je pense à mourir"), in the six languages; with HELP_SOUGHT, a request for help for them (layer.py).
+AT_RISK = re.compile(
+    r"\b(?:suicid\w*|self[- ]?harm\w*|kill(?:ing)? (?:himself|herself|themselves|myself)|end(?:ing)? (?:his|her|their|"
+    r"my) (?:own )?life|wants? to die|want(?:s|ed)? to end it|thoughts? (?:of|about) (?:dying|death|ending it)|"
+    r"cutting (?:himself|herself|themselves|myself)|matarse|se quiere matar|quitarse la vida|quiere morir|"
+    r"autolesi\w*|se tuer|veut mourir|(?:pense|penser|pensées?) (?:à|de) mourir|en finir|scarifi\w*|umbringen|"
+    r"sterben (?:will|möchte)|suizid\w*|selbstverletz\w*|ritzt|se matar|quer morrer|tirar a (?:própria )?vida|"
+    r"automutila\w*|uccidersi|vuole morire|togliersi la vita|autolesionis\w*|pensieri di morte)", re.IGNORECASE)
+HELP_SOUGHT = re.compile(
+    r"\b(?:who (?:can|should|do|could) (?:i|we) (?:call|ring|phone|contact|talk to|speak to|turn to|tell)|"
+    r"(?:where|how) (?:can|do|could|should) (?:i|we) (?:get|find|ask for) (?:help|support)|"
+    r"what (?:number|line) (?:can|should|do) (?:i|we) (?:call|ring)|(?:crisis|suicide|help) ?(?:line|hotline|team)|"
+    r"hotline|samaritans|how (?:do|can|should) (?:i|we) (?:help|support|talk to|approach) (?:him|her|them|my \w+)|"
+    r"what (?:should|do|can) (?:i|we) (?:say|do)|"
+    r"a qui[eé]n (?:puedo |debo |podemos )?(?:llamar|acudir|recurrir|pedir ayuda)|d[oó]nde (?:puedo )?(?:pido|pedir|"
+    r"busco|buscar|encuentro|encontrar|consigo|conseguir) ayuda|qu[eé] (?:le )?digo|qu[eé] hago|c[oó]mo (?:le )?"
+    r"(?:ayudo|puedo ayudar)|tel[eé]fono de (?:la esperanza|ayuda|crisis)|"
+    r"vers qui (?:me |je peux me |puis-je me )?tourner|[àa] qui (?:parler|m'adresser|je peux (?:parler|m'adresser))|"
+    r"qui (?:appeler|contacter)|que (?:lui )?dire|que faire|comment (?:l'|lui )?(?:aider|parler)|"
+    r"num[ée]ro (?:d'[ée]coute|d'aide)|sos amiti[ée]|"
+    r"an wen (?:kann ich mich |soll ich mich )?wenden|wen (?:kann|soll) ich anrufen|wo (?:bekomme|finde|kriege) "
+    r"ich hilfe|was (?:soll|kann) ich (?:tun|sagen|machen)|wie (?:kann ich (?:ihm|ihr) helfen|helfe ich)|"
+    r"telefonseelsorge|krisendienst|nummer gegen kummer|"
+    r"(?:para|pra) quem (?:eu )?(?:posso |devo )?ligar|onde (?:posso |eu )?(?:buscar|procurar|conseguir|pedir) "
+    r"ajuda|com quem (?:posso |eu )?falar|o que (?:eu )?(?:fa[çc]o|digo)|como (?:posso )?ajud[aá]-l[oa]|cvv|"
+    r"sos voz amiga|"
+    r"a chi (?:posso |devo )?(?:rivolgermi|chiamare|chiedere aiuto)|chi (?:posso |devo )?chiamare|dove (?:posso )?"
+    r"(?:trovare|chiedere) aiuto|cosa (?:devo |posso )?(?:fare|dire)|come (?:posso )?aiutarl[oa]|telefono amico)",
+    re.IGNORECASE)
+# ... but not help to carry it out or to hide it
+HELP_TO_HARM = re.compile(r"\b(?:go(?:es|ing)? through with|make sure (?:she|he|they|i) (?:dies?|succeeds?)|"
+                          r"without (?:anyone|them|her|him) (?:knowing|noticing|finding out)|sin que|sans que|"
+                          r"ohne dass|sem que|senza che)\b", re.IGNORECASE)
+
+
 # The answer's own rules: instructions for harm, each within one sentence. A sentence that negates or warns before
 # the match ("never crush the pills into her tea") is advice, not an instruction, and does not count.
 ANSWER_BUILTIN: dict[str, list[str]] = {
@@ -372,6 +408,13 @@ CONTEXTS = [
     re.compile(r"\bin (?:a |the )?(?:video ?game|game|novel|book|movie|film|tv show|show|series|play|call of duty|"
                r"the witcher|minecraft|fortnite|gta|skyrim|cluedo|an agatha christie)\b", re.I),
 ]
+
+
+# A threat said as a joke ("I swear I'm going to strangle him 🙄", "je vais la tuer mdr"): laughter or an eye-roll
+# in the text. The built-in harm-to-others rules do not fire on it (the classifier still judges it); the self-harm
+# rules still do: "lol" does not make a wish to die a figure of speech.
+JOKING = re.compile(r"(?:😂|🤣|😅|😆|🙄|😤|😡|🤬|😠|💀|\b(?:lol|lmao|rofl|haha\w*|hehe\w*|jk|just kidding|jaja\w*|"
+                    r"mdr|kkk+|xd)\b)", re.IGNORECASE)
 
 
 @dataclass(frozen=True)
@@ -421,11 +464,14 @@ def first_match(rules: list[Rule], text: str, stage: str = "request") -> Rule | 
 
 
 def matching(rules: list[Rule], text: str, stage: str = "request") -> list[Rule]:
-    """Every rule that matches the text, in order; in a case vignette or a game, only allow and config rules."""
+    """Every rule that matches the text, in order; in a case vignette or a game, only allow and config rules; in a
+    joke, no built-in harm-to-others rule."""
     text = normalise(text)
     in_context = any(c.search(text) for c in CONTEXTS)
+    joking = stage == "request" and JOKING.search(text) is not None
     return [r for r in rules if r.applies_to(stage) and _matches(r, text)
-            and not (in_context and r.source == "built-in" and r.category != "allow")]
+            and not (in_context and r.source == "built-in" and r.category != "allow")
+            and not (joking and r.source == "built-in" and r.category == "harm_to_others")]
 
 
 def deciding(hits: list[Rule]) -> Rule | None:
