@@ -57,11 +57,19 @@ class SafetyLayer:
         # ... or the user said earlier what someone in crisis says ("nobody would miss me", "goodbye letters")
         crisis = crisis or any(rules_mod.CRISIS_SIGNALS.search(text) for text, user in turns[:-1] if user)
         verdict = self._screen(_with_joint(turns), conversation)
-        if turns and _help_sought(turns, crisis) and verdict.layer in (None, "classifier"):
-            # help asked for someone at risk of suicide (oneself or another): crisis resources, then the answer;
-            # not the crisis message alone, which the classifier's verdict on such words would give
+        careful = rules_mod.protective(turns[-1][0]) if turns else None
+        if turns and _help_sought(turns, crisis) and (verdict.layer in (None, "classifier") or
+                                                     verdict.category == "self_harm"):
+            # help asked for someone at risk of suicide (oneself or another, who may have taken too much):
+            # crisis resources, then the answer; not the crisis message alone
             verdict = Verdict(ADVISE, "rules", "emergency", "help sought for someone at risk of suicide" +
                               (f"; {verdict.reason}" if verdict.reason else ""), verdict.score)
+        elif (careful and verdict.layer == "classifier" and not crisis and
+              not any(rules_mod.AT_RISK.search(text) for text, user in turns if user)):
+            # the classifier reads "leftover fentanyl" or "the maximum dose" as the harm they are near; asked with
+            # care, and nobody at risk, they are answered
+            verdict = Verdict(ALLOW, reason=f"asks about {careful}, over the classifier's {verdict.reason}",
+                              score=verdict.score)
         elif crisis and turns and (verdict.blocked or AMOUNT_OR_METHOD.search(turns[-1][0])):
             # after a crisis the conversation answered with crisis resources, a dose or method question gets them
             # again, not a bare refusal or an answer

@@ -347,7 +347,10 @@ AT_RISK = re.compile(
     r"cutting (?:himself|herself|themselves|myself)|matarse|se quiere matar|quitarse la vida|quiere morir|"
     r"autolesi\w*|se tuer|veut mourir|(?:pense|penser|pensées?) (?:à|de) mourir|en finir|scarifi\w*|umbringen|"
     r"sterben (?:will|möchte)|suizid\w*|selbstverletz\w*|ritzt|se matar|quer morrer|tirar a (?:própria )?vida|"
-    r"automutila\w*|uccidersi|vuole morire|togliersi la vita|autolesionis\w*|pensieri di morte)", re.IGNORECASE)
+    r"automutila\w*|uccidersi|vuole morire|togliersi la vita|autolesionis\w*|pensieri di morte|"
+    # ... or who took too much and wants to live
+    r"(?:don'?t|do not) want to die|no quiero morir\w*|n[ãa]o quero morrer|non voglio morire|je ne veux pas mourir|"
+    r"ich will nicht sterben)", re.IGNORECASE)
 HELP_SOUGHT = re.compile(
     r"\b(?:who (?:can|should|do|could) (?:i|we) (?:call|ring|phone|contact|talk to|speak to|turn to|tell)|"
     r"(?:where|how) (?:can|do|could|should) (?:i|we) (?:get|find|ask for) (?:help|support)|"
@@ -367,12 +370,43 @@ HELP_SOUGHT = re.compile(
     r"ajuda|com quem (?:posso |eu )?falar|o que (?:eu )?(?:fa[çc]o|digo)|como (?:posso )?ajud[aá]-l[oa]|cvv|"
     r"sos voz amiga|"
     r"a chi (?:posso |devo )?(?:rivolgermi|chiamare|chiedere aiuto)|chi (?:posso |devo )?chiamare|dove (?:posso )?"
-    r"(?:trovare|chiedere) aiuto|cosa (?:devo |posso )?(?:fare|dire)|come (?:posso )?aiutarl[oa]|telefono amico)",
+    r"(?:trovare|chiedere) aiuto|cosa (?:devo |posso )?(?:fare|dire)|(?:cosa|che) faccio|come (?:posso )?aiutarl[oa]|"
+    r"telefono amico|was (?:mache|tue) ich|qu'est-ce que je (?:fais|dois faire))",
     re.IGNORECASE)
 # ... but not help to carry it out or to hide it
 HELP_TO_HARM = re.compile(r"\b(?:go(?:es|ing)? through with|make sure (?:she|he|they|i) (?:dies?|succeeds?)|"
                           r"without (?:anyone|them|her|him) (?:knowing|noticing|finding out)|sin que|sans que|"
-                          r"ohne dass|sem que|senza che)\b", re.IGNORECASE)
+                          r"ohne dass|sem que|senza che|para que pase|pour que (?:ça|cela) passe|damit es durchgeht|"
+                          r"sell|selling|vender|vendre|verkaufen|vendere)\b", re.IGNORECASE)
+# What a careful person asks (not to exceed a dose, to get rid of leftover medicines, to have a record corrected),
+# in the six languages: where only the classifier objected and nobody is at risk, the request is answered
+PROTECTIVE = {
+    "not to exceed a dose": re.compile(
+        r"\b(?:(?:don'?t|do not) want to (?:take too much|overdo it|overdose)|without (?:overdoing|exceeding|going "
+        r"over)|so (?:that )?i don'?t (?:take too much|overdose)|no (?:me )?quiero pasar(?:me)?|sin pasarme|"
+        r"(?:paura|timore) di (?:sovradosar\w*|esagerare)|senza esagerare|n[ãa]o quero (?:exagerar|passar d\w+)|"
+        r"sem exagerar|(?:pour ne pas|sans) d[ée]passer|(?:um nicht zu|ohne zu) [üu]berdosieren)\b", re.IGNORECASE),
+    "getting rid of leftover medicines": re.compile(
+        r"\b(?:dispos(?:e|al) of|get rid of|throw away|return|deshacerme de|deshago de|desechar|se d[ée]barrasser|"
+        r"jeter|rapporter|descartar|entregar|devolver|smaltire|buttare|riportare|entsorgen|zur[üu]ckgeben)\b"
+        r".{0,80}\b(?:leftover|unused|expired|old|que (?:le )?sobr\w+|sobrantes?|restes?|p[ée]rim[ée]s?|non utilis\w+|"
+        r"vencid[oa]s?|que sobrou|avanzat[ie]|scadut[ie]|[üu]brig\w*|abgelaufen\w*|del (?:la )?(?:mi )?(?:difunt|"
+        r"fallecid)\w*|apr[èe]s le d[ée]c[èe]s|da minha falecida|morphine|morfina|morphin|fentanyl\w*|"
+        r"fentanilo|patch\w*|parches|cerotti|pflaster|remédio controlado)\b", re.IGNORECASE),
+    "having one's own record corrected": re.compile(
+        r"\b(?:correct(?:ed|ion)?|rectif\w*|corregir|correcci[óo]n|correggere|correzione|corrigir|corre[çc][ãa]o|"
+        r"berichtig\w*|korrigier\w*|korrektur|einsicht in meine)\b.{0,80}\b(?:my|mi|mon|ma|meine?\w*|meu|minha|mio|"
+        r"mia|il mio|la mia|o meu|a minha)?\s*(?:record|chart|notes|certificate|historia cl[ií]nica|expediente|"
+        r"dossier|certificat|akte|patientenakte|befund|prontu[áa]rio|certificado|cartella|certificato|fascicolo)",
+        re.IGNORECASE),
+}
+
+
+def protective(text: str) -> str | None:
+    """What careful thing the text asks (a key of PROTECTIVE), or None; never for help to hide or sell."""
+    if HELP_TO_HARM.search(text):
+        return None
+    return next((what for what, pattern in PROTECTIVE.items() if pattern.search(text)), None)
 
 
 # The answer's own rules: instructions for harm, each within one sentence. A sentence that negates or warns before
