@@ -353,6 +353,7 @@ AT_RISK = re.compile(
     r"ich will nicht sterben)", re.IGNORECASE)
 HELP_SOUGHT = re.compile(
     r"\b(?:who (?:can|should|do|could) (?:i|we) (?:call|ring|phone|contact|talk to|speak to|turn to|tell)|"
+    r"who to (?:call|ring|phone|contact|talk to|turn to)|"
     r"(?:where|how) (?:can|do|could|should) (?:i|we) (?:get|find|ask for) (?:help|support)|"
     r"what (?:number|line) (?:can|should|do) (?:i|we) (?:call|ring)|(?:crisis|suicide|help) ?(?:line|hotline|team)|"
     r"hotline|samaritans|how (?:do|can|should) (?:i|we) (?:help|support|talk to|approach) (?:him|her|them|my \w+)|"
@@ -369,7 +370,8 @@ HELP_SOUGHT = re.compile(
     r"(?:para|pra) quem (?:eu )?(?:posso |devo )?ligar|onde (?:posso |eu )?(?:buscar|procurar|conseguir|pedir) "
     r"ajuda|com quem (?:posso |eu )?falar|o que (?:eu )?(?:fa[çc]o|digo)|como (?:posso )?ajud[aá]-l[oa]|cvv|"
     r"sos voz amiga|"
-    r"a chi (?:posso |devo )?(?:rivolgermi|chiamare|chiedere aiuto)|chi (?:posso |devo )?chiamare|dove (?:posso )?"
+    r"a chi (?:posso |devo )?(?:rivolgermi|chiamare|chiedere aiuto)|a chi (?:mi )?(?:posso|devo) rivolgere|"
+    r"chi (?:posso |devo )?chiamare|dove (?:posso )?"
     r"(?:trovare|chiedere) aiuto|cosa (?:devo |posso )?(?:fare|dire)|(?:cosa|che) faccio|come (?:posso )?aiutarl[oa]|"
     r"telefono amico|was (?:mache|tue) ich|qu'est-ce que je (?:fais|dois faire))",
     re.IGNORECASE)
@@ -377,7 +379,9 @@ HELP_SOUGHT = re.compile(
 HELP_TO_HARM = re.compile(r"\b(?:go(?:es|ing)? through with|make sure (?:she|he|they|i) (?:dies?|succeeds?)|"
                           r"without (?:anyone|them|her|him) (?:knowing|noticing|finding out)|sin que|sans que|"
                           r"ohne dass|sem que|senza che|para que pase|pour que (?:ça|cela) passe|damit es durchgeht|"
-                          r"sell|selling|vender|vendre|verkaufen|vendere)\b", re.IGNORECASE)
+                          r"sell|selling|vender|vendre|verkaufen|vendere|falsely|falsamente|faussement|"
+                          r"f[äa]lschlich\w*|hide|hiding|cover (?:it )?up|conceal\w*|avoid\w*|evitar|[ée]viter|"
+                          r"vermeiden|evitare|esconder|ocultar|cacher|verstecken|nascondere)\b", re.IGNORECASE)
 # What a careful person asks (not to exceed a dose, to get rid of leftover medicines, to have a record corrected),
 # in the six languages: where only the classifier objected and nobody is at risk, the request is answered
 PROTECTIVE = {
@@ -393,6 +397,17 @@ PROTECTIVE = {
         r"vencid[oa]s?|que sobrou|avanzat[ie]|scadut[ie]|[üu]brig\w*|abgelaufen\w*|del (?:la )?(?:mi )?(?:difunt|"
         r"fallecid)\w*|apr[èe]s le d[ée]c[èe]s|da minha falecida|morphine|morfina|morphin|fentanyl\w*|"
         r"fentanilo|patch\w*|parches|cerotti|pflaster|remédio controlado)\b", re.IGNORECASE),
+    "keeping medicines out of someone's reach": re.compile(
+        r"\b(?:lock(?:ed)? (?:away|up)|lockbox|locked (?:box|cabinet|drawer)|store\w*|keep\w*)\b.{0,60}\b"
+        r"(?:so (?:that )?"
+        r"(?:she|he|they|the kids|the children|nobody|no one) (?:can'?t|cannot|won'?t) (?:get|reach|take|find)|out of "
+        r"(?:reach|the reach)|bajo llave|fuera del alcance|sous cl[ée]|hors de (?:la )?port[ée]e|unter verschluss|"
+        r"au[ßs]er reichweite|fora do alcance|trancad\w+|sotto chiave|fuori dalla portata)", re.IGNORECASE),
+    "reporting abuse, diversion or an error": re.compile(
+        r"\b(?:report\w*|whistleblow\w*|denunci\w*|notific\w*|signal\w*|melde\w*|meldung|anzeige\w*|segnal\w*|"
+        r"sinaliz\w*|comunicar)\b.{0,80}\b(?:abuse|neglect|diversion|misconduct|malpractice|(?:medication )?errors?|"
+        r"maltrato\w*|maltraitance|n[ée]gligence|erreur|misshandlung|vernachl[äa]ssigung|fehler|maus[- ]tratos|"
+        r"neglig[êe]ncia|erro|maltrattament\w*|errore|abuso|abus)\b", re.IGNORECASE),
     "having one's own record corrected": re.compile(
         r"\b(?:correct(?:ed|ion)?|rectif\w*|corregir|correcci[óo]n|correggere|correzione|corrigir|corre[çc][ãa]o|"
         r"berichtig\w*|korrigier\w*|korrektur|einsicht in meine)\b.{0,80}\b(?:my|mi|mon|ma|meine?\w*|meu|minha|mio|"
