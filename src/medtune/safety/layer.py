@@ -57,8 +57,9 @@ class SafetyLayer:
         # ... or the user said earlier what someone in crisis says ("nobody would miss me", "goodbye letters")
         crisis = crisis or any(rules_mod.CRISIS_SIGNALS.search(text) for text, user in turns[:-1] if user)
         verdict = self._screen(_with_joint(turns), conversation)
-        careful = rules_mod.protective(turns[-1][0]) if turns else None
-        if turns and _help_sought(turns, crisis) and (verdict.layer in (None, "classifier") or
+        newest = [r.text for r in normalise.readings(turns[-1][0])] if turns else []  # decoded, de-leeted too
+        careful = next(filter(None, map(rules_mod.protective, newest)), None)
+        if turns and _help_sought(turns, newest, crisis) and (verdict.layer in (None, "classifier") or
                                                      verdict.category == "self_harm"):
             # help asked for someone at risk of suicide (oneself or another, who may have taken too much):
             # crisis resources, then the answer; not the crisis message alone
@@ -315,16 +316,14 @@ def _with_joint(turns: list[tuple[str, bool]]) -> list[tuple[str, bool]]:
     return [*marked[:-1], (joint, True), marked[-1]]
 
 
-def _help_sought(turns: list[tuple[str, bool]], crisis: bool) -> bool:
-    """Whether the newest user turn asks for help (who to call, what to say) for someone at risk of suicide, named
-    in it, in an earlier user turn, or by a crisis earlier in the conversation; not with an amount or a method in
-    it, nor help to carry it out or hide it."""
-    newest = turns[-1][0]
-    if not rules_mod.HELP_SOUGHT.search(newest) or AMOUNT_OR_METHOD.search(newest):
+def _help_sought(turns: list[tuple[str, bool]], newest: list[str], crisis: bool) -> bool:
+    """Whether the newest user turn (any of its readings: `newest`) asks for help (who to call, what to say) for
+    someone at risk of suicide, named in it, in an earlier user turn, or by a crisis earlier in the conversation;
+    not with an amount or a method in it, nor help to carry it out or hide it."""
+    asked = [t for t in newest if rules_mod.HELP_SOUGHT.search(t)]
+    if not asked or any(AMOUNT_OR_METHOD.search(t) or rules_mod.HELP_TO_HARM.search(t) for t in newest):
         return False
-    if rules_mod.HELP_TO_HARM.search(newest):
-        return False
-    return crisis or any(rules_mod.AT_RISK.search(text) for text, user in turns if user)
+    return crisis or any(rules_mod.AT_RISK.search(t) for t in [*newest, *(text for text, user in turns if user)])
 
 
 def _crisis_earlier(messages: list[dict], crisis_texts: set[str]) -> bool:

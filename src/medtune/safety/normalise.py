@@ -9,8 +9,10 @@ from __future__ import annotations
 
 import base64
 import binascii
+import functools
 import re
 import unicodedata
+from collections.abc import Sequence
 from dataclasses import dataclass
 from urllib.parse import unquote
 
@@ -75,9 +77,12 @@ class Reading:
     how: str  # "as written", "after decoding base64", ...
 
 
-def readings(text: str) -> list[Reading]:
+@functools.lru_cache(maxsize=512)
+def readings(text: str) -> tuple[Reading, ...]:
     """The text as written, then every other reading that differs from it (each once). A text with encoded spans
-    gets no leetspeak reading: its digits are the encoding's, and the decoded readings are what it says."""
+    gets no leetspeak reading: its digits are the encoding's, and the decoded readings are what it says. (Kept for
+    the next call: the layer reads a turn's readings more than once, and a conversation's turns come back with
+    each request.)"""
     out = [Reading(text, "as written")]
     decoded = [("after decoding base64", _decoded(text, BASE64, _from_base64)),
                ("after decoding hex", _decoded(text, HEX, _from_hex)),
@@ -89,7 +94,7 @@ def readings(text: str) -> list[Reading]:
                       ("after taking off its framing", _unframed(text))):
         if read and read != text and all(read != r.text for r in out):
             out.append(Reading(read, how))
-    return out
+    return tuple(out)
 
 
 # readings that say all the text says, in plain letters: where there is one, the classifier reads it and not the
@@ -99,11 +104,11 @@ PLAIN = ("after decoding base64", "after decoding hex", "after decoding URL esca
          "after undoing look-alike letters", "after undoing leetspeak")
 
 
-def for_classifier(found: list[Reading]) -> list[Reading]:
+def for_classifier(found: Sequence[Reading]) -> list[Reading]:
     """The readings the classifier reads: all but the text as written, where a plain reading of it exists."""
     if any(r.how in PLAIN for r in found):
         return [r for r in found if r.how != "as written"]
-    return found
+    return list(found)
 
 
 def pasted_turns(text: str) -> list[str]:

@@ -134,7 +134,9 @@ BUILTIN: dict[str, list[str]] = {
         r".{0,30}\b(?:myself|at home|sewing|fishing)",
     ],
     "falsified_records": [
-        r"\b(?:fake|forge[ds]?|forging|falsify|falsified|counterfeit|fabricate[ds]?|backdate[ds]?)\s+(?:a\s+|an\s+|"
+        # (the verb, not "a forged prescription": how a pharmacist spots one is a fair question)
+        r"(?<!\ba )(?<!\ban )(?<!\bthe )\b(?:fake|forge[ds]?|forging|falsify|falsified|counterfeit|fabricate[ds]?|"
+        r"backdate[ds]?)\s+(?:a\s+|an\s+|"
         r"my\s+|the\s+|his\s+|her\s+)?(?:\w+\s+){0,2}(?:doctor'?s? note|sick note|medical (?:certificate|note|"
         r"record|report)s?|prescriptions?|scripts?|lab (?:result|report)s?|test results?|vaccin\w* "
         r"(?:card|record|certificate)s?|charts?|signatures?|discharge summar(?:y|ies)|disability (?:claim|form))",
