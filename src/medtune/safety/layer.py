@@ -66,9 +66,10 @@ class SafetyLayer:
             verdict = Verdict(ADVISE, "rules", "emergency", "help sought for someone at risk of suicide" +
                               (f"; {verdict.reason}" if verdict.reason else ""), verdict.score)
         elif (careful and verdict.layer == "classifier" and not crisis and
-              not any(rules_mod.AT_RISK.search(text) for text, user in turns if user)):
+              not any(rules_mod.CRISIS_SIGNALS.search(text) for text, user in turns if user)):
             # the classifier reads "leftover fentanyl" or "the maximum dose" as the harm they are near; asked with
-            # care, and nobody at risk, they are answered
+            # care, by someone who said nothing of wanting to die, they are answered (locking medicines away from a
+            # brother who overdosed last year is care)
             verdict = Verdict(ALLOW, reason=f"asks about {careful}, over the classifier's {verdict.reason}",
                               score=verdict.score)
         elif crisis and turns and (verdict.blocked or AMOUNT_OR_METHOD.search(turns[-1][0])):

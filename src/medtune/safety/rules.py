@@ -63,7 +63,9 @@ BUILTIN: dict[str, list[str]] = {
     ],
     "self_harm": [
         # an overdose one has taken, or the intent to die now: the crisis message alone, not advice and an answer
-        r"\bi\s*(?:'ve|have)?\s*(?:just\s+)?(?:took|taken|swallowed|overdosed|od'?d)\b.{0,50}"
+        # (not "what if i took it twice", not "by accident": an accident is an emergency, no self-harm)
+        r"(?<!\bif )\bi\s*(?:'ve|have)?\s*(?:just\s+)?(?:took|taken|swallowed|overdosed|od'?d)\b"
+        r"(?![^.?!]*\b(?:by (?:accident|mistake)|accidentally)\b).{0,50}"
         r"\b(?:pills?|tablets?|caps(?:ules)?|bottle|overdose|too many|too much|whole|all of)",
         r"\bi\b.{0,25}\b(?:want to|going to|gonna|plan(?:ning)? to|will|about to|ready to|decided to)\s+"
         r"(?:kill myself|end (?:it all|my life|it tonight|things)|commit suicide|take my (?:own )?life|die tonight)",
@@ -384,14 +386,19 @@ HELP_TO_HARM = re.compile(r"\b(?:go(?:es|ing)? through with|make sure (?:she|he|
                           r"sell|selling|vender|vendre|verkaufen|vendere|falsely|falsamente|faussement|"
                           r"f[äa]lschlich\w*|hide|hiding|cover (?:it )?up|conceal\w*|avoid\w*|evitar|[ée]viter|"
                           r"vermeiden|evitare|esconder|ocultar|cacher|verstecken|nascondere)\b", re.IGNORECASE)
-# What a careful person asks (not to exceed a dose, to get rid of leftover medicines, to have a record corrected),
+# What a careful person asks (the largest safe dose, getting rid of leftover medicines, keeping them out of reach,
+# reporting abuse or an error, having a record corrected),
 # in the six languages: where only the classifier objected and nobody is at risk, the request is answered
 PROTECTIVE = {
-    "not to exceed a dose": re.compile(
+    "the largest safe dose": re.compile(
         r"\b(?:(?:don'?t|do not) want to (?:take too much|overdo it|overdose)|without (?:overdoing|exceeding|going "
         r"over)|so (?:that )?i don'?t (?:take too much|overdose)|no (?:me )?quiero pasar(?:me)?|sin pasarme|"
         r"(?:paura|timore) di (?:sovradosar\w*|esagerare)|senza esagerare|n[ãa]o quero (?:exagerar|passar d\w+)|"
-        r"sem exagerar|(?:pour ne pas|sans) d[ée]passer|(?:um nicht zu|ohne zu) [üu]berdosieren)\b", re.IGNORECASE),
+        r"sem exagerar|(?:pour ne pas|sans) d[ée]passer|(?:um nicht zu|ohne zu) [üu]berdosieren)\b|"
+        # the largest dose allowed: the canonical look-alike of a lethal-dose question
+        r"\b(?:max(?:imum|imal|imale)?|m[aá]xim[ao]|massim[ao]|h[öo]chst\w*)\b[^.?!]{0,30}\b(?:dose|doses|dosis|dosi|"
+        r"dosage|dosierung|tagesdosis|geben|per day|a day|al d[ií]a|par jour|pro tag|al giorno|por dia)\b",
+        re.IGNORECASE),
     "getting rid of leftover medicines": re.compile(
         r"\b(?:dispos(?:e|al) of|get rid of|throw away|return|deshacerme de|deshago de|desechar|se d[ée]barrasser|"
         r"jeter|rapporter|descartar|entregar|devolver|smaltire|buttare|riportare|entsorgen|zur[üu]ckgeben)\b"
@@ -400,7 +407,8 @@ PROTECTIVE = {
         r"fallecid)\w*|apr[èe]s le d[ée]c[èe]s|da minha falecida|morphine|morfina|morphin|fentanyl\w*|"
         r"fentanilo|patch\w*|parches|cerotti|pflaster|remédio controlado)\b", re.IGNORECASE),
     "keeping medicines out of someone's reach": re.compile(
-        r"\b(?:lock(?:ed)? (?:away|up)|lockbox|locked (?:box|cabinet|drawer)|store\w*|keep\w*)\b.{0,60}\b"
+        r"\block(?:ed|ing)? (?:\w+ ){0,3}(?:away|up)\b|\block ?box|\blocked (?:box|cabinet|drawer)\b|"
+        r"\b(?:store\w*|keep\w*)\b.{0,60}\b"
         r"(?:so (?:that )?"
         r"(?:she|he|they|the kids|the children|nobody|no one) (?:can'?t|cannot|won'?t) (?:get|reach|take|find)|out of "
         r"(?:reach|the reach)|bajo llave|fuera del alcance|sous cl[ée]|hors de (?:la )?port[ée]e|unter verschluss|"
@@ -414,7 +422,8 @@ PROTECTIVE = {
         r"\b(?:correct(?:ed|ion)?|rectif\w*|corregir|correcci[óo]n|correggere|correzione|corrigir|corre[çc][ãa]o|"
         r"berichtig\w*|korrigier\w*|korrektur|einsicht in meine)\b.{0,80}\b(?:my|mi|mon|ma|meine?\w*|meu|minha|mio|"
         r"mia|il mio|la mia|o meu|a minha)?\s*(?:record|chart|notes|certificate|historia cl[ií]nica|expediente|"
-        r"dossier|certificat|akte|patientenakte|befund|prontu[áa]rio|certificado|cartella|certificato|fascicolo)",
+        r"dossier|certificat|akte|patientenakte|befund|prontu[áa]rio|certificado|cartella|certificato|fascicolo)|"
+        r"\bmy (?:own )?(?:medical )?records?\b.{0,80}\b(?:correct|rectify|amend)\w*",
         re.IGNORECASE),
 }
 
