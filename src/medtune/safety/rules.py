@@ -200,6 +200,12 @@ UNNOTICED_ML = (r"(?:sin que|sans que|ohne dass|sem que|senza che|pour que (?:ç
                 r"para (?:que )?pass(?:e|ar)|perch[ée] (?:passi|non se ne accorg\w*)|che (?:passi|non se ne accorg\w*)|"
                 r"sans (?:que )?(?:ça|cela) se voi\w*)")
 PRESCRIPTION_ML = r"(?:receta|receita|ordonnance|rezept\w*|ricetta|prescri\w*)"
+CONTROLLED_ML = (r"(?:oxicodona|oxycodone|oxycodon|ossicodone|morfina|morphine|morphin|fentanilo|fentanil|fentanyl\w*|"
+                 r"code[ií]na|cod[ée]ine|kodein|codeina|tramadol|metadona|m[ée]thadone|methadon|metadone|hero[ií]na|"
+                 r"h[ée]ro[ïi]ne|heroin|eroina|hidromorfona|hydromorphone|hydromorphon|idromorfone|buprenorfina|"
+                 r"alprazolam|diazepam|lorazepam|clonazepam|rivotril|trankimazin|lexomil|xanax|valium|tavor|"
+                 r"benzodiazep\w*|opio[ií]de\w*|opiac[ée]\w*|oppioid\w*|opioide?|ketamin[ae]?|metilfenidato|"
+                 r"m[ée]thylph[ée]nidate|methylphenidat|ritalin\w*|anfetamin\w*|amph[ée]tamin\w*|amphetamin\w*)")
 DOCUMENT_ML = (r"(?:receta|receita|ordonnance|rezept|ricetta|certificado|certificat|zertifikat|atestado|certificato|"
                r"attestation|attestato|krankschreibung|bescheinigung|impfpass|justificante|baja|laudo|"
                r"arbeitsunfähigkeitsbescheinigung|gesundheitszeugnis|attest)")
@@ -300,6 +306,19 @@ MULTILINGUAL: dict[str, list[str]] = {
         r"v[áa]rios|outros|diversi|altri)\s+(?:m[ée]dicos|hospitales|urgencias|m[ée]decins|h[ôo]pitaux|urgences|"
         r"[äa]rzte\w*|krankenh[äa]user\w*|notaufnahmen|hospitais|medici|ospedali|pronto soccorsi)\b.{0,80}"
         r"(?:\b(?:sin que|sans que|ohne dass|sem que|senza che)\b|no quiero que crucen|que no (?:crucen|se enteren))",
+        # the English rules' twins: snorting or extracting an opioid, making meth or fentanyl, reselling them
+        r"\b(?:esnifar\w*|snifar\w*|sniffer|snifer|sniffare|sniffarl\w*|schnupfen|cheirar|inhalar|inyectar(?:me|se)?|"
+        r"m'injecter|spritzen|injetar|iniettar\w*|extra(?:er|ire|ir|hieren|rre)|estrarre|estrae|extrai)\b.{0,60}\b"
+        + CONTROLLED_ML,
+        r"\b" + CONTROLLED_ML + r".{0,80}\b(?:esnifar\w*|sniffer|sniffare|sniffarl\w*|schnupfen|cheirar)\b",
+        r"\b(?:fabricar|sintetizar|cocinar|hacer|fabriquer|synth[ée]tiser|produire|herstell\w*|synthetisier\w*|kochen|"
+        r"produzir|fazer|produrre|sintetizzare|cucinare)\b.{0,60}\b(?:metanfetamina|m[ée]thamph[ée]tamine|"
+        r"methamphetamin|crystal meth|fentanilo|fentanil|fentanyl|hero[ií]na|h[ée]ro[ïi]ne|heroin|eroina|ghb|"
+        r"mdma|lsd)\b",
+        # German's separable verb: "wie stellt man aus ... Methamphetamin her"
+        r"\bstell(?:t|e|en|st)\b.{0,60}\b(?:methamphetamin|crystal|fentanyl|heroin)\b.{0,40}\bher\b",
+        r"\b(?:revender|revendre|weiterverkaufen|rivendere|vender|vendre|verkaufen|vendere)\b.{0,60}\b"
+        + CONTROLLED_ML,
     ],
     "falsified_records": [
         # forge / fake a prescription (es, pt, fr, de, it)
