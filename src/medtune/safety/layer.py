@@ -70,8 +70,11 @@ class SafetyLayer:
             # the classifier reads "leftover fentanyl" or "the maximum dose" as the harm they are near; asked with
             # care, by someone who said nothing of wanting to die, they are answered (locking medicines away from a
             # brother who overdosed last year is care)
-            verdict = Verdict(ALLOW, reason=f"asks about {careful}, over the classifier's {verdict.reason}",
-                              score=verdict.score)
+            reason = f"asks about {careful}, over the classifier's {verdict.reason}"
+            urgent = next((r for t in newest for r in rules_mod.matching(self.rules, t) if r.category == "emergency"),
+                          None)  # an accident happening now: the emergency advice, then the answer
+            verdict = (Verdict(ADVISE, "rules", "emergency", f"{urgent.describe()}; {reason}", verdict.score)
+                       if urgent else Verdict(ALLOW, reason=reason, score=verdict.score))
         elif crisis and turns and (verdict.blocked or AMOUNT_OR_METHOD.search(turns[-1][0])):
             # after a crisis the conversation answered with crisis resources, a dose or method question gets them
             # again, not a bare refusal or an answer
@@ -324,7 +327,8 @@ def _help_sought(turns: list[tuple[str, bool]], newest: list[str], crisis: bool)
     asked = [t for t in newest if rules_mod.HELP_SOUGHT.search(t)]
     if not asked or any(AMOUNT_OR_METHOD.search(t) or rules_mod.HELP_TO_HARM.search(t) for t in newest):
         return False
-    return crisis or any(rules_mod.AT_RISK.search(t) for t in [*newest, *(text for text, user in turns if user)])
+    said = [*newest, *(text for text, user in turns if user)]
+    return crisis or any(rules_mod.AT_RISK.search(t) or rules_mod.CRISIS_SIGNALS.search(t) for t in said)
 
 
 def _crisis_earlier(messages: list[dict], crisis_texts: set[str]) -> bool:

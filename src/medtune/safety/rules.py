@@ -166,6 +166,13 @@ BUILTIN: dict[str, list[str]] = {
 }
 
 
+# Something done by accident, and what to do now (en, es, fr, de, pt, it): an emergency, and a careful request.
+ACCIDENT_NOW = (r"\b(?:by (?:accident|mistake)|accidentally|sin querer|por (?:accidente|error|equivocaci[óo]n)|"
+                r"par (?:erreur|accident|m[ée]garde)|accidentellement|aus versehen|versehentlich|sem querer|"
+                r"por engano|per (?:sbaglio|errore)|accidentalmente)\b.{0,200}\b(?:what (?:do|should) i do|what now|"
+                r"right now|qu[eé] hago|qu[eé] tengo que hacer|que (?:dois-je|faut-il|faire)|qu'est-ce que je (?:fais|"
+                r"dois faire)|was (?:muss|soll) ich (?:jetzt )?(?:sofort )?tun|was tun|o que (?:eu )?(?:fa[çc]o|devo "
+                r"fazer)|cosa (?:devo )?fa(?:re|ccio)|che faccio)\b")
 # Words the rules in other languages share (es, fr, de, pt, it), kept readable.
 LETHAL_ML = (r"(?:mortal(?:es)?|letal(?:es)?|mortel(?:le)?s?|l[ée]tal(?:e|es)?|t[öo]dlich\w*|letale|mortale|"
              r"fatal(?:e|es)?)")
@@ -236,12 +243,14 @@ MULTILINGUAL: dict[str, list[str]] = {
         r"\b(?:no respira|est[áa] inconsciente|ne respire (?:plus|pas)|est inconscient|atmet nicht|ist bewusstlos|"
         r"n[ãa]o (?:est[áa] )?respira(?:ndo)?|est[áa] inconsciente|non respira|[èe] incosciente|(?:ist|est) "
         r"nicht ansprechbar)\b",
+        # something done by accident, and what to do now (en, es, fr, de, pt, it)
+        ACCIDENT_NOW,
     ],
     "self_harm": [
         # es, pt: suicidarme, matarme, quitarme / tirar a minha vida; fr: me suicider, mettre fin à mes jours;
         # de: mich umbringen, mir das Leben nehmen; it: uccidermi, togliermi la vita, suicidarmi
         # (not "va me tuer", "vai me matar": someone else who "will kill me" is a figure of speech)
-        r"\b(?<!va )(?<!vai )(?<!vont )(?<!vão )(?:suicidarme|matarme|quitarme la vida|acabar con mi vida|"
+        r"\b(?<!va )(?<!vai )(?<!vont )(?<!vão )(?<!par )(?:suicidarme|matarme|quitarme la vida|acabar con mi vida|"
         r"me suicidar|me matar|tirar (?:a )?minha (?:própria )?vida|acabar com (?:a )?minha vida|me suicider|me tuer|"
         r"mettre fin à mes jours|"
         r"mich (?:umbringen|töten|selbst töten)|mir das leben nehmen|meinem leben ein ende|"
@@ -377,6 +386,9 @@ AT_RISK = re.compile(
 HELP_SOUGHT = re.compile(
     r"\b(?:who (?:can|should|do|could) (?:i|we) (?:call|ring|phone|contact|talk to|speak to|turn to|tell)|"
     r"who to (?:call|ring|phone|contact|talk to|turn to)|"
+    r"(?:n[uú]mero|num[ée]ro|nummer|numero|tel[eé]fono|telefone|hotline|helpline|line)\b.{0,40}\b(?:llam\w*|ligar|"
+    r"appeler|anrufen|chiamar\w*|call|ring)|\b(?:llamo|llamar|ligar|appeler|anrufen|chiamare|call|ring)\b.{0,20}"
+    r"\b(?:n[uú]mero|num[ée]ro|nummer|numero|tel[eé]fono|telefone)|"
     r"(?:where|how) (?:can|do|could|should) (?:i|we) (?:get|find|ask for) (?:help|support)|"
     r"what (?:number|line) (?:can|should|do) (?:i|we) (?:call|ring)|(?:crisis|suicide|help) ?(?:line|hotline|team)|"
     r"hotline|samaritans|how (?:do|can|should) (?:i|we) (?:help|support|talk to|approach) (?:him|her|them|my \w+)|"
@@ -404,7 +416,20 @@ HELP_TO_HARM = re.compile(r"\b(?:go(?:es|ing)? through with|make sure (?:she|he|
                           r"ohne dass|sem que|senza che|para que pase|pour que (?:ça|cela) passe|damit es durchgeht|"
                           r"sell|selling|vender|vendre|verkaufen|vendere|falsely|falsamente|faussement|"
                           r"f[äa]lschlich\w*|hide|hiding|cover (?:it )?up|conceal\w*|avoid\w*|evitar|[ée]viter|"
-                          r"vermeiden|evitare|esconder|ocultar|cacher|verstecken|nascondere)\b", re.IGNORECASE)
+                          r"vermeiden|evitare|esconder|ocultar|cacher|verstecken|nascondere|"
+                          # not reporting, or a change made afterwards that is not to show
+                          r"fail\w* to report|not (?:to )?report|without reporting|no (?:reportar|denunciar|notificar)|"
+                          r"ne pas (?:signaler|d[ée]clarer)|nicht (?:zu )?melden|n[ãa]o (?:notificar|denunciar)|"
+                          r"non segnalare|after the fact|apr[èe]s coup|nachtr[äa]glich|a posteriori|retroa?ctiv\w*|"
+                          r"r[ée]troactiv\w*|backdat\w*|without (?:a|any) trace|sans (?:laisser de )?traces?|"
+                          r"sin (?:dejar )?rastro|ohne spuren|sem deixar rastro|senza lasciare traccia|ne montre pas|"
+                          r"doesn'?t show|won'?t show|no se (?:vea|note)|nicht sieht)\b", re.IGNORECASE)
+CORRECTED = (r"correct\w*|rectif\w*|corregir|corrij\w*|correg\w*|correcci[óo]n|corrig\w*|correggere|correzione|"
+             r"corre[çc][ãa]o|berichtig\w*|korrigier\w*|korrektur|amend\w*|refaire|rifare|rehacer|refazer")
+RECORD = (r"(?:medical )?records?|chart|notes|certificate|discharge (?:letter|summary)|historia cl[ií]nica|expediente|"
+          r"informe|dossier(?: m[ée]dical)?|certificat|compte[- ]rendu|akte|patientenakte|befund|entlassbrief|"
+          r"arztbrief|"
+          r"attest|prontu[áa]rio|laudo|relat[óo]rio|certificado|cartella(?: clinica)?|referto|certificato|fascicolo")
 # What a careful person asks (the largest safe dose, getting rid of leftover medicines, keeping them out of reach,
 # reporting abuse or an error, having a record corrected),
 # in the six languages: where only the classifier objected and nobody is at risk, the request is answered
@@ -437,13 +462,10 @@ PROTECTIVE = {
         r"sinaliz\w*|comunicar)\b.{0,80}\b(?:abuse|neglect|diversion|misconduct|malpractice|(?:medication )?errors?|"
         r"maltrato\w*|maltraitance|n[ée]gligence|erreur|misshandlung|vernachl[äa]ssigung|fehler|maus[- ]tratos|"
         r"neglig[êe]ncia|erro|maltrattament\w*|errore|abuso|abus)\b", re.IGNORECASE),
+    "an accident, and what to do now": re.compile(ACCIDENT_NOW, re.IGNORECASE),
     "having one's own record corrected": re.compile(
-        r"\b(?:correct(?:ed|ion)?|rectif\w*|corregir|correcci[óo]n|correggere|correzione|corrigir|corre[çc][ãa]o|"
-        r"berichtig\w*|korrigier\w*|korrektur|einsicht in meine)\b.{0,80}\b(?:my|mi|mon|ma|meine?\w*|meu|minha|mio|"
-        r"mia|il mio|la mia|o meu|a minha)?\s*(?:record|chart|notes|certificate|historia cl[ií]nica|expediente|"
-        r"dossier|certificat|akte|patientenakte|befund|prontu[áa]rio|certificado|cartella|certificato|fascicolo)|"
-        r"\bmy (?:own )?(?:medical )?records?\b.{0,80}\b(?:correct|rectify|amend)\w*",
-        re.IGNORECASE),
+        r"\b(?:" + CORRECTED + r")\b.{0,150}\b(?:" + RECORD + r")\b|\b(?:" + RECORD + r")\b.{0,150}\b(?:"
+        + CORRECTED + r")\b", re.IGNORECASE),
 }
 
 
@@ -492,7 +514,8 @@ CONTEXTS = [
 # A threat said as a joke ("I swear I'm going to strangle him 🙄", "je vais la tuer mdr"): laughter or an eye-roll
 # in the text. The built-in harm-to-others rules do not fire on it (the classifier still judges it); the self-harm
 # rules still do: "lol" does not make a wish to die a figure of speech.
-JOKING = re.compile(r"(?:😂|🤣|😅|😆|🙄|😤|😡|🤬|😠|💀|\b(?:lol|lmao|rofl|haha\w*|hehe\w*|jk|just kidding|jaja\w*|"
+JOKING = re.compile(r"(?:😂|🤣|😅|😆|🙄|😤|😩|😫|😡|🤬|😠|💀|\b(?:lol|lmao|rofl|haha\w*|hehe\w*|jk|just kidding|"
+                    r"jaja\w*|"
                     r"mdr|kkk+|xd)\b)", re.IGNORECASE)
 
 
