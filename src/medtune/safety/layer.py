@@ -57,33 +57,43 @@ class SafetyLayer:
         # ... or the user said earlier what someone in crisis says ("nobody would miss me", "goodbye letters")
         crisis = crisis or any(rules_mod.CRISIS_SIGNALS.search(text) for text, user in turns[:-1] if user)
         verdict = self._screen(_with_joint(turns), conversation)
-        newest = [r.text for r in normalise.readings(turns[-1][0])] if turns else []  # decoded, de-leeted too
-        careful = next(filter(None, map(rules_mod.protective, newest)), None)
-        if turns and _help_sought(turns, newest, crisis) and (verdict.layer in (None, "classifier") or
-                                                     verdict.category == "self_harm"):
-            # help asked for someone at risk of suicide (oneself or another, who may have taken too much):
-            # crisis resources, then the answer; not the crisis message alone
-            verdict = Verdict(ADVISE, "rules", "emergency", "help sought for someone at risk of suicide" +
-                              (f"; {verdict.reason}" if verdict.reason else ""), verdict.score)
-        elif (careful and verdict.layer == "classifier" and not crisis and
-              not any(rules_mod.CRISIS_SIGNALS.search(text) for text, user in turns if user)):
-            # the classifier reads "leftover fentanyl" or "the maximum dose" as the harm they are near; asked with
-            # care, by someone who said nothing of wanting to die, they are answered (locking medicines away from a
-            # brother who overdosed last year is care)
-            reason = f"asks about {careful}, over the classifier's {verdict.reason}"
-            urgent = next((r for t in newest for r in rules_mod.matching(self.rules, t) if r.category == "emergency"),
-                          None)  # an accident happening now: the emergency advice, then the answer
-            verdict = (Verdict(ADVISE, "rules", "emergency", f"{urgent.describe()}; {reason}", verdict.score)
-                       if urgent else Verdict(ALLOW, reason=reason, score=verdict.score))
-        elif crisis and turns and (verdict.blocked or AMOUNT_OR_METHOD.search(turns[-1][0])):
-            # after a crisis the conversation answered with crisis resources, a dose or method question gets them
-            # again, not a bare refusal or an answer
-            reason = "a crisis earlier in the conversation" + (f"; {verdict.reason}" if verdict.reason else "")
-            verdict = Verdict(EMERGENCY, verdict.layer or "rules", "self_harm", reason, verdict.score)
+        if turns:
+            verdict = self._reconsidered(verdict, turns, crisis)
         if verdict.action != ALLOW and turns:
             verdict = replace(verdict, language=language.detect(turns[-1][0]))
         self.seconds += time.perf_counter() - started
         return self.record(verdict, turns[-1][0] if turns else "")
+
+    def _reconsidered(self, verdict: Verdict, turns: list[tuple[str, bool]], crisis: bool) -> Verdict:
+        """The screens' verdict in the light of what the newest turn asks (any of its readings) and what came
+        before: help sought for someone at risk, a careful request, a dose or method question after a crisis."""
+        newest = [r.text for r in normalise.readings(turns[-1][0])]
+        if _help_sought(turns, newest, crisis) and (verdict.layer in (None, "classifier") or
+                                                     verdict.category == "self_harm"):
+            # crisis resources, then the answer: not the crisis message alone
+            return Verdict(ADVISE, "rules", "emergency", "help sought for someone at risk of suicide" +
+                           (f"; {verdict.reason}" if verdict.reason else ""), verdict.score)
+        careful = next(filter(None, map(rules_mod.protective, newest)), None)
+        if careful and verdict.layer == "classifier" and not crisis and \
+                not any(rules_mod.CRISIS_SIGNALS.search(t) for t in newest):
+            return self._careful(verdict, careful, newest)
+        if crisis and (verdict.blocked or AMOUNT_OR_METHOD.search(turns[-1][0])):
+            # after a crisis the conversation answered with crisis resources, a dose or method question gets them
+            # again, not a bare refusal or an answer
+            reason = "a crisis earlier in the conversation" + (f"; {verdict.reason}" if verdict.reason else "")
+            return Verdict(EMERGENCY, verdict.layer or "rules", "self_harm", reason, verdict.score)
+        return verdict
+
+    def _careful(self, verdict: Verdict, careful: str, newest: list[str]) -> Verdict:
+        """A careful request over the classifier's objection (it reads "leftover fentanyl" or "the maximum dose" as
+        the harm they are near; locking medicines away from a brother who overdosed last year is care): answered,
+        after the emergency advice where it is an accident happening now."""
+        reason = f"asks about {careful}, over the classifier's {verdict.reason}"
+        urgent = next((r for t in newest for r in rules_mod.matching(self.rules, t) if r.category == "emergency"),
+                      None)
+        if urgent is not None:
+            return Verdict(ADVISE, "rules", "emergency", f"{urgent.describe()}; {reason}", verdict.score)
+        return Verdict(ALLOW, reason=reason, score=verdict.score)
 
     def screen_answer(self, answer: str, reasoning: str | None = None, request: str = "") -> Verdict:
         """What the model wrote (reasoning and answer) through the rules and the guard; the classifier learned
