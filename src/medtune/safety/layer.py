@@ -68,14 +68,15 @@ class SafetyLayer:
         """The screens' verdict in the light of what the newest turn asks (any of its readings) and what came
         before: help sought for someone at risk, a careful request, a dose or method question after a crisis."""
         newest = [r.text for r in normalise.readings(turns[-1][0])]
-        if _help_sought(turns, newest, crisis) and (verdict.layer in (None, "classifier") or
-                                                     verdict.category == "self_harm"):
+        at_risk_now = any(rules_mod.AT_RISK.search(t) or rules_mod.CRISIS_SIGNALS.search(t) for t in newest)
+        if verdict.layer != "guard" and _help_sought(turns, newest, crisis) and (
+                verdict.category in (None, "self_harm", "emergency") or
+                (verdict.layer == "classifier" and at_risk_now)):
             # crisis resources, then the answer: not the crisis message alone
             return Verdict(ADVISE, "rules", "emergency", "help sought for someone at risk of suicide" +
                            (f"; {verdict.reason}" if verdict.reason else ""), verdict.score)
         careful = next(filter(None, map(rules_mod.protective, newest)), None)
-        if careful and verdict.layer == "classifier" and not crisis and \
-                not any(rules_mod.CRISIS_SIGNALS.search(t) for t in newest):
+        if careful and verdict.layer == "classifier" and not crisis and not at_risk_now:
             return self._careful(verdict, careful, newest)
         if crisis and (verdict.blocked or AMOUNT_OR_METHOD.search(turns[-1][0])):
             # after a crisis the conversation answered with crisis resources, a dose or method question gets them

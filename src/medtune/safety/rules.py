@@ -65,7 +65,7 @@ BUILTIN: dict[str, list[str]] = {
         # an overdose one has taken, or the intent to die now: the crisis message alone, not advice and an answer
         # (not "what if i took it twice", not "by accident": an accident is an emergency, no self-harm)
         r"(?<!\bif )\bi\s*(?:'ve|have)?\s*(?:just\s+)?(?:took|taken|swallowed|overdosed|od'?d)\b"
-        r"(?![^.?!]*\b(?:by (?:accident|mistake)|accidentally)\b).{0,50}"
+        r"(?![^.?!]*(?<!\bnot )(?<!n't )\b(?:by (?:accident|mistake)|accidentally)\b).{0,50}"
         r"\b(?:pills?|tablets?|caps(?:ules)?|bottle|overdose|too many|too much|whole|all of)",
         r"\bi\b.{0,25}\b(?:want to|going to|gonna|plan(?:ning)? to|will|about to|ready to|decided to)\s+"
         r"(?:kill myself|end (?:it all|my life|it tonight|things)|commit suicide|take my (?:own )?life|die tonight)",
@@ -144,6 +144,11 @@ BUILTIN: dict[str, list[str]] = {
         r"(?:card|record|certificate)s?|charts?|signatures?|discharge summar(?:y|ies)|disability (?:claim|form))",
         r"\b(?:write|make|create|draft)\s+(?:me\s+)?(?:a\s+)?(?:fake|false|forged)\s+(?:\w+\s+)?(?:note|certificate|"
         r"prescription|record|result)",
+        # a fake document wanted: "I need a fake doctor's note", "where can I buy a fake vaccination card"
+        r"\b(?:need|want|buy|get|order|purchase|find|where (?:can|do) i (?:get|buy|find)|can you (?:get|make|write|"
+        r"send))\b[^.?!]{0,20}\b(?:a|an|some|me a|me an)\s+(?:fake|forged|counterfeit|falsified|backdated|false)\s+"
+        r"(?:[\w']+\s+){0,2}(?:notes?|certificates?|prescriptions?|scripts?|cards?|records?|results?|reports?|"
+        r"letters?|passe?s?)\b",
         r"\b(?:pass|beat|cheat)\s+(?:a|my|the)\s+(?:drug|urine) test\b",
         r"\b(?:alter|change|edit|doctor)\s+(?:my|the|his|her)\s+(?:blood |lab |pathology |drug )?(?:test )?"
         r"(?:results?|report)\b.{0,40}\b(?:before|so (?:it|they)|to (?:show|say|hide))",
@@ -166,8 +171,16 @@ BUILTIN: dict[str, list[str]] = {
 }
 
 
-# Something done by accident, and what to do now (en, es, fr, de, pt, it): an emergency, and a careful request.
-ACCIDENT_NOW = (r"\b(?:by (?:accident|mistake)|accidentally|sin querer|por (?:accidente|error|equivocaci[óo]n)|"
+# Something taken, given or injected by accident, and what to do now (en, es, fr, de, pt, it): an emergency, and a
+# careful request.
+# (the lookaheads start at the text's start: tried at every position, they would read a long text once per character)
+ACCIDENT_NOW = (r"^(?=[\s\S]*?\b(?:took|taken|swallowed|drank|gave|given|injected|double dose|twice|tom[ée]|tomou|"
+                r"tomei|trag[óo]|bebi[óo]|d[ií] |di[óo]|inyect\w*|pris|aval[ée]|bu|donn[ée]|inject[ée]|genommen|"
+                r"geschluckt|getrunken|gegeben|gespritzt|engoli\w*|bebeu|dei|injet\w*|preso|ingoiat\w*|bevuto|dato|"
+                r"iniettat\w*|doppia dose|"
+                r"dosis doble|dose dupla|deux fois|zweimal|pastillas?|comprim\w+|tabletten?|pills?|tablets?|pastiglie|"
+                r"farmac\w+|medic\w+|rem[ée]dio|adrenalin\w*|insulin\w*|bleach|lej[ií]a|javel|candeggina)\b)"
+                r"[\s\S]*?\b(?:by (?:accident|mistake)|accidentally|sin querer|por (?:accidente|error|equivocaci[óo]n)|"
                 r"par (?:erreur|accident|m[ée]garde)|accidentellement|aus versehen|versehentlich|sem querer|"
                 r"por engano|per (?:sbaglio|errore)|accidentalmente)\b.{0,200}\b(?:what (?:do|should) i do|what now|"
                 r"right now|qu[eé] hago|qu[eé] tengo que hacer|que (?:dois-je|faut-il|faire)|qu'est-ce que je (?:fais|"
@@ -392,23 +405,21 @@ HELP_SOUGHT = re.compile(
     r"(?:where|how) (?:can|do|could|should) (?:i|we) (?:get|find|ask for) (?:help|support)|"
     r"what (?:number|line) (?:can|should|do) (?:i|we) (?:call|ring)|(?:crisis|suicide|help) ?(?:line|hotline|team)|"
     r"hotline|samaritans|how (?:do|can|should) (?:i|we) (?:help|support|talk to|approach) (?:him|her|them|my \w+)|"
-    r"what (?:should|do|can) (?:i|we) (?:say|do)|"
     r"a qui[eé]n (?:puedo |debo |podemos )?(?:llamar|acudir|recurrir|pedir ayuda)|d[oó]nde (?:puedo )?(?:pido|pedir|"
-    r"busco|buscar|encuentro|encontrar|consigo|conseguir) ayuda|qu[eé] (?:le )?digo|qu[eé] hago|c[oó]mo (?:le )?"
+    r"busco|buscar|encuentro|encontrar|consigo|conseguir) ayuda|c[oó]mo (?:le )?"
     r"(?:ayudo|puedo ayudar)|tel[eé]fono de (?:la esperanza|ayuda|crisis)|"
     r"vers qui (?:me |je peux me |puis-je me )?tourner|[àa] qui (?:parler|m'adresser|je peux (?:parler|m'adresser))|"
-    r"qui (?:appeler|contacter)|que (?:lui )?dire|que faire|comment (?:l'|lui )?(?:aider|parler)|"
+    r"qui (?:appeler|contacter)|comment (?:l'|lui )?(?:aider|parler)|"
     r"num[ée]ro (?:d'[ée]coute|d'aide)|sos amiti[ée]|"
     r"an wen (?:kann ich mich |soll ich mich )?wenden|wen (?:kann|soll) ich anrufen|wo (?:bekomme|finde|kriege) "
-    r"ich hilfe|was (?:soll|kann) ich (?:tun|sagen|machen)|wie (?:kann ich (?:ihm|ihr) helfen|helfe ich)|"
+    r"ich hilfe|wie (?:kann ich (?:ihm|ihr) helfen|helfe ich)|"
     r"telefonseelsorge|krisendienst|nummer gegen kummer|"
     r"(?:para|pra) quem (?:eu )?(?:posso |devo )?ligar|onde (?:posso |eu )?(?:buscar|procurar|conseguir|pedir) "
-    r"ajuda|com quem (?:posso |eu )?falar|o que (?:eu )?(?:fa[çc]o|digo)|como (?:posso )?ajud[aá]-l[oa]|cvv|"
+    r"ajuda|com quem (?:posso |eu )?falar|como (?:posso )?ajud[aá]-l[oa]|cvv|"
     r"sos voz amiga|"
     r"a chi (?:posso |devo )?(?:rivolgermi|chiamare|chiedere aiuto)|a chi (?:mi )?(?:posso|devo) rivolgere|"
     r"chi (?:posso |devo )?chiamare|dove (?:posso )?"
-    r"(?:trovare|chiedere) aiuto|cosa (?:devo |posso )?(?:fare|dire)|(?:cosa|che) faccio|come (?:posso )?aiutarl[oa]|"
-    r"telefono amico|was (?:mache|tue) ich|qu'est-ce que je (?:fais|dois faire))",
+    r"(?:trovare|chiedere) aiuto|come (?:posso )?aiutarl[oa]|telefono amico)",
     re.IGNORECASE)
 # ... but not help to carry it out or to hide it
 HELP_TO_HARM = re.compile(r"\b(?:go(?:es|ing)? through with|make sure (?:she|he|they|i) (?:dies?|succeeds?)|"
@@ -423,7 +434,19 @@ HELP_TO_HARM = re.compile(r"\b(?:go(?:es|ing)? through with|make sure (?:she|he|
                           r"non segnalare|after the fact|apr[èe]s coup|nachtr[äa]glich|a posteriori|retroa?ctiv\w*|"
                           r"r[ée]troactiv\w*|backdat\w*|without (?:a|any) trace|sans (?:laisser de )?traces?|"
                           r"sin (?:dejar )?rastro|ohne spuren|sem deixar rastro|senza lasciare traccia|ne montre pas|"
-                          r"doesn'?t show|won'?t show|no se (?:vea|note)|nicht sieht)\b", re.IGNORECASE)
+                          r"doesn'?t show|won'?t show|no se (?:vea|note)|nicht sieht|"
+                          # doing it quickly or surely; harming someone else ("kill her", not "kill herself");
+                          # taking what is not one's own
+                          r"quick(?:est|ly)? (?:way|and painless\w*)|painless\w*|make sure|for sure|succeed\w*|"
+                          r"(?:kill|murder|poison|hurt|harm|drug|sedate) (?:my|his|her|their|the|a|an|him|them)|"
+                          r"stop (?:his|her|their|a patient's|the patient's) heart|knock (?:him|her|them) out|"
+                          r"matar (?:a|al)|matarl[oa]s?|(?:le|la|les) tuer|(?:ihn|sie) (?:zu )?(?:t[öo]ten|umbringen)|"
+                          r"uccider(?:lo|la|li)|envenen\w*|empoisonn\w*|vergift\w*|avvelen\w*|"
+                          r"break into|steal\w*|stole|robar|voler|stehlen|rubare|nobody (?:finds out|knows|notices)|"
+                          r"no one (?:finds out|knows|notices)|to say|to show|so (?:it|that it) (?:says|shows|reads)|"
+                          r"so (?:my|the|his|her) \w+ (?:accepts?|believes?|pays?)|get rid of (?:my|his|her|the) "
+                          r"(?:husband|wife|partner|mother|father|mum|mom|dad|boss|baby|child|patient|neighbou?r))\b",
+                          re.IGNORECASE)
 CORRECTED = (r"correct\w*|rectif\w*|corregir|corrij\w*|correg\w*|correcci[óo]n|corrig\w*|correggere|correzione|"
              r"corre[çc][ãa]o|berichtig\w*|korrigier\w*|korrektur|amend\w*|refaire|rifare|rehacer|refazer")
 RECORD = (r"(?:medical )?records?|chart|notes|certificate|discharge (?:letter|summary)|historia cl[ií]nica|expediente|"
@@ -441,11 +464,13 @@ PROTECTIVE = {
         r"sem exagerar|(?:pour ne pas|sans) d[ée]passer|(?:um nicht zu|ohne zu) [üu]berdosieren)\b|"
         # the largest dose allowed: the canonical look-alike of a lethal-dose question
         r"\b(?:max(?:imum|imal|imale)?|m[aá]xim[ao]|massim[ao]|h[öo]chst\w*)\b[^.?!]{0,30}\b(?:dose|doses|dosis|dosi|"
-        r"dosage|dosierung|tagesdosis|geben|per day|a day|al d[ií]a|par jour|pro tag|al giorno|por dia)\b",
+        r"dosage|dosierung|tagesdosis|geben|per day|a day|al d[ií]a|par jour|pro tag|al giorno|por dia)\b|"
+        r"\b(?:dosis|dose|dosi|dosage)\s+(?:diaria\s+|di[áa]ria\s+|journali[èe]re\s+|giornaliera\s+)?"
+        r"(?:m[aá]xim[ao]|maximale?|massim[ao])\b",
         re.IGNORECASE),
     "getting rid of leftover medicines": re.compile(
         r"\b(?:dispos(?:e|al) of|get rid of|throw away|return|deshacerme de|deshago de|desechar|se d[ée]barrasser|"
-        r"jeter|rapporter|descartar|entregar|devolver|smaltire|buttare|riportare|entsorgen|zur[üu]ckgeben)\b"
+        r"jeter|rapporter|descartar|entregar|devolver|smaltire|buttare|riportare|entsorg\w*|zur[üu]ckgeben)\b"
         r".{0,80}\b(?:leftover|unused|expired|old|que (?:le )?sobr\w+|sobrantes?|restes?|p[ée]rim[ée]s?|non utilis\w+|"
         r"vencid[oa]s?|que sobrou|avanzat[ie]|scadut[ie]|[üu]brig\w*|abgelaufen\w*|del (?:la )?(?:mi )?(?:difunt|"
         r"fallecid)\w*|apr[èe]s le d[ée]c[èe]s|da minha falecida|morphine|morfina|morphin|fentanyl\w*|"
@@ -464,8 +489,9 @@ PROTECTIVE = {
         r"neglig[êe]ncia|erro|maltrattament\w*|errore|abuso|abus)\b", re.IGNORECASE),
     "an accident, and what to do now": re.compile(ACCIDENT_NOW, re.IGNORECASE),
     "having one's own record corrected": re.compile(
-        r"\b(?:" + CORRECTED + r")\b.{0,150}\b(?:" + RECORD + r")\b|\b(?:" + RECORD + r")\b.{0,150}\b(?:"
-        + CORRECTED + r")\b", re.IGNORECASE),
+        r"^(?=[\s\S]*?\b(?:my|mi|mis|mon|ma|mes|mein\w*|meu|minha|meus|mio|mia|miei|own)\b)[\s\S]*?"  # one's own
+        r"(?:\b(?:" + CORRECTED + r")\b.{0,150}\b(?:" + RECORD + r")\b|\b(?:" + RECORD + r")\b.{0,150}\b(?:"
+        + CORRECTED + r")\b)", re.IGNORECASE),
 }
 
 
@@ -512,11 +538,16 @@ CONTEXTS = [
 
 
 # A threat said as a joke ("I swear I'm going to strangle him 🙄", "je vais la tuer mdr"): laughter or an eye-roll
-# in the text. The built-in harm-to-others rules do not fire on it (the classifier still judges it); the self-harm
-# rules still do: "lol" does not make a wish to die a figure of speech.
-JOKING = re.compile(r"(?:😂|🤣|😅|😆|🙄|😤|😩|😫|😡|🤬|😠|💀|\b(?:lol|lmao|rofl|haha\w*|hehe\w*|jk|just kidding|"
+# in the text. The built-in harm-to-others rules do not fire on it unless it names a method (poison, sedate, ...);
+# the classifier still judges it, and the self-harm rules still fire: "lol" does not make a wish to die a figure of
+# speech.
+JOKING = re.compile(r"(?:😂|🤣|😅|😆|🙄|😩|😫|\b(?:lol|lmao|rofl|haha\w*|hehe\w*|jk|just kidding|"
                     r"jaja\w*|"
                     r"mdr|kkk+|xd)\b)", re.IGNORECASE)
+
+
+METHOD = re.compile(r"\b(?:poison\w*|drug (?:him|her|them)|sedat\w*|smother\w*|suffocat\w*|stab\w*|overdose (?:him|her|"
+                    r"them)|envenen\w*|empoisonn\w*|vergift\w*|avvelen\w*|inject\w*)\b", re.IGNORECASE)
 
 
 @dataclass(frozen=True)
@@ -570,7 +601,7 @@ def matching(rules: list[Rule], text: str, stage: str = "request") -> list[Rule]
     joke, no built-in harm-to-others rule."""
     text = normalise(text)
     in_context = any(c.search(text) for c in CONTEXTS)
-    joking = stage == "request" and JOKING.search(text) is not None
+    joking = stage == "request" and JOKING.search(text) is not None and not METHOD.search(text)
     return [r for r in rules if r.applies_to(stage) and _matches(r, text)
             and not (in_context and r.source == "built-in" and r.category != "allow")
             and not (joking and r.source == "built-in" and r.category == "harm_to_others")]
