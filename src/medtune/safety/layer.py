@@ -332,11 +332,12 @@ def _with_joint(turns: list[tuple[str, bool]]) -> list[tuple[str, bool]]:
 
 
 def _help_sought(turns: list[tuple[str, bool]], newest: list[str], crisis: bool) -> bool:
-    """Whether the newest user turn (any of its readings: `newest`) asks for help (who to call, what to say) for
-    someone at risk of suicide, named in it, in an earlier user turn, or by a crisis earlier in the conversation;
-    not with an amount or a method in it, nor help to carry it out or hide it."""
-    asked = [t for t in newest if rules_mod.HELP_SOUGHT.search(t)]
-    if not asked or any(AMOUNT_OR_METHOD.search(t) or rules_mod.HELP_TO_HARM.search(t) for t in newest):
+    """Whether the newest user turn (any of its readings: `newest`) asks for help (who to call, what number, where
+    to get help, how to help him or her) for someone at risk of suicide, named in it, in an earlier user turn, or by
+    a crisis earlier in the conversation; not with an amount or a method in it, nor help to carry it out or hide it."""
+    if not any(rules_mod.HELP_SOUGHT.search(t) for t in newest):
+        return False
+    if any(AMOUNT_OR_METHOD.search(t) or rules_mod.HELP_TO_HARM.search(t) for t in newest):
         return False
     said = [*newest, *(text for text, user in turns if user)]
     return crisis or any(rules_mod.AT_RISK.search(t) or rules_mod.CRISIS_SIGNALS.search(t) for t in said)
